@@ -1,0 +1,25 @@
+//! # sluis — a threat-intelligence exchange node for national CERTs
+//!
+//! Each CERT runs one node. A node stores MISP events locally (sled), serves them to
+//! analysts through a MISP-compatible API, and exchanges them with partner nodes over
+//! mutual TLS, every record sealed by the node that vouches for it. The architecture
+//! and the contracts (commands, config keys, API paths) are in `docs/` and the
+//! project's `DESIGN.md`.
+//!
+//! Module map (dependencies point downwards only):
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`cli`] | the `sluis` subcommands (`import`, `export`, …) as library functions |
+//! | [`export`] | output formats: MISP JSON, CSV (MISP's columns), text |
+//! | [`config`] | the TOML configuration, defaults and validation with clear errors |
+//! | [`store`] | sled trees, atomic writes, indexes, change log, lookups, correlation |
+//! | [`model`] | the MISP core format, the type/category matrix, value normalisation, the one validator |
+
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod export;
+pub mod model;
+pub mod store;

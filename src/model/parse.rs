@@ -1,0 +1,143 @@
+//! Bounded parsing of MISP JSON documents into events.
+//!
+//! Accepts every shape MISP and its clients produce: `{"Event": …}`, a bare event,
+//! `{"response": …}`/`{"request": …}` wrappers, and lists of either (MISP's
+//! restSearch answer and our own export are `{"response": [{"Event": …}, …]}`).
+//! Size is checked before parsing, and serde_json's recursion limit (128) refuses
+//! deeply nested documents with an error instead of a stack overflow.
+
+use super::event::Event;
+use serde_json::Value;
+
+/// Default upper bound on one document (one file, one request body).
+pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 100 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ParseError {
+    #[error("document is {size} bytes, larger than the limit of {limit} bytes")]
+    TooLarge { size: usize, limit: usize },
+    #[error("malformed JSON: {0}")]
+    Json(String),
+    #[error("no MISP event found: expected {{\"Event\": …}}, a bare event or a list of events")]
+    NoEvent,
+    #[error("{path}: {reason}")]
+    Field { path: String, reason: String },
+}
+
+/// Parses one document holding one or more events.
+pub fn parse_events(bytes: &[u8], max_bytes: usize) -> Result<Vec<Event>, ParseError> {
+    if bytes.len() > max_bytes {
+        return Err(ParseError::TooLarge {
+            size: bytes.len(),
+            limit: max_bytes,
+        });
+    }
+    let doc: Value = serde_json::from_slice(bytes).map_err(|e| ParseError::Json(e.to_string()))?;
+    let mut out = Vec::new();
+    collect(doc, "", &mut out)?;
+    if out.is_empty() {
+        return Err(ParseError::NoEvent);
+    }
+    Ok(out)
+}
+
+fn collect(doc: Value, path: &str, out: &mut Vec<Event>) -> Result<(), ParseError> {
+    match doc {
+        Value::Array(items) => {
+            for (i, item) in items.into_iter().enumerate() {
+                collect(item, &format!("{path}[{i}]"), out)?;
+            }
+            Ok(())
+        }
+        Value::Object(mut map) => {
+            for wrapper in ["response", "request"] {
+                if map.len() == 1 && map.contains_key(wrapper) {
+                    let inner = map.remove(wrapper).unwrap_or(Value::Null);
+                    return collect(inner, &format!("{path}{wrapper}"), out);
+                }
+            }
+            if let Some(inner) = map.remove("Event") {
+                let p = if path.is_empty() {
+                    "Event".to_owned()
+                } else {
+                    format!("{path}.Event")
+                };
+                out.push(event_from_value(inner, &p)?);
+                return Ok(());
+            }
+            // A bare event: it must at least look like one.
+            if map.contains_key("info") || map.contains_key("Attribute") || map.contains_key("uuid")
+            {
+                let p = if path.is_empty() { "Event" } else { path };
+                out.push(event_from_value(Value::Object(map), p)?);
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+fn event_from_value(v: Value, path: &str) -> Result<Event, ParseError> {
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let inner = e.path().to_string();
+        ParseError::Field {
+            path: if inner == "." {
+                path.to_owned()
+            } else {
+                format!("{path}.{inner}")
+            },
+            reason: e.into_inner().to_string(),
+        }
+    })
+}
+
+/// Parses exactly one event (a request body for `events/add`, say).
+pub fn parse_event(bytes: &[u8], max_bytes: usize) -> Result<Event, ParseError> {
+    let mut v = parse_events(bytes, max_bytes)?;
+    match v.len() {
+        1 => Ok(v.remove(0)),
+        _ => Err(ParseError::NoEvent),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes() {
+        let e = br#"{"Event":{"info":"x","uuid":"5c1b1cc1-0000-4000-8000-000000000001"}}"#;
+        assert_eq!(parse_events(e, 1 << 20).unwrap().len(), 1);
+        let bare = br#"{"info":"x","distribution":"3"}"#;
+        assert_eq!(parse_events(bare, 1 << 20).unwrap()[0].distribution, 3);
+        let list = br#"{"response":[{"Event":{"info":"a"}},{"Event":{"info":"b"}}]}"#;
+        assert_eq!(parse_events(list, 1 << 20).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = br#"{"Event":{"info":"x","Attribute":[{"type":"ip-dst","value":"1.2.3.4","timestamp":"soon"}]}}"#;
+        match parse_events(e, 1 << 20) {
+            Err(ParseError::Field { path, reason }) => {
+                assert_eq!(path, "Event.Attribute[0].timestamp");
+                assert!(reason.contains("soon"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn limits() {
+        assert!(matches!(
+            parse_events(&[b' '; 100], 10),
+            Err(ParseError::TooLarge { .. })
+        ));
+        let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+        assert!(matches!(
+            parse_events(deep.as_bytes(), 1 << 20),
+            Err(ParseError::Json(m)) if m.contains("recursion limit")
+        ));
+        assert_eq!(parse_events(b"{\"a\":1}", 100), Err(ParseError::NoEvent));
+        assert!(matches!(parse_events(b"{\"Event\":", 100), Err(ParseError::Json(_))));
+    }
+}

@@ -1,0 +1,693 @@
+//! Storing events: validation, the strictly-newer merge, indexes, the change log,
+//! one atomic transaction, and the flush that makes an acknowledgement true.
+
+use super::keys::{self, idkind, kind};
+use super::record::{Change, ChangeKind, StoredAttr, StoredEvent};
+use super::{corrupt, Store, StoreError, T, TREE_COUNT};
+use crate::model::validate::validate_event;
+use crate::model::{time, types, value, Attribute, Event, Object, SharingGroup};
+use sha2::{Digest, Sha256};
+use sled::transaction::{TransactionError, Transactional};
+use std::collections::{HashMap, HashSet};
+use uuid::Uuid;
+
+/// Whether `put_event` flushes before returning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync before returning: the outcome may be acknowledged at once.
+    Flush,
+    /// Return before the fsync; the caller must call [`Store::flush`] before it
+    /// acknowledges anything (group commit for bulk imports).
+    Deferred,
+}
+
+/// What happened to an event that was not rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Accepted { uuid: Uuid, id: u64 },
+    Updated { uuid: Uuid, id: u64 },
+    Unchanged { uuid: Uuid, id: u64 },
+}
+
+impl Outcome {
+    pub fn uuid(&self) -> Uuid {
+        match self {
+            Outcome::Accepted { uuid, .. }
+            | Outcome::Updated { uuid, .. }
+            | Outcome::Unchanged { uuid, .. } => *uuid,
+        }
+    }
+    pub fn label(&self) -> &'static str {
+        match self {
+            Outcome::Accepted { .. } => "accepted",
+            Outcome::Updated { .. } => "updated",
+            Outcome::Unchanged { .. } => "unchanged",
+        }
+    }
+}
+
+/// Types whose halves may hold an IP address or network, indexed for CIDR lookups.
+fn ip_bearing(attr_type: &str) -> bool {
+    matches!(
+        attr_type,
+        "ip-src" | "ip-dst" | "ip-src|port" | "ip-dst|port" | "domain|ip"
+    )
+}
+
+fn parse_net(s: &str) -> Option<ipnet::IpNet> {
+    if let Ok(n) = s.parse::<ipnet::IpNet>() {
+        return Some(n.trunc());
+    }
+    s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from)
+}
+
+/// Writes for every tree, applied together in one transaction.
+struct WriteSet {
+    batches: Vec<sled::Batch>,
+    ops: usize,
+}
+
+impl WriteSet {
+    fn new() -> Self {
+        WriteSet {
+            batches: (0..TREE_COUNT).map(|_| sled::Batch::default()).collect(),
+            ops: 0,
+        }
+    }
+    fn put(&mut self, t: T, k: impl AsRef<[u8]>, v: impl AsRef<[u8]>) {
+        self.batches[t as usize].insert(k.as_ref(), v.as_ref());
+        self.ops += 1;
+    }
+    fn del(&mut self, t: T, k: impl AsRef<[u8]>) {
+        self.batches[t as usize].remove(k.as_ref());
+        self.ops += 1;
+    }
+}
+
+/// Index entries of one attribute: (tree, key, value).
+fn attr_index_entries(
+    event: &Uuid,
+    attr: &Uuid,
+    a: &StoredAttr,
+    event_no_correlation: bool,
+) -> Vec<(T, Vec<u8>, Vec<u8>)> {
+    let flags = vec![a.index_flags(event_no_correlation)];
+    let mut out = Vec::with_capacity(6);
+    let (v1, v2) = value::split(&a.attr_type, &a.value);
+    for half in std::iter::once(v1).chain(v2) {
+        let folded = keys::fold(half);
+        if folded.is_empty() {
+            continue;
+        }
+        out.push((T::IdxValue, keys::value_key(&folded, event, attr), flags.clone()));
+        out.push((
+            T::IdxRvalue,
+            keys::value_key(&keys::reversed(&folded), event, attr),
+            flags.clone(),
+        ));
+        if ip_bearing(&a.attr_type) {
+            if let Some(net) = parse_net(half) {
+                out.push((T::IdxIp, keys::ip_key(&net, event, attr), flags.clone()));
+            }
+        }
+    }
+    out.push((
+        T::IdxType,
+        keys::value_key(&a.attr_type, event, attr),
+        flags.clone(),
+    ));
+    for tag in &a.tags {
+        out.push((
+            T::IdxTag,
+            keys::value_key(&keys::fold(&tag.name), event, attr),
+            Vec::new(),
+        ));
+    }
+    out
+}
+
+/// The counters a write advances, read once under the writer lock.
+struct Counters {
+    seq: u64,
+    event: u64,
+    attr: u64,
+    sg: u64,
+}
+
+impl Counters {
+    fn load(store: &Store) -> Result<Self, StoreError> {
+        let get = |name: &str| -> Result<u64, StoreError> {
+            Ok(store
+                .t
+                .meta
+                .get(name)?
+                .and_then(|v| keys::be_u64(&v))
+                .unwrap_or(0))
+        };
+        Ok(Counters {
+            seq: get("seq")?,
+            event: get("id:event")?,
+            attr: get("id:attr")?,
+            sg: get("id:sg")?,
+        })
+    }
+    fn save(&self, w: &mut WriteSet) {
+        w.put(T::Meta, "seq", self.seq.to_be_bytes());
+        w.put(T::Meta, "id:event", self.event.to_be_bytes());
+        w.put(T::Meta, "id:attr", self.attr.to_be_bytes());
+        w.put(T::Meta, "id:sg", self.sg.to_be_bytes());
+    }
+}
+
+fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    // Serialising our own model types to JSON cannot fail: they hold only strings,
+    // numbers, booleans and string-keyed maps.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+struct Merge<'a> {
+    store: &'a Store,
+    w: WriteSet,
+    c: Counters,
+    event: Uuid,
+    event_no_corr: bool,
+    /// Sharing groups captured in this write: uuid → local id.
+    sgs: HashMap<Uuid, u64>,
+}
+
+impl Merge<'_> {
+    /// Captures a sharing group carried by an element (newer `modified` wins) or
+    /// resolves a local `sharing_group_id`; returns the group's uuid when the element
+    /// has distribution 4.
+    fn sharing_group(
+        &mut self,
+        element: &str,
+        dist: u8,
+        sg: Option<&SharingGroup>,
+        sg_id: u64,
+    ) -> Result<Option<Uuid>, StoreError> {
+        if dist != 4 {
+            return Ok(None);
+        }
+        if let Some(sg) = sg.filter(|s| !s.uuid.is_nil()) {
+            if self.sgs.contains_key(&sg.uuid) {
+                return Ok(Some(sg.uuid));
+            }
+            let stored: Option<SharingGroup> = match self.store.t.sharing_groups.get(sg.uuid.as_bytes())? {
+                Some(v) => Some(
+                    serde_json::from_slice(&v)
+                        .map_err(|e| corrupt("sharing_groups", e.to_string()))?,
+                ),
+                None => None,
+            };
+            let id = match &stored {
+                Some(s) => s.id.unwrap_or(0),
+                None => {
+                    self.c.sg += 1;
+                    self.w.put(
+                        T::Ids,
+                        keys::id_key(idkind::SHARING_GROUP, self.c.sg),
+                        sg.uuid.as_bytes(),
+                    );
+                    self.c.sg
+                }
+            };
+            if stored.as_ref().is_none_or(|s| sg.modified > s.modified) {
+                let mut copy = sg.clone();
+                copy.id = Some(id);
+                self.w.put(T::SharingGroups, sg.uuid.as_bytes(), to_json(&copy));
+            }
+            self.sgs.insert(sg.uuid, id);
+            return Ok(Some(sg.uuid));
+        }
+        match self
+            .store
+            .t
+            .ids
+            .get(keys::id_key(idkind::SHARING_GROUP, sg_id))?
+        {
+            Some(v) => Ok(keys::uuid_at(&v, 0)),
+            None => Err(StoreError::Rejected(format!(
+                "{element}: sharing_group_id: unknown sharing group {sg_id}"
+            ))),
+        }
+    }
+
+    /// Fails if `uuid` already names an element of another event (MISP's
+    /// "duplicate UUID" refusal), or an element of another kind.
+    fn claim(&mut self, k: u8, uuid: &Uuid, label: &str) -> Result<(), StoreError> {
+        if let Some(v) = self.store.t.loc.get(uuid.as_bytes())? {
+            let other = keys::uuid_at(&v, 1).ok_or_else(|| corrupt("loc", "short value"))?;
+            if other != self.event || v[0] != k {
+                return Err(StoreError::Rejected(format!(
+                    "{label}: uuid: already used by {} in event {other}",
+                    kind::name(v[0])
+                )));
+            }
+            return Ok(());
+        }
+        self.w
+            .put(T::Loc, uuid.as_bytes(), keys::loc_value(k, &self.event));
+        Ok(())
+    }
+
+    fn put_attr(
+        &mut self,
+        a: &Attribute,
+        object: Option<Uuid>,
+        old: Option<&StoredAttr>,
+    ) -> Result<(), StoreError> {
+        let label = format!("Attribute {} ({})", a.uuid, a.attr_type);
+        self.claim(kind::ATTRIBUTE, &a.uuid, &label)?;
+        let sg = self.sharing_group(&label, a.distribution, a.sharing_group.as_ref(), a.sharing_group_id)?;
+        let id = match old {
+            Some(o) => {
+                for (t, k, _) in attr_index_entries(&self.event, &a.uuid, o, self.event_no_corr) {
+                    self.w.del(t, k);
+                }
+                o.id
+            }
+            None => {
+                self.c.attr += 1;
+                self.w.put(
+                    T::Ids,
+                    keys::id_key(idkind::ATTRIBUTE, self.c.attr),
+                    keys::pair(&self.event, &a.uuid),
+                );
+                self.c.attr
+            }
+        };
+        let rec = StoredAttr::from_model(a, id, object, sg);
+        for (t, k, v) in attr_index_entries(&self.event, &a.uuid, &rec, self.event_no_corr) {
+            self.w.put(t, k, v);
+        }
+        let bytes = postcard::to_stdvec(&rec).map_err(|e| corrupt("attrs", e.to_string()))?;
+        self.w.put(T::Attrs, keys::pair(&self.event, &a.uuid), bytes);
+        for s in &a.sightings {
+            if self.store.t.loc.get(s.uuid.as_bytes())?.is_some() {
+                continue; // sightings are immutable: already have it
+            }
+            self.claim(kind::SIGHTING, &s.uuid, &format!("Sighting {}", s.uuid))?;
+            let mut s = s.clone();
+            s.id = None;
+            s.attribute_id = None;
+            s.event_id = None;
+            self.w
+                .put(T::Sightings, keys::pair(&self.event, &s.uuid), to_json(&s));
+        }
+        Ok(())
+    }
+
+    fn put_object(&mut self, o: &Object) -> Result<(), StoreError> {
+        let label = format!("Object {} ({})", o.uuid, o.name);
+        self.claim(kind::OBJECT, &o.uuid, &label)?;
+        self.sharing_group(&label, o.distribution, o.sharing_group.as_ref(), o.sharing_group_id)?;
+        for r in &o.references {
+            self.claim(kind::REFERENCE, &r.uuid, &format!("ObjectReference {}", r.uuid))?;
+        }
+        let mut head = o.clone();
+        head.attributes.clear();
+        head.id = None;
+        head.event_id = None;
+        self.w
+            .put(T::Objects, keys::pair(&self.event, &o.uuid), to_json(&head));
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Validates `event` and stores it: a new event is accepted; a stored one is
+    /// updated only by a strictly newer `timestamp`, element by element (an element
+    /// replaces its stored version only if it is strictly newer itself; an object
+    /// that is not newer keeps its attributes too, as MISP does). Equal timestamps
+    /// with identical content are "unchanged"; anything else not newer is refused.
+    /// On any error nothing is written.
+    pub fn put_event(&self, mut event: Event, durability: Durability) -> Result<Outcome, StoreError> {
+        validate_event(&mut event, time::now_secs())?;
+        let digest: [u8; 32] = Sha256::digest(to_json(&event)).into();
+        let outcome = {
+            // A poisoned lock only means another writer panicked mid-way; sled's
+            // transaction either applied whole or not at all, so carrying on is safe.
+            let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let existing = match self.t.events.get(event.uuid.as_bytes())? {
+                Some(v) => Some(
+                    postcard::from_bytes::<StoredEvent>(&v)
+                        .map_err(|e| corrupt("events", e.to_string()))?,
+                ),
+                None => None,
+            };
+            let (w, outcome) = match existing {
+                None => self.plan_new(&event, digest)?,
+                Some(old) => {
+                    let old_head: Event = serde_json::from_slice(&old.header)
+                        .map_err(|e| corrupt("events", e.to_string()))?;
+                    if event.timestamp <= old_head.timestamp {
+                        if event.timestamp == old_head.timestamp && digest == old.digest {
+                            return Ok(Outcome::Unchanged {
+                                uuid: event.uuid,
+                                id: old.id,
+                            });
+                        }
+                        return Err(StoreError::NotNewer {
+                            uuid: event.uuid,
+                            stored: old_head.timestamp,
+                            incoming: event.timestamp,
+                        });
+                    }
+                    self.plan_update(&event, digest, old, &old_head)?
+                }
+            };
+            self.commit(w)?;
+            outcome
+        };
+        if durability == Durability::Flush {
+            self.flush()?;
+        }
+        Ok(outcome)
+    }
+
+    fn commit(&self, w: WriteSet) -> Result<(), StoreError> {
+        let trees = self.t.all();
+        let batches = &w.batches;
+        trees[..]
+            .transaction(|views| {
+                for (view, batch) in views.iter().zip(batches.iter()) {
+                    view.apply_batch(batch)?;
+                }
+                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => StoreError::Sled(e),
+                TransactionError::Abort(()) => corrupt("transaction", "aborted"),
+            })
+    }
+
+    fn header_of(event: &Event) -> Event {
+        let mut head = event.clone();
+        head.attributes.clear();
+        head.objects.clear();
+        head.reports.clear();
+        head.sharing_group = None;
+        head.id = None;
+        head
+    }
+
+    fn event_index(w: &mut WriteSet, event: &Event, add: bool) {
+        let ts = keys::ts_key(event.timestamp, &event.uuid);
+        let pts = keys::ts_key(event.publish_timestamp, &event.uuid);
+        let tags: Vec<Vec<u8>> = event
+            .tags
+            .iter()
+            .map(|t| keys::value_key(&keys::fold(&t.name), &event.uuid, &Uuid::nil()))
+            .collect();
+        if add {
+            w.put(T::IdxTs, ts, []);
+            if event.published {
+                w.put(T::IdxPts, pts, []);
+            }
+            for k in tags {
+                w.put(T::IdxTag, k, []);
+            }
+        } else {
+            w.del(T::IdxTs, ts);
+            w.del(T::IdxPts, pts);
+            for k in tags {
+                w.del(T::IdxTag, k);
+            }
+        }
+    }
+
+    fn change(w: &mut WriteSet, c: &mut Counters, change: Change) {
+        c.seq += 1;
+        // postcard of a fixed-shape struct of plain values cannot fail.
+        let bytes = postcard::to_stdvec(&change).unwrap_or_default();
+        w.put(T::Changes, c.seq.to_be_bytes(), bytes);
+    }
+
+    fn plan_new(&self, event: &Event, digest: [u8; 32]) -> Result<(WriteSet, Outcome), StoreError> {
+        let mut m = Merge {
+            store: self,
+            w: WriteSet::new(),
+            c: Counters::load(self)?,
+            event: event.uuid,
+            event_no_corr: event.disable_correlation,
+            sgs: HashMap::new(),
+        };
+        let el = format!("Event {}", event.uuid);
+        let sg = m.sharing_group(&el, event.distribution, event.sharing_group.as_ref(), event.sharing_group_id)?;
+        m.c.event += 1;
+        let id = m.c.event;
+        m.w.put(T::Ids, keys::id_key(idkind::EVENT, id), event.uuid.as_bytes());
+        for a in &event.attributes {
+            m.put_attr(a, None, None)?;
+        }
+        for o in &event.objects {
+            m.put_object(o)?;
+            for a in &o.attributes {
+                let mut a = a.clone();
+                a.deleted |= o.deleted;
+                m.put_attr(&a, Some(o.uuid), None)?;
+            }
+        }
+        for r in &event.reports {
+            let label = format!("EventReport {}", r.uuid);
+            m.claim(kind::REPORT, &r.uuid, &label)?;
+            m.sharing_group(&label, r.distribution, r.sharing_group.as_ref(), r.sharing_group_id)?;
+            m.w.put(T::Reports, keys::pair(&event.uuid, &r.uuid), to_json(r));
+        }
+        let rec = StoredEvent {
+            id,
+            deleted: false,
+            digest,
+            sharing_group: sg,
+            header: to_json(&Self::header_of(event)),
+        };
+        let rec = postcard::to_stdvec(&rec).map_err(|e| corrupt("events", e.to_string()))?;
+        m.w.put(T::Events, event.uuid.as_bytes(), rec);
+        Self::event_index(&mut m.w, event, true);
+        Self::change(
+            &mut m.w,
+            &mut m.c,
+            Change {
+                kind: ChangeKind::EventStored,
+                event: event.uuid,
+                timestamp: event.timestamp,
+            },
+        );
+        m.c.save(&mut m.w);
+        Ok((m.w, Outcome::Accepted { uuid: event.uuid, id }))
+    }
+
+    fn plan_update(
+        &self,
+        event: &Event,
+        digest: [u8; 32],
+        old: StoredEvent,
+        old_head: &Event,
+    ) -> Result<(WriteSet, Outcome), StoreError> {
+        let mut m = Merge {
+            store: self,
+            w: WriteSet::new(),
+            c: Counters::load(self)?,
+            event: event.uuid,
+            event_no_corr: event.disable_correlation,
+            sgs: HashMap::new(),
+        };
+        let el = format!("Event {}", event.uuid);
+        let sg = m.sharing_group(&el, event.distribution, event.sharing_group.as_ref(), event.sharing_group_id)?;
+        let mut stored_attrs: HashMap<Uuid, StoredAttr> = HashMap::new();
+        for item in self.t.attrs.scan_prefix(event.uuid.as_bytes()) {
+            let (k, v) = item?;
+            let u = keys::uuid_at(&k, 16).ok_or_else(|| corrupt("attrs", "short key"))?;
+            let a: StoredAttr =
+                postcard::from_bytes(&v).map_err(|e| corrupt("attrs", e.to_string()))?;
+            stored_attrs.insert(u, a);
+        }
+        let mut stored_objects: HashMap<Uuid, Object> = HashMap::new();
+        for item in self.t.objects.scan_prefix(event.uuid.as_bytes()) {
+            let (_, v) = item?;
+            let o: Object =
+                serde_json::from_slice(&v).map_err(|e| corrupt("objects", e.to_string()))?;
+            stored_objects.insert(o.uuid, o);
+        }
+        let mut replaced: HashSet<Uuid> = HashSet::new();
+        // Top-level (value, type, category) of live attributes after the merge.
+        let mut triples: HashMap<(String, String, String), Uuid> = HashMap::new();
+
+        for a in &event.attributes {
+            match stored_attrs.get(&a.uuid) {
+                Some(old_a) if old_a.object.is_some() => {
+                    return Err(StoreError::Rejected(format!(
+                        "Attribute {}: uuid: already used by an object attribute of this event",
+                        a.uuid
+                    )));
+                }
+                Some(old_a) if a.timestamp <= old_a.timestamp => {}
+                old_a => {
+                    let old_a = old_a.cloned();
+                    m.put_attr(a, None, old_a.as_ref())?;
+                    replaced.insert(a.uuid);
+                    if !a.deleted {
+                        triples.insert(
+                            (a.value.clone(), a.attr_type.clone(), a.category.clone()),
+                            a.uuid,
+                        );
+                    }
+                }
+            }
+        }
+        for (u, a) in &stored_attrs {
+            if a.object.is_none() && !a.deleted && !replaced.contains(u) {
+                let key = (a.value.clone(), a.attr_type.clone(), a.category.clone());
+                if let Some(other) = triples.insert(key, *u) {
+                    return Err(StoreError::Rejected(format!(
+                        "Attribute {other} ({}): value: duplicate: the event already has a {} attribute \"{}\" in category {} ({u})",
+                        a.attr_type, a.attr_type, a.value, a.category
+                    )));
+                }
+            }
+        }
+        for o in &event.objects {
+            if let Some(old_o) = stored_objects.get(&o.uuid) {
+                if o.timestamp <= old_o.timestamp {
+                    continue; // not newer: the object and its attributes stay as stored
+                }
+            }
+            m.put_object(o)?;
+            for a in &o.attributes {
+                let old_a = stored_attrs.get(&a.uuid);
+                if let Some(old_a) = old_a {
+                    if old_a.object != Some(o.uuid) {
+                        return Err(StoreError::Rejected(format!(
+                            "Attribute {}: uuid: already used elsewhere in this event",
+                            a.uuid
+                        )));
+                    }
+                    if a.timestamp <= old_a.timestamp && !o.deleted {
+                        continue;
+                    }
+                }
+                let mut a = a.clone();
+                a.deleted |= o.deleted;
+                m.put_attr(&a, Some(o.uuid), old_a)?;
+                replaced.insert(a.uuid);
+            }
+        }
+        if event.disable_correlation != old_head.disable_correlation {
+            // The event-wide flag lives in every attribute's index flags.
+            for (u, a) in &stored_attrs {
+                if !replaced.contains(u) {
+                    for (t, k, _) in attr_index_entries(&event.uuid, u, a, old_head.disable_correlation) {
+                        m.w.del(t, k);
+                    }
+                    for (t, k, v) in attr_index_entries(&event.uuid, u, a, event.disable_correlation) {
+                        m.w.put(t, k, v);
+                    }
+                }
+            }
+        }
+        for r in &event.reports {
+            let key = keys::pair(&event.uuid, &r.uuid);
+            if let Some(v) = self.t.reports.get(key)? {
+                let old_r: crate::model::EventReport =
+                    serde_json::from_slice(&v).map_err(|e| corrupt("reports", e.to_string()))?;
+                if r.timestamp <= old_r.timestamp {
+                    continue;
+                }
+            }
+            let label = format!("EventReport {}", r.uuid);
+            m.claim(kind::REPORT, &r.uuid, &label)?;
+            m.sharing_group(&label, r.distribution, r.sharing_group.as_ref(), r.sharing_group_id)?;
+            m.w.put(T::Reports, key, to_json(r));
+        }
+
+        // The stored header is replaced; the attribute count reflects the merge.
+        let mut head = Self::header_of(event);
+        let live = stored_attrs
+            .iter()
+            .filter(|(u, a)| !replaced.contains(*u) && !a.deleted)
+            .count()
+            + event
+                .all_attributes()
+                .filter(|a| replaced.contains(&a.uuid) && !a.deleted)
+                .count();
+        head.attribute_count = Some(live as u64);
+        Self::event_index(&mut m.w, old_head, false);
+        Self::event_index(&mut m.w, event, true);
+        let rec = StoredEvent {
+            id: old.id,
+            deleted: false,
+            digest,
+            sharing_group: sg,
+            header: to_json(&head),
+        };
+        let rec = postcard::to_stdvec(&rec).map_err(|e| corrupt("events", e.to_string()))?;
+        m.w.put(T::Events, event.uuid.as_bytes(), rec);
+        Self::change(
+            &mut m.w,
+            &mut m.c,
+            Change {
+                kind: ChangeKind::EventStored,
+                event: event.uuid,
+                timestamp: event.timestamp,
+            },
+        );
+        m.c.save(&mut m.w);
+        Ok((m.w, Outcome::Updated { uuid: event.uuid, id: old.id }))
+    }
+
+    /// Soft-deletes an event: it stays on disk (with a newer timestamp, so an older
+    /// copy cannot resurrect it) but disappears from reads and lookups.
+    pub fn delete_event(&self, uuid: &Uuid, durability: Durability) -> Result<bool, StoreError> {
+        {
+            let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(v) = self.t.events.get(uuid.as_bytes())? else {
+                return Ok(false);
+            };
+            let mut rec: StoredEvent =
+                postcard::from_bytes(&v).map_err(|e| corrupt("events", e.to_string()))?;
+            if rec.deleted {
+                return Ok(false);
+            }
+            let mut head: Event =
+                serde_json::from_slice(&rec.header).map_err(|e| corrupt("events", e.to_string()))?;
+            let mut w = WriteSet::new();
+            let mut c = Counters::load(self)?;
+            for item in self.t.attrs.scan_prefix(uuid.as_bytes()) {
+                let (k, v) = item?;
+                let au = keys::uuid_at(&k, 16).ok_or_else(|| corrupt("attrs", "short key"))?;
+                let a: StoredAttr =
+                    postcard::from_bytes(&v).map_err(|e| corrupt("attrs", e.to_string()))?;
+                for (t, k, _) in attr_index_entries(uuid, &au, &a, head.disable_correlation) {
+                    w.del(t, k);
+                }
+            }
+            Self::event_index(&mut w, &head, false);
+            head.timestamp = time::now_secs().max(head.timestamp + 1);
+            rec.deleted = true;
+            rec.header = to_json(&head);
+            let bytes = postcard::to_stdvec(&rec).map_err(|e| corrupt("events", e.to_string()))?;
+            w.put(T::Events, uuid.as_bytes(), bytes);
+            Self::change(
+                &mut w,
+                &mut c,
+                Change {
+                    kind: ChangeKind::EventDeleted,
+                    event: *uuid,
+                    timestamp: head.timestamp,
+                },
+            );
+            c.save(&mut w);
+            self.commit(w)?;
+        }
+        if durability == Durability::Flush {
+            self.flush()?;
+        }
+        Ok(true)
+    }
+}
+
+/// Whether MISP would correlate values of this type at all.
+pub(crate) fn correlating_type(t: &str) -> bool {
+    !types::is_non_correlating(t)
+}
