@@ -14,6 +14,7 @@
 //! | [`export`] | output formats: MISP JSON, CSV (MISP's columns), text |
 //! | [`config`] | the TOML configuration, defaults and validation with clear errors |
 //! | [`store`] | sled trees, atomic writes, indexes, change log, lookups, correlation |
+//! | [`testdata`] | deterministic synthetic events for benchmarks and tests |
 //! | [`model`] | the MISP core format, the type/category matrix, value normalisation, the one validator |
 
 #![forbid(unsafe_code)]
@@ -23,3 +24,4 @@ pub mod config;
 pub mod export;
 pub mod model;
 pub mod store;
+pub mod testdata;

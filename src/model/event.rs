@@ -122,6 +122,73 @@ impl Event {
             .chain(self.objects.iter().flat_map(|o| o.attributes.iter()))
     }
 
+    /// The event without what is local to one node (numeric ids, the owner org,
+    /// `locked`, the attribute count, local tags), children in uuid order: the form
+    /// two nodes can compare, digest or sign.
+    pub fn portable(&self) -> Event {
+        let mut e = self.clone();
+        e.id = None;
+        e.org = None;
+        e.locked = false;
+        e.attribute_count = None;
+        e.sharing_group_id = 0;
+        if let Some(sg) = &mut e.sharing_group {
+            sg.id = None;
+        }
+        e.tags.retain(|t| !t.local);
+        e.tags.iter_mut().for_each(|t| t.id = None);
+        e.tags.sort_by(|a, b| a.name.cmp(&b.name));
+        let attr = |a: &mut Attribute| {
+            a.id = None;
+            a.event_id = None;
+            a.object_id = None;
+            a.sharing_group_id = 0;
+            if let Some(sg) = &mut a.sharing_group {
+                sg.id = None;
+            }
+            a.tags.retain(|t| !t.local);
+            a.tags.iter_mut().for_each(|t| t.id = None);
+            a.tags.sort_by(|x, y| x.name.cmp(&y.name));
+            for s in &mut a.sightings {
+                s.id = None;
+                s.event_id = None;
+                s.attribute_id = None;
+                if let Some(o) = &mut s.org {
+                    o.id = None;
+                }
+            }
+            a.sightings.sort_by_key(|s| s.uuid);
+        };
+        e.attributes.iter_mut().for_each(attr);
+        e.attributes.sort_by_key(|a| a.uuid);
+        for o in &mut e.objects {
+            o.id = None;
+            o.event_id = None;
+            o.sharing_group_id = 0;
+            if let Some(sg) = &mut o.sharing_group {
+                sg.id = None;
+            }
+            o.attributes.iter_mut().for_each(attr);
+            o.attributes.sort_by_key(|a| a.uuid);
+            o.references.iter_mut().for_each(|r| r.id = None);
+            o.references.sort_by_key(|r| r.uuid);
+        }
+        e.objects.sort_by_key(|o| o.uuid);
+        for r in &mut e.reports {
+            r.id = None;
+            r.event_id = None;
+            r.sharing_group_id = 0;
+            if let Some(sg) = &mut r.sharing_group {
+                sg.id = None;
+            }
+        }
+        e.reports.sort_by_key(|r| r.uuid);
+        if let Some(o) = &mut e.orgc {
+            o.id = None;
+        }
+        e
+    }
+
     /// Number of attributes, including those inside objects.
     pub fn count_attributes(&self) -> usize {
         self.attributes.len() + self.objects.iter().map(|o| o.attributes.len()).sum::<usize>()

@@ -44,8 +44,14 @@ pub fn parse_events(bytes: &[u8], max_bytes: usize) -> Result<Vec<Event>, ParseE
 fn collect(doc: Value, path: &str, out: &mut Vec<Event>) -> Result<(), ParseError> {
     match doc {
         Value::Array(items) => {
+            // Inside a list only `{"Event": …}` elements count: a list of bare
+            // objects is an index (`events/index` rows), not events.
             for (i, item) in items.into_iter().enumerate() {
-                collect(item, &format!("{path}[{i}]"), out)?;
+                if let Value::Object(mut m) = item {
+                    if let Some(inner) = m.remove("Event") {
+                        out.push(event_from_value(inner, &format!("{path}[{i}].Event"))?);
+                    }
+                }
             }
             Ok(())
         }
@@ -112,6 +118,8 @@ mod tests {
         assert_eq!(parse_events(bare, 1 << 20).unwrap()[0].distribution, 3);
         let list = br#"{"response":[{"Event":{"info":"a"}},{"Event":{"info":"b"}}]}"#;
         assert_eq!(parse_events(list, 1 << 20).unwrap().len(), 2);
+        let index = br#"[{"id":"1","info":"row","uuid":"5c1b1cc1-0000-4000-8000-000000000001"}]"#;
+        assert_eq!(parse_events(index, 1 << 20), Err(ParseError::NoEvent));
     }
 
     #[test]

@@ -198,8 +198,7 @@ pub fn is_non_correlating(attr_type: &str) -> bool {
 /// number (443…) says nothing. Non-composite types have no second half, so
 /// this is `false` for them.
 pub fn correlates_second_half(attr_type: &str) -> bool {
-    is_composite(attr_type)
-        && !matches!(attr_type, "ip-src|port" | "ip-dst|port" | "hostname|port")
+    is_composite(attr_type) && !matches!(attr_type, "ip-src|port" | "ip-dst|port" | "hostname|port")
 }
 
 #[cfg(test)]
@@ -265,8 +264,7 @@ mod tests {
 
     #[test]
     fn raw_document_is_served_verbatim() {
-        let v: serde_json::Value =
-            serde_json::from_str(describe_types_json()).expect("valid JSON");
+        let v: serde_json::Value = serde_json::from_str(describe_types_json()).expect("valid JSON");
         assert!(v["result"]["category_type_mappings"].is_object());
     }
 
@@ -284,8 +282,18 @@ mod tests {
         }
 
         for t in [
-            "comment", "http-method", "aba-rtn", "gender", "counter", "integer", "float",
-            "port", "nationality", "cortex", "boolean", "anonymised",
+            "comment",
+            "http-method",
+            "aba-rtn",
+            "gender",
+            "counter",
+            "integer",
+            "float",
+            "port",
+            "nationality",
+            "cortex",
+            "boolean",
+            "anonymised",
         ] {
             assert!(is_non_correlating(t), "{t}");
             assert!(is_known_type(t), "{t} should be a MISP type");

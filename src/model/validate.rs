@@ -430,7 +430,7 @@ mod tests {
 
     #[test]
     fn rejections_name_element_field_reason() {
-        let err = ev(r#"{"info":"x","Attribute":[{"uuid":"5c1b1cc1-0000-4000-8000-000000000001","type":"ip-dst","category":"Payload delivery","value":"1.2.3.4"}]}"#)
+        let err = ev(r#"{"info":"x","Attribute":[{"uuid":"5c1b1cc1-0000-4000-8000-000000000001","type":"ip-dst","category":"Payload type","value":"1.2.3.4"}]}"#)
             .unwrap_err();
         let p = &err.problems[0];
         assert_eq!(p.element, "Attribute 5c1b1cc1-0000-4000-8000-000000000001 (ip-dst)");

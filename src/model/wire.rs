@@ -239,28 +239,40 @@ pub fn de_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, 
 }
 
 /// Reads a list that MISP sometimes sends as `null` or `{}` (PHP's empty array) instead
-/// of `[]`.
+/// of `[]`. Elements are read in place, so errors keep their path (`Attribute[3]`).
 pub fn de_vec<'de, D, T>(d: D) -> Result<Vec<T>, D::Error>
 where
     D: Deserializer<'de>,
     T: serde::Deserialize<'de>,
 {
-    use serde::Deserialize;
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum ListOrEmpty<T> {
-        List(Vec<T>),
-        Empty(EmptyMap),
-        Null(()),
+    struct V<T>(std::marker::PhantomData<T>);
+    impl<'de, T: serde::Deserialize<'de>> Visitor<'de> for V<T> {
+        type Value = Vec<T>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a list")
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<T>, A::Error> {
+            // Cap the pre-allocation: the size hint comes from the input.
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+            while let Some(x) = seq.next_element()? {
+                out.push(x);
+            }
+            Ok(out)
+        }
+        fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Vec<T>, A::Error> {
+            match map.next_key::<de::IgnoredAny>()? {
+                None => Ok(Vec::new()),
+                Some(_) => Err(de::Error::custom("expected a list, got an object")),
+            }
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Vec<T>, E> {
+            Ok(Vec::new())
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Vec<T>, E> {
+            Ok(Vec::new())
+        }
     }
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct EmptyMap {}
-    match ListOrEmpty::<T>::deserialize(d) {
-        Ok(ListOrEmpty::List(v)) => Ok(v),
-        Ok(_) => Ok(Vec::new()),
-        Err(_) => Err(de::Error::custom("expected a list")),
-    }
+    d.deserialize_any(V(std::marker::PhantomData))
 }
 
 /// Writes an integer as MISP does: a decimal string.

@@ -324,7 +324,7 @@ impl Store {
     /// On any error nothing is written.
     pub fn put_event(&self, mut event: Event, durability: Durability) -> Result<Outcome, StoreError> {
         validate_event(&mut event, time::now_secs())?;
-        let digest: [u8; 32] = Sha256::digest(to_json(&event)).into();
+        let digest: [u8; 32] = Sha256::digest(to_json(&event.portable())).into();
         let outcome = {
             // A poisoned lock only means another writer panicked mid-way; sled's
             // transaction either applied whole or not at all, so carrying on is safe.
