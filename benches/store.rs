@@ -1,1 +1,158 @@
-fn main() {}
+//! Store benchmark: import rate, exact-value and CIDR lookup latency, bytes on disk
+//! per attribute and peak RSS, on generated realistic events.
+//!
+//! ```text
+//! cargo bench --bench store -- --attributes 1000000 [--per-event 100] [--dir PATH] [--lookups 20000]
+//! ```
+//! Results go to stdout as a Markdown table; `docs/performance.md` records them.
+
+use sluis::model::parse::parse_event;
+use sluis::store::{Durability, Store, StoreOptions};
+use sluis::testdata::{generated_event_json, Rng};
+use std::time::{Duration, Instant};
+
+struct Args {
+    attributes: usize,
+    per_event: usize,
+    dir: Option<std::path::PathBuf>,
+    lookups: usize,
+}
+
+fn args() -> Args {
+    let mut a = Args { attributes: 1_000_000, per_event: 100, dir: None, lookups: 20_000 };
+    let v: Vec<String> = std::env::args().collect();
+    let mut i = 1;
+    while i < v.len() {
+        let next = v.get(i + 1).cloned().unwrap_or_default();
+        match v[i].as_str() {
+            "--attributes" => a.attributes = next.parse().expect("--attributes N"),
+            "--per-event" => a.per_event = next.parse().expect("--per-event N"),
+            "--dir" => a.dir = Some(next.into()),
+            "--lookups" => a.lookups = next.parse().expect("--lookups N"),
+            _ => {
+                i += 1;
+                continue;
+            }
+        }
+        i += 2;
+    }
+    a
+}
+
+fn peak_rss_mib() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn dir_bytes(p: &std::path::Path) -> u64 {
+    let mut n = 0;
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            let m = e.metadata().unwrap();
+            n += if m.is_dir() { dir_bytes(&e.path()) } else { m.len() };
+        }
+    }
+    n
+}
+
+fn pct(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e6
+}
+
+fn measure(name: &str, n: usize, mut f: impl FnMut(usize) -> usize) {
+    let mut lat = Vec::with_capacity(n);
+    let mut hits = 0;
+    for i in 0..n {
+        let t = Instant::now();
+        hits += f(i);
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    println!(
+        "| {name} | {n} | {:.1} | {:.1} | {:.1} | {hits} |",
+        pct(&lat, 0.5),
+        pct(&lat, 0.99),
+        pct(&lat, 1.0)
+    );
+}
+
+fn main() {
+    let a = args();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = a.dir.clone().unwrap_or_else(|| tmp.path().join("db"));
+    let store = Store::open(&dir, StoreOptions::default()).unwrap();
+    let events = a.attributes.div_ceil(a.per_event);
+    let mut sample_values = Vec::new();
+    let mut import_time = Duration::ZERO;
+    let started = Instant::now();
+    for seed in 0..events as u64 {
+        let doc = generated_event_json(seed, a.per_event);
+        if seed % 7 == 0 {
+            let attrs = doc["Event"]["Attribute"].as_array().unwrap();
+            let v = attrs[(seed as usize) % attrs.len()]["value"].as_str().unwrap().to_owned();
+            sample_values.push(v);
+        }
+        let bytes = serde_json::to_vec(&doc).unwrap();
+        // Timed: what `sluis import` does per event (parse, validate, store, group flush).
+        let t = Instant::now();
+        let e = parse_event(&bytes, 1 << 30).unwrap();
+        store.put_event(e, Durability::Deferred).unwrap();
+        if seed % 256 == 255 {
+            store.flush().unwrap();
+        }
+        import_time += t.elapsed();
+        if seed % 10_000 == 0 && seed > 0 {
+            eprintln!("  {} events, {:.0} attr/s", seed, (seed as usize * a.per_event) as f64 / import_time.as_secs_f64());
+        }
+    }
+    let t = Instant::now();
+    store.flush().unwrap();
+    import_time += t.elapsed();
+    let wall = started.elapsed();
+    let attrs = events * a.per_event;
+    let disk = dir_bytes(&dir);
+    println!("## store benchmark: {attrs} attributes in {events} events of {}", a.per_event);
+    println!();
+    println!("| metric | value |");
+    println!("|---|---|");
+    println!("| import (parse + validate + store + flush) | {:.0} attributes/s ({:.1} s) |", attrs as f64 / import_time.as_secs_f64(), import_time.as_secs_f64());
+    println!("| wall time incl. generating the JSON | {:.1} s |", wall.as_secs_f64());
+    println!("| bytes on disk | {} ({:.0} bytes/attribute) |", disk, disk as f64 / attrs as f64);
+    println!("| peak RSS after import | {:.0} MiB |", peak_rss_mib());
+    println!();
+    println!("| lookup | n | p50 µs | p99 µs | max µs | hits |");
+    println!("|---|---|---|---|---|---|");
+    let mut rng = Rng::new(7);
+    let n = a.lookups;
+    measure("exact value, present", n, |_| {
+        let v = &sample_values[rng.below(sample_values.len() as u64) as usize];
+        store.lookup_value(v, false, 100).unwrap().len()
+    });
+    let mut rng = Rng::new(8);
+    measure("exact value, absent", n, |_| {
+        store.lookup_value(&format!("absent-{}.example", rng.next_u64()), false, 100).unwrap().len()
+    });
+    let mut rng = Rng::new(9);
+    measure("IP inside stored CIDRs (33 probes)", n, |_| {
+        let ip = sluis::testdata::ipv4(rng.below(attrs as u64 * 4));
+        store.lookup_ip(ip.parse().unwrap(), false, 100).unwrap().len()
+    });
+    let mut rng = Rng::new(10);
+    measure("CIDR /24 covering stored IPs", n, |_| {
+        let ip = sluis::testdata::ipv4(rng.below(attrs as u64 * 4));
+        let net: ipnet::IpNet = format!("{ip}/24").parse().unwrap();
+        store.lookup_cidr(net, false, 1000).unwrap().len()
+    });
+    let mut rng = Rng::new(11);
+    measure("suffix wildcard %.<word><hex>.<tld>", n / 10, |_| {
+        store.lookup_wildcard(&format!("%{:x}.com", rng.below(1 << 12)), false, 100).unwrap().len()
+    });
+    println!();
+    println!("peak RSS at end: {:.0} MiB", peak_rss_mib());
+}

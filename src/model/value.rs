@@ -126,8 +126,9 @@ pub fn normalise(attr_type: &str, value: &str) -> Result<String, ValueError> {
     if trimmed.is_empty() {
         return Err(ValueError::Empty);
     }
-    let prepared = replace_4byte_utf8(trimmed);
-    let modified = modify(attr_type, &prepared);
+    // MISP replaces characters outside the BMP with `?` (its MySQL `utf8`
+    // columns cannot hold them). We keep values verbatim: nothing is lost here.
+    let modified = modify(attr_type, trimmed);
 
     if modified.is_empty() {
         // Only reachable for types whose rewriting drops characters
@@ -237,22 +238,6 @@ fn refang<'a>(attr_type: &str, value: &'a str) -> Cow<'a, str> {
 /// itself here, or the same attribute would look different on the two sides.
 fn php_trim(s: &str) -> &str {
     s.trim_matches([' ', '\t', '\n', '\r', '\0', '\x0B'])
-}
-
-/// `AttributeValidationTool::handle4ByteUnicode`: MISP's MySQL `utf8` columns
-/// cannot hold characters outside the BMP, so MISP replaces each with `?`.
-/// We do the same so the stored value, and hence correlation and dedup,
-/// matches what a MISP peer holds.
-fn replace_4byte_utf8(s: &str) -> Cow<'_, str> {
-    if s.chars().all(|c| (c as u32) <= 0xFFFF) {
-        Cow::Borrowed(s)
-    } else {
-        Cow::Owned(
-            s.chars()
-                .map(|c| if (c as u32) > 0xFFFF { '?' } else { c })
-                .collect(),
-        )
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1814,8 +1799,8 @@ mod tests {
     }
 
     #[test]
-    fn four_byte_characters_become_question_marks() {
-        assert_eq!(ok("text", "hi 😀 there"), "hi ? there");
+    fn characters_outside_the_bmp_are_kept() {
+        assert_eq!(ok("text", "hi 😀 there"), "hi 😀 there");
         assert_eq!(ok("comment", "日本語"), "日本語");
     }
 
