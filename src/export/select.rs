@@ -144,9 +144,7 @@ fn candidates(store: &Store, f: &Filter) -> Result<Vec<Uuid>, StoreError> {
         }
     } else if !f.types.is_empty() {
         for t in &f.types {
-            for h in store.lookup_type(t, f.include_deleted, all)? {
-                set.insert(h.event);
-            }
+            set.extend(store.events_with_type(t)?);
         }
     } else if !f.tags.is_empty() {
         for t in &f.tags {

@@ -149,7 +149,6 @@ pub fn loc_value(kind: u8, event: &Uuid) -> [u8; 17] {
 /// Local numeric ids: `ids` tree keys are `kind ‖ id (BE)`.
 pub mod idkind {
     pub const EVENT: u8 = 1;
-    pub const ATTRIBUTE: u8 = 2;
     pub const SHARING_GROUP: u8 = 3;
 }
 

@@ -98,7 +98,7 @@ fn exact_forms(q: &str) -> Vec<String> {
 }
 
 impl Store {
-    fn scan(&self, tree: &sled::Tree, prefix: &[u8], deleted: bool, limit: usize, out: &mut Vec<Hit>) -> Result<(), StoreError> {
+    fn scan(&self, tree: &super::Ks, prefix: &[u8], deleted: bool, limit: usize, out: &mut Vec<Hit>) -> Result<(), StoreError> {
         for item in tree.scan_prefix(prefix) {
             if out.len() >= limit {
                 break;
@@ -181,7 +181,7 @@ impl Store {
         let mut hi = keys::ip_addr_bytes(&net.broadcast());
         hi.push(0xff);
         let mut out = Vec::new();
-        for item in self.t.idx_ip.range(lo..=hi) {
+        for item in self.t.idx_ip.range_incl(lo, hi) {
             if out.len() >= limit {
                 break;
             }
@@ -211,10 +211,15 @@ impl Store {
         }
     }
 
-    /// Attributes of a given type.
-    pub fn lookup_type(&self, attr_type: &str, include_deleted: bool, limit: usize) -> Result<Vec<Hit>, StoreError> {
+    /// Events holding at least one attribute of `attr_type`.
+    pub fn events_with_type(&self, attr_type: &str) -> Result<Vec<Uuid>, StoreError> {
         let mut out = Vec::new();
-        self.scan(&self.t.idx_type, &keys::value_prefix(attr_type), include_deleted, limit, &mut out)?;
+        for item in self.t.idx_type.scan_prefix(keys::value_prefix(attr_type)) {
+            let (k, _) = item?;
+            if let Some((e, _)) = keys::tail_pair(&k) {
+                out.push(e);
+            }
+        }
         Ok(out)
     }
 

@@ -104,16 +104,33 @@ impl Store {
     pub fn event_uuids_since(&self, since: u64) -> impl Iterator<Item = Result<Uuid, StoreError>> + '_ {
         self.t
             .idx_ts
-            .range(since.to_be_bytes()..)
+            .range_from(since.to_be_bytes())
             .map(|item| {
                 let (k, _) = item?;
                 keys::uuid_at(&k, 8).ok_or_else(|| corrupt("idx_ts", "short key"))
             })
     }
 
+    /// Uuids of live, published events whose publish_timestamp is at least `since`.
+    pub fn event_uuids_published_since(&self, since: u64) -> impl Iterator<Item = Result<Uuid, StoreError>> + '_ {
+        self.t
+            .idx_pts
+            .range_from(since.to_be_bytes())
+            .map(|item| {
+                let (k, _) = item?;
+                keys::uuid_at(&k, 8).ok_or_else(|| corrupt("idx_pts", "short key"))
+            })
+    }
+
     /// Number of live events.
     pub fn event_count(&self) -> usize {
-        self.t.idx_ts.len()
+        self.t
+            .meta
+            .get("live")
+            .ok()
+            .flatten()
+            .and_then(|v| keys::be_u64(&v))
+            .unwrap_or(0) as usize
     }
 
     fn assemble(&self, uuid: &Uuid, rec: &StoredEvent, children: bool) -> Result<Event, StoreError> {

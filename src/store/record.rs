@@ -144,6 +144,8 @@ pub struct StoredEvent {
     /// SHA-256 of the validated incoming document, to tell "unchanged" from "not newer".
     pub digest: [u8; 32],
     pub sharing_group: Option<Uuid>,
+    /// Number of the last attribute added (attribute ids derive from it).
+    pub next_attr: u32,
     /// The event header (no children) as MISP JSON.
     pub header: Vec<u8>,
 }

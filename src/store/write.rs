@@ -3,11 +3,10 @@
 
 use super::keys::{self, idkind, kind};
 use super::record::{Change, ChangeKind, StoredAttr, StoredEvent};
-use super::{corrupt, Store, StoreError, T, TREE_COUNT};
+use super::{corrupt, Store, StoreError, T};
 use crate::model::validate::validate_event;
 use crate::model::{time, types, value, Attribute, Event, Object, SharingGroup};
 use sha2::{Digest, Sha256};
-use sled::transaction::{TransactionError, Transactional};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
 
@@ -61,27 +60,40 @@ fn parse_net(s: &str) -> Option<ipnet::IpNet> {
     s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from)
 }
 
-/// Writes for every tree, applied together in one transaction.
+/// Every write of one event, applied as one atomic sled batch.
 struct WriteSet {
-    batches: Vec<sled::Batch>,
-    ops: usize,
+    batch: sled::Batch,
 }
 
 impl WriteSet {
     fn new() -> Self {
         WriteSet {
-            batches: (0..TREE_COUNT).map(|_| sled::Batch::default()).collect(),
-            ops: 0,
+            batch: sled::Batch::default(),
         }
     }
+    fn key(t: T, k: &[u8]) -> Vec<u8> {
+        let mut v = Vec::with_capacity(k.len() + 1);
+        v.push(t as u8);
+        v.extend_from_slice(k);
+        v
+    }
     fn put(&mut self, t: T, k: impl AsRef<[u8]>, v: impl AsRef<[u8]>) {
-        self.batches[t as usize].insert(k.as_ref(), v.as_ref());
-        self.ops += 1;
+        self.batch.insert(Self::key(t, k.as_ref()), v.as_ref());
     }
     fn del(&mut self, t: T, k: impl AsRef<[u8]>) {
-        self.batches[t as usize].remove(k.as_ref());
-        self.ops += 1;
+        self.batch.remove(Self::key(t, k.as_ref()));
     }
+}
+
+/// Types whose values are names read right to left (`%.example.com`), the only
+/// ones worth a reversed-value index for suffix searches.
+fn suffix_searchable(attr_type: &str) -> bool {
+    matches!(
+        attr_type,
+        "domain" | "hostname" | "domain|ip" | "hostname|port" | "url" | "uri" | "link"
+            | "email" | "email-src" | "email-dst" | "target-email" | "whois-registrant-email"
+            | "filename" | "email-attachment" | "onion-address"
+    ) || attr_type.starts_with("filename|")
 }
 
 /// Index entries of one attribute: (tree, key, value).
@@ -100,22 +112,19 @@ fn attr_index_entries(
             continue;
         }
         out.push((T::IdxValue, keys::value_key(&folded, event, attr), flags.clone()));
-        out.push((
-            T::IdxRvalue,
-            keys::value_key(&keys::reversed(&folded), event, attr),
-            flags.clone(),
-        ));
+        if suffix_searchable(&a.attr_type) {
+            out.push((
+                T::IdxRvalue,
+                keys::value_key(&keys::reversed(&folded), event, attr),
+                flags.clone(),
+            ));
+        }
         if ip_bearing(&a.attr_type) {
             if let Some(net) = parse_net(half) {
                 out.push((T::IdxIp, keys::ip_key(&net, event, attr), flags.clone()));
             }
         }
     }
-    out.push((
-        T::IdxType,
-        keys::value_key(&a.attr_type, event, attr),
-        flags.clone(),
-    ));
     for tag in &a.tags {
         out.push((
             T::IdxTag,
@@ -130,8 +139,9 @@ fn attr_index_entries(
 struct Counters {
     seq: u64,
     event: u64,
-    attr: u64,
     sg: u64,
+    /// Live (not deleted) events.
+    live: u64,
 }
 
 impl Counters {
@@ -147,15 +157,15 @@ impl Counters {
         Ok(Counters {
             seq: get("seq")?,
             event: get("id:event")?,
-            attr: get("id:attr")?,
             sg: get("id:sg")?,
+            live: get("live")?,
         })
     }
     fn save(&self, w: &mut WriteSet) {
         w.put(T::Meta, "seq", self.seq.to_be_bytes());
         w.put(T::Meta, "id:event", self.event.to_be_bytes());
-        w.put(T::Meta, "id:attr", self.attr.to_be_bytes());
         w.put(T::Meta, "id:sg", self.sg.to_be_bytes());
+        w.put(T::Meta, "live", self.live.to_be_bytes());
     }
 }
 
@@ -173,6 +183,12 @@ struct Merge<'a> {
     event_no_corr: bool,
     /// Sharing groups captured in this write: uuid → local id.
     sgs: HashMap<Uuid, u64>,
+    /// The event's local id and the last attribute number used in it: attribute ids
+    /// are `event id << 24 | number`, so an id leads to its event without an index.
+    event_id: u64,
+    next_attr: u32,
+    /// Attribute types present in the event after this write.
+    types: HashSet<String>,
 }
 
 impl Merge<'_> {
@@ -268,15 +284,11 @@ impl Merge<'_> {
                 o.id
             }
             None => {
-                self.c.attr += 1;
-                self.w.put(
-                    T::Ids,
-                    keys::id_key(idkind::ATTRIBUTE, self.c.attr),
-                    keys::pair(&self.event, &a.uuid),
-                );
-                self.c.attr
+                self.next_attr += 1;
+                attribute_id(self.event_id, self.next_attr)
             }
         };
+        self.types.insert(a.attr_type.clone());
         let rec = StoredAttr::from_model(a, id, object, sg);
         for (t, k, v) in attr_index_entries(&self.event, &a.uuid, &rec, self.event_no_corr) {
             self.w.put(t, k, v);
@@ -367,19 +379,8 @@ impl Store {
     }
 
     fn commit(&self, w: WriteSet) -> Result<(), StoreError> {
-        let trees = self.t.all();
-        let batches = &w.batches;
-        trees[..]
-            .transaction(|views| {
-                for (view, batch) in views.iter().zip(batches.iter()) {
-                    view.apply_batch(batch)?;
-                }
-                Ok::<(), sled::transaction::ConflictableTransactionError<()>>(())
-            })
-            .map_err(|e| match e {
-                TransactionError::Storage(e) => StoreError::Sled(e),
-                TransactionError::Abort(()) => corrupt("transaction", "aborted"),
-            })
+        self.t.data.apply_batch(w.batch)?;
+        Ok(())
     }
 
     fn header_of(event: &Event) -> Event {
@@ -425,18 +426,23 @@ impl Store {
     }
 
     fn plan_new(&self, event: &Event, digest: [u8; 32]) -> Result<(WriteSet, Outcome), StoreError> {
+        let mut c = Counters::load(self)?;
+        c.event += 1;
+        c.live += 1;
+        let id = c.event;
         let mut m = Merge {
             store: self,
             w: WriteSet::new(),
-            c: Counters::load(self)?,
+            c,
             event: event.uuid,
             event_no_corr: event.disable_correlation,
             sgs: HashMap::new(),
+            event_id: id,
+            next_attr: 0,
+            types: HashSet::new(),
         };
         let el = format!("Event {}", event.uuid);
         let sg = m.sharing_group(&el, event.distribution, event.sharing_group.as_ref(), event.sharing_group_id)?;
-        m.c.event += 1;
-        let id = m.c.event;
         m.w.put(T::Ids, keys::id_key(idkind::EVENT, id), event.uuid.as_bytes());
         for a in &event.attributes {
             m.put_attr(a, None, None)?;
@@ -455,11 +461,15 @@ impl Store {
             m.sharing_group(&label, r.distribution, r.sharing_group.as_ref(), r.sharing_group_id)?;
             m.w.put(T::Reports, keys::pair(&event.uuid, &r.uuid), to_json(r));
         }
+        for t in &m.types {
+            m.w.put(T::IdxType, keys::value_key(t, &event.uuid, &Uuid::nil()), []);
+        }
         let rec = StoredEvent {
             id,
             deleted: false,
             digest,
             sharing_group: sg,
+            next_attr: m.next_attr,
             header: to_json(&Self::header_of(event)),
         };
         let rec = postcard::to_stdvec(&rec).map_err(|e| corrupt("events", e.to_string()))?;
@@ -492,6 +502,9 @@ impl Store {
             event: event.uuid,
             event_no_corr: event.disable_correlation,
             sgs: HashMap::new(),
+            event_id: old.id,
+            next_attr: old.next_attr,
+            types: HashSet::new(),
         };
         let el = format!("Event {}", event.uuid);
         let sg = m.sharing_group(&el, event.distribution, event.sharing_group.as_ref(), event.sharing_group_id)?;
@@ -601,6 +614,19 @@ impl Store {
             m.w.put(T::Reports, key, to_json(r));
         }
 
+        // The type index lists the event under every type it holds after the merge.
+        let old_types: HashSet<&str> = stored_attrs.values().map(|a| a.attr_type.as_str()).collect();
+        for (u, a) in &stored_attrs {
+            if !replaced.contains(u) {
+                m.types.insert(a.attr_type.clone());
+            }
+        }
+        for t in old_types {
+            m.w.del(T::IdxType, keys::value_key(t, &event.uuid, &Uuid::nil()));
+        }
+        for t in &m.types {
+            m.w.put(T::IdxType, keys::value_key(t, &event.uuid, &Uuid::nil()), []);
+        }
         // The stored header is replaced; the attribute count reflects the merge.
         let mut head = Self::header_of(event);
         let live = stored_attrs
@@ -614,11 +640,15 @@ impl Store {
         head.attribute_count = Some(live as u64);
         Self::event_index(&mut m.w, old_head, false);
         Self::event_index(&mut m.w, event, true);
+        if old.deleted {
+            m.c.live += 1; // a newer version brings a deleted event back
+        }
         let rec = StoredEvent {
             id: old.id,
             deleted: false,
             digest,
             sharing_group: sg,
+            next_attr: m.next_attr,
             header: to_json(&head),
         };
         let rec = postcard::to_stdvec(&rec).map_err(|e| corrupt("events", e.to_string()))?;
@@ -661,8 +691,10 @@ impl Store {
                 for (t, k, _) in attr_index_entries(uuid, &au, &a, head.disable_correlation) {
                     w.del(t, k);
                 }
+                w.del(T::IdxType, keys::value_key(&a.attr_type, uuid, &Uuid::nil()));
             }
             Self::event_index(&mut w, &head, false);
+            c.live = c.live.saturating_sub(1);
             head.timestamp = time::now_secs().max(head.timestamp + 1);
             rec.deleted = true;
             rec.header = to_json(&head);
@@ -685,6 +717,11 @@ impl Store {
         }
         Ok(true)
     }
+}
+
+/// The local id of the `n`-th attribute of event `event_id`.
+pub(crate) fn attribute_id(event_id: u64, n: u32) -> u64 {
+    event_id << 24 | u64::from(n & 0x00ff_ffff)
 }
 
 /// Whether MISP would correlate values of this type at all.
