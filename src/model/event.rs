@@ -82,6 +82,9 @@ pub struct Event {
     pub reports: Vec<EventReport>,
     #[serde(default, rename = "Tag", deserialize_with = "de_vec")]
     pub tags: Vec<Tag>,
+    /// The origin node's seal over this version (see the `seal` module).
+    #[serde(default, rename = "Seal", skip_serializing_if = "Option::is_none")]
+    pub seal: Option<super::Seal>,
 }
 
 impl Event {
@@ -112,6 +115,7 @@ impl Event {
             objects: Vec::new(),
             reports: Vec::new(),
             tags: Vec::new(),
+            seal: None,
         }
     }
 
