@@ -19,7 +19,12 @@ struct Args {
 }
 
 fn args() -> Args {
-    let mut a = Args { attributes: 1_000_000, per_event: 100, dir: None, lookups: 20_000 };
+    let mut a = Args {
+        attributes: 1_000_000,
+        per_event: 100,
+        dir: None,
+        lookups: 20_000,
+    };
     let v: Vec<String> = std::env::args().collect();
     let mut i = 1;
     while i < v.len() {
@@ -54,7 +59,11 @@ fn dir_bytes(p: &std::path::Path) -> u64 {
     if let Ok(rd) = std::fs::read_dir(p) {
         for e in rd.flatten() {
             let m = e.metadata().unwrap();
-            n += if m.is_dir() { dir_bytes(&e.path()) } else { m.len() };
+            n += if m.is_dir() {
+                dir_bytes(&e.path())
+            } else {
+                m.len()
+            };
         }
     }
     n
@@ -95,7 +104,10 @@ fn main() {
         let doc = generated_event_json(seed, a.per_event);
         if seed % 7 == 0 {
             let attrs = doc["Event"]["Attribute"].as_array().unwrap();
-            let v = attrs[(seed as usize) % attrs.len()]["value"].as_str().unwrap().to_owned();
+            let v = attrs[(seed as usize) % attrs.len()]["value"]
+                .as_str()
+                .unwrap()
+                .to_owned();
             sample_values.push(v);
         }
         let bytes = serde_json::to_vec(&doc).unwrap();
@@ -108,7 +120,11 @@ fn main() {
         }
         import_time += t.elapsed();
         if seed % 10_000 == 0 && seed > 0 {
-            eprintln!("  {} events, {:.0} attr/s", seed, (seed as usize * a.per_event) as f64 / import_time.as_secs_f64());
+            eprintln!(
+                "  {} events, {:.0} attr/s",
+                seed,
+                (seed as usize * a.per_event) as f64 / import_time.as_secs_f64()
+            );
         }
     }
     let t = Instant::now();
@@ -117,13 +133,33 @@ fn main() {
     let wall = started.elapsed();
     let attrs = events * a.per_event;
     let disk = dir_bytes(&dir);
-    println!("## store benchmark: {attrs} attributes in {events} events of {}", a.per_event);
+    let logical = store.logical_bytes().unwrap();
+    println!(
+        "## store benchmark: {attrs} attributes in {events} events of {}",
+        a.per_event
+    );
     println!();
     println!("| metric | value |");
     println!("|---|---|");
-    println!("| import (parse + validate + store + flush) | {:.0} attributes/s ({:.1} s) |", attrs as f64 / import_time.as_secs_f64(), import_time.as_secs_f64());
-    println!("| wall time incl. generating the JSON | {:.1} s |", wall.as_secs_f64());
-    println!("| bytes on disk | {} ({:.0} bytes/attribute) |", disk, disk as f64 / attrs as f64);
+    println!(
+        "| import (parse + validate + store + flush) | {:.0} attributes/s ({:.1} s) |",
+        attrs as f64 / import_time.as_secs_f64(),
+        import_time.as_secs_f64()
+    );
+    println!(
+        "| wall time incl. generating the JSON | {:.1} s |",
+        wall.as_secs_f64()
+    );
+    println!(
+        "| bytes on disk | {} ({:.0} bytes/attribute) |",
+        disk,
+        disk as f64 / attrs as f64
+    );
+    println!(
+        "| live keys + values (what sled must keep) | {} ({:.0} bytes/attribute) |",
+        logical,
+        logical as f64 / attrs as f64
+    );
     println!("| peak RSS after import | {:.0} MiB |", peak_rss_mib());
     println!();
     println!("| lookup | n | p50 µs | p99 µs | max µs | hits |");
@@ -136,12 +172,18 @@ fn main() {
     });
     let mut rng = Rng::new(8);
     measure("exact value, absent", n, |_| {
-        store.lookup_value(&format!("absent-{}.example", rng.next_u64()), false, 100).unwrap().len()
+        store
+            .lookup_value(&format!("absent-{}.example", rng.next_u64()), false, 100)
+            .unwrap()
+            .len()
     });
     let mut rng = Rng::new(9);
     measure("IP inside stored CIDRs (33 probes)", n, |_| {
         let ip = sluis::testdata::ipv4(rng.below(attrs as u64 * 4));
-        store.lookup_ip(ip.parse().unwrap(), false, 100).unwrap().len()
+        store
+            .lookup_ip(ip.parse().unwrap(), false, 100)
+            .unwrap()
+            .len()
     });
     let mut rng = Rng::new(10);
     measure("CIDR /24 covering stored IPs", n, |_| {
@@ -151,7 +193,10 @@ fn main() {
     });
     let mut rng = Rng::new(11);
     measure("suffix wildcard %.<word><hex>.<tld>", n / 10, |_| {
-        store.lookup_wildcard(&format!("%{:x}.com", rng.below(1 << 12)), false, 100).unwrap().len()
+        store
+            .lookup_wildcard(&format!("%{:x}.com", rng.below(1 << 12)), false, 100)
+            .unwrap()
+            .len()
     });
     println!();
     println!("peak RSS at end: {:.0} MiB", peak_rss_mib());

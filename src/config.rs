@@ -151,7 +151,10 @@ impl Config {
             return Err(invalid("node.org", "must not be empty"));
         }
         if cfg.node.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(invalid("node.listen", "must be an address:port, e.g. 127.0.0.1:8443"));
+            return Err(invalid(
+                "node.listen",
+                "must be an address:port, e.g. 127.0.0.1:8443",
+            ));
         }
         if cfg.store.correlation_limit == 0 {
             return Err(invalid("store.correlation_limit", "must be at least 1"));
@@ -217,7 +220,10 @@ mod tests {
 
     #[test]
     fn example_config_parses() {
-        let p = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/config/sluis.example.toml"));
+        let p = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/sluis.example.toml"
+        ));
         let cfg = Config::load(p).unwrap();
         assert_eq!(cfg.node.name, "cert-a");
     }
@@ -225,9 +231,17 @@ mod tests {
     #[test]
     fn errors_name_the_key() {
         let p = Path::new("/etc/sluis.toml");
-        let e = Config::parse("[node]\nname='a'\norg='B'\ndata_dir='d'\nlisten='nope'\n", p).unwrap_err();
-        assert_eq!(e.to_string(), "config /etc/sluis.toml: node.listen: must be an address:port, e.g. 127.0.0.1:8443");
-        let e = Config::parse("[node]\nname='a'\norg='B'\ndata_dir='d'\nlisen='x'\n", p).unwrap_err();
+        let e = Config::parse(
+            "[node]\nname='a'\norg='B'\ndata_dir='d'\nlisten='nope'\n",
+            p,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "config /etc/sluis.toml: node.listen: must be an address:port, e.g. 127.0.0.1:8443"
+        );
+        let e =
+            Config::parse("[node]\nname='a'\norg='B'\ndata_dir='d'\nlisen='x'\n", p).unwrap_err();
         assert!(e.to_string().contains("lisen"), "{e}");
         let e = Config::parse("[node]\nname='a'\n", p).unwrap_err();
         assert!(e.to_string().contains("org"), "{e}");
@@ -235,7 +249,11 @@ mod tests {
 
     #[test]
     fn relative_data_dir_is_anchored_at_the_config() {
-        let cfg = Config::parse("[node]\nname='a'\norg='B'\ndata_dir='d'\n", Path::new("/srv/node/sluis.toml")).unwrap();
+        let cfg = Config::parse(
+            "[node]\nname='a'\norg='B'\ndata_dir='d'\n",
+            Path::new("/srv/node/sluis.toml"),
+        )
+        .unwrap();
         assert_eq!(cfg.node.data_dir, PathBuf::from("/srv/node/d"));
     }
 }

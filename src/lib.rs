@@ -23,5 +23,6 @@ pub mod cli;
 pub mod config;
 pub mod export;
 pub mod model;
+pub mod seal;
 pub mod store;
 pub mod testdata;

@@ -14,7 +14,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "sluis", version, about = "Threat-intelligence exchange node for national CERTs")]
+#[command(
+    name = "sluis",
+    version,
+    about = "Threat-intelligence exchange node for national CERTs"
+)]
 struct Args {
     #[command(subcommand)]
     command: Command,
@@ -78,13 +82,14 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             let store = open_store(&cfg)?;
             let files = cli::import::collect_files(&paths)?;
             let stdout = std::io::stdout();
-            let summary = cli::import::import(&store, &files, cfg.max_document_bytes(), &mut |r| {
-                let mut out = stdout.lock();
-                for line in r.lines() {
-                    let _ = writeln!(out, "{line}");
-                }
-                let _ = out.flush();
-            })?;
+            let summary =
+                cli::import::import(&store, &files, cfg.max_document_bytes(), &mut |r| {
+                    let mut out = stdout.lock();
+                    for line in r.lines() {
+                        let _ = writeln!(out, "{line}");
+                    }
+                    let _ = out.flush();
+                })?;
             eprintln!("imported {summary}");
             Ok(if summary.rejected > 0 {
                 ExitCode::from(1)

@@ -55,7 +55,13 @@ fn domain(rng: &mut Rng, unique: u64) -> String {
 /// The `i`-th IPv4 address of the synthetic space (10.0.0.0/8 upwards, unique per i).
 pub fn ipv4(unique: u64) -> String {
     let u = unique.wrapping_mul(2_654_435_761) % (1 << 28);
-    format!("{}.{}.{}.{}", 16 + (u >> 24), (u >> 16) & 255, (u >> 8) & 255, u & 255)
+    format!(
+        "{}.{}.{}.{}",
+        16 + (u >> 24),
+        (u >> 16) & 255,
+        (u >> 8) & 255,
+        u & 255
+    )
 }
 
 /// One synthetic attribute value and its type, unique for `unique`.
@@ -67,17 +73,39 @@ pub fn attribute(rng: &mut Rng, unique: u64) -> (&'static str, String) {
         9 => ("hostname", format!("www.{}", domain(rng, unique))),
         10 | 11 => (
             "url",
-            format!("https://{}/{}/{}.php", domain(rng, unique), WORDS[rng.below(12) as usize], hex(rng, 6)),
+            format!(
+                "https://{}/{}/{}.php",
+                domain(rng, unique),
+                WORDS[rng.below(12) as usize],
+                hex(rng, 6)
+            ),
         ),
         12 => ("md5", hex(rng, 32)),
         13 | 14 => ("sha256", hex(rng, 64)),
         15 => ("sha1", hex(rng, 40)),
-        16 => ("email-src", format!("{}{}@{}", WORDS[rng.below(12) as usize], unique, domain(rng, unique))),
-        17 => ("ip-dst|port", format!("{}|{}", ipv4(unique), 1024 + rng.below(60000))),
-        18 => ("filename", format!("{}_{:x}.exe", WORDS[rng.below(12) as usize], unique)),
+        16 => (
+            "email-src",
+            format!(
+                "{}{}@{}",
+                WORDS[rng.below(12) as usize],
+                unique,
+                domain(rng, unique)
+            ),
+        ),
+        17 => (
+            "ip-dst|port",
+            format!("{}|{}", ipv4(unique), 1024 + rng.below(60000)),
+        ),
+        18 => (
+            "filename",
+            format!("{}_{:x}.exe", WORDS[rng.below(12) as usize], unique),
+        ),
         _ => {
             let u = unique.wrapping_mul(2_654_435_761) % (1 << 20);
-            ("ip-dst", format!("{}.{}.{}.0/24", 100 + (u >> 16), (u >> 8) & 255, u & 255))
+            (
+                "ip-dst",
+                format!("{}.{}.{}.0/24", 100 + (u >> 16), (u >> 8) & 255, u & 255),
+            )
         }
     }
 }
@@ -86,12 +114,18 @@ pub fn attribute(rng: &mut Rng, unique: u64) -> (&'static str, String) {
 pub fn generated_event_json(seed: u64, n: usize) -> Value {
     let mut rng = Rng::new(seed);
     let base = seed.wrapping_mul(1_000_003);
-    let event_uuid = uuid::Uuid::from_u64_pair(0x5c1b_0000_0000_4000 | (seed >> 48), 0x8000_0000_0000_0000 | seed);
+    let event_uuid = uuid::Uuid::from_u64_pair(
+        0x5c1b_0000_0000_4000 | (seed >> 48),
+        0x8000_0000_0000_0000 | seed,
+    );
     let ts = 1_700_000_000 + seed % 10_000_000;
     let attrs: Vec<Value> = (0..n)
         .map(|i| {
             let (t, v) = attribute(&mut rng, base + i as u64);
-            let au = uuid::Uuid::from_u64_pair(0x5c1b_0001_0000_4000 | (seed & 0xffff), 0x8000_0000_0000_0000 | ((seed << 24) ^ i as u64));
+            let au = uuid::Uuid::from_u64_pair(
+                0x5c1b_0001_0000_4000 | (seed & 0xffff),
+                0x8000_0000_0000_0000 | ((seed << 24) ^ i as u64),
+            );
             json!({"uuid": au.to_string(), "type": t, "value": v, "timestamp": ts.to_string(),
                    "to_ids": true, "distribution": "5", "comment": ""})
         })

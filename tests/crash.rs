@@ -58,15 +58,32 @@ fn sigkill_during_import_loses_nothing_acknowledged() {
                 .unwrap()
                 .unwrap_or_else(|| panic!("round {round}: acknowledged event {uuid} lost"));
             let orig = &expected[uuid]["Event"];
-            let orig_values: Vec<&str> = orig["Attribute"].as_array().unwrap().iter().map(|a| a["value"].as_str().unwrap()).collect();
-            assert_eq!(ev.attributes.len(), orig_values.len(), "round {round}: event {uuid} incomplete");
+            let orig_values: Vec<&str> = orig["Attribute"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["value"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                ev.attributes.len(),
+                orig_values.len(),
+                "round {round}: event {uuid} incomplete"
+            );
             for a in &ev.attributes {
-                assert!(orig_values.contains(&a.value.as_str()), "round {round}: {uuid}: unexpected value {}", a.value);
+                assert!(
+                    orig_values.contains(&a.value.as_str()),
+                    "round {round}: {uuid}: unexpected value {}",
+                    a.value
+                );
             }
         }
         drop(store);
     }
-    assert!(acknowledged.len() >= 80, "only {} acknowledged", acknowledged.len());
+    assert!(
+        acknowledged.len() >= 80,
+        "only {} acknowledged",
+        acknowledged.len()
+    );
     // A final uninterrupted run completes the import with no duplicates.
     let out = node.sluis(&["import", src.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -12,7 +12,10 @@ fn snapshot(node: &TestNode) -> (Vec<u8>, u64) {
     let mut out = Vec::new();
     sluis::export::export(
         &store,
-        &sluis::export::Filter { include_deleted: true, ..Default::default() },
+        &sluis::export::Filter {
+            include_deleted: true,
+            ..Default::default()
+        },
         sluis::export::Format::Misp,
         &mut out,
         &mut |_| {},
@@ -47,9 +50,16 @@ fn assert_rejected(name: &str, bytes: &[u8], expect: &str) {
     std::fs::write(&f, bytes).unwrap();
     let out = node.sluis(&["import", f.to_str().unwrap()]);
     let report = stdout(&out);
-    assert_eq!(out.status.code(), Some(1), "{name}: exit status; report: {report}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{name}: exit status; report: {report}"
+    );
     assert!(report.starts_with("rejected\t"), "{name}: {report}");
-    assert!(report.contains(expect), "{name}: expected {expect:?} in: {report}");
+    assert!(
+        report.contains(expect),
+        "{name}: expected {expect:?} in: {report}"
+    );
     assert_eq!(snapshot(&node), before, "{name}: the store changed");
 }
 
@@ -71,30 +81,50 @@ fn wrong_type_category_pair() {
 
 #[test]
 fn bad_ip() {
-    assert_rejected("ip", &with_attr(json!({"type": "ip-src", "value": "300.1.1.1"})), "(ip-src): value:");
+    assert_rejected(
+        "ip",
+        &with_attr(json!({"type": "ip-src", "value": "300.1.1.1"})),
+        "(ip-src): value:",
+    );
 }
 
 #[test]
 fn bad_hash_length() {
-    assert_rejected("hash", &with_attr(json!({"type": "sha256", "value": "ab".repeat(31) + "a"})), "(sha256): value:");
+    assert_rejected(
+        "hash",
+        &with_attr(json!({"type": "sha256", "value": "ab".repeat(31) + "a"})),
+        "(sha256): value:",
+    );
 }
 
 #[test]
 fn unknown_object_template() {
     let doc = json!({"Event": {"info": "bad", "Object": [{"name": "not-a-template", "Attribute": [
         {"type": "text", "object_relation": "x", "value": "y"}]}]}});
-    assert_rejected("template", doc.to_string().as_bytes(), "unknown object template \"not-a-template\"");
+    assert_rejected(
+        "template",
+        doc.to_string().as_bytes(),
+        "unknown object template \"not-a-template\"",
+    );
 }
 
 #[test]
 fn malformed_json() {
-    assert_rejected("malformed", br#"{"Event": {"info": "x", "Attribute": [}"#, "malformed JSON");
+    assert_rejected(
+        "malformed",
+        br#"{"Event": {"info": "x", "Attribute": [}"#,
+        "malformed JSON",
+    );
 }
 
 #[test]
 fn wrong_json_type() {
     let doc = json!({"Event": {"info": "x", "Attribute": [{"type": "domain", "value": "a.example", "to_ids": "perhaps"}]}});
-    assert_rejected("types", doc.to_string().as_bytes(), "Event.Attribute[0].to_ids");
+    assert_rejected(
+        "types",
+        doc.to_string().as_bytes(),
+        "Event.Attribute[0].to_ids",
+    );
 }
 
 #[test]
@@ -107,7 +137,11 @@ fn file_of_200_mb() {
     file.set_len(200 * 1024 * 1024).unwrap();
     let out = node.sluis(&["import", f.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout(&out).contains("larger than the limit"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("larger than the limit"),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(snapshot(&node), before);
 }
 
@@ -154,7 +188,11 @@ fn update_that_is_not_newer() {
 fn attribute_uuid_of_another_event() {
     let doc = json!({"Event": {"info": "thief", "Attribute": [
         {"uuid": "5c1b1cc1-0000-4000-8000-0000000000a1", "type": "domain", "value": "x.example"}]}});
-    assert_rejected("stolen-uuid", doc.to_string().as_bytes(), "already used by attribute in event 5c1b1cc1-0000-4000-8000-0000000000e1");
+    assert_rejected(
+        "stolen-uuid",
+        doc.to_string().as_bytes(),
+        "already used by attribute in event 5c1b1cc1-0000-4000-8000-0000000000e1",
+    );
 }
 
 #[test]
@@ -169,7 +207,10 @@ fn every_problem_names_element_field_and_reason() {
     assert_eq!(fields[2], "5c1b1cc1-0000-4000-8000-0000000000e2");
     // "<element>: <field>: <reason>"
     let parts: Vec<&str> = fields[3].splitn(3, ": ").collect();
-    assert!(parts[0].starts_with("Attribute ") && parts[0].ends_with("(md5)"), "{line}");
+    assert!(
+        parts[0].starts_with("Attribute ") && parts[0].ends_with("(md5)"),
+        "{line}"
+    );
     assert_eq!(parts[1], "value");
     assert!(!parts[2].is_empty());
 }

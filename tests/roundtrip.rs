@@ -28,7 +28,10 @@ fn b(v: &Value, k: &str) -> Option<bool> {
 }
 
 fn list<'a>(v: &'a Value, k: &str) -> Vec<&'a Value> {
-    v.get(k).and_then(|x| x.as_array()).map(|a| a.iter().collect()).unwrap_or_default()
+    v.get(k)
+        .and_then(|x| x.as_array())
+        .map(|a| a.iter().collect())
+        .unwrap_or_default()
 }
 
 fn tag_names(v: &Value) -> BTreeSet<String> {
@@ -52,13 +55,24 @@ fn compare_attribute(ctx: &str, o: &Value, g: &Value, problems: &mut Vec<String>
     if let (Some(t), Some(ov), Some(gv)) = (s(o, "type"), s(o, "value"), s(g, "value")) {
         if ov != gv {
             let normalised = sluis::model::value::normalise(&t, &ov).ok();
-            let allowed = matches!(t.as_str(), "datetime" | "ssdeep") && normalised.as_deref() == Some(gv.as_str());
+            let allowed = matches!(t.as_str(), "datetime" | "ssdeep")
+                && normalised.as_deref() == Some(gv.as_str());
             if !allowed {
                 problems.push(format!("{ctx}: value: expected {ov:?}, got {gv:?}"));
             }
         }
     }
-    for f in ["uuid", "type", "category", "comment", "distribution", "object_relation", "timestamp", "first_seen", "last_seen"] {
+    for f in [
+        "uuid",
+        "type",
+        "category",
+        "comment",
+        "distribution",
+        "object_relation",
+        "timestamp",
+        "first_seen",
+        "last_seen",
+    ] {
         same(ctx, o, g, f, problems);
     }
     for f in ["to_ids", "deleted", "disable_correlation"] {
@@ -69,12 +83,23 @@ fn compare_attribute(ctx: &str, o: &Value, g: &Value, problems: &mut Vec<String>
         }
     }
     if tag_names(o) != tag_names(g) {
-        problems.push(format!("{ctx}: tags: expected {:?}, got {:?}", tag_names(o), tag_names(g)));
+        problems.push(format!(
+            "{ctx}: tags: expected {:?}, got {:?}",
+            tag_names(o),
+            tag_names(g)
+        ));
     }
-    let got_s: HashMap<String, &Value> = list(g, "Sighting").into_iter().filter_map(|x| Some((s(x, "uuid")?, x))).collect();
+    let got_s: HashMap<String, &Value> = list(g, "Sighting")
+        .into_iter()
+        .filter_map(|x| Some((s(x, "uuid")?, x)))
+        .collect();
     let orig_s = list(o, "Sighting");
     if orig_s.len() != got_s.len() {
-        problems.push(format!("{ctx}: {} sightings expected, got {}", orig_s.len(), got_s.len()));
+        problems.push(format!(
+            "{ctx}: {} sightings expected, got {}",
+            orig_s.len(),
+            got_s.len()
+        ));
     }
     for os in orig_s {
         let u = s(os, "uuid").unwrap_or_default();
@@ -97,14 +122,21 @@ fn compare_attribute(ctx: &str, o: &Value, g: &Value, problems: &mut Vec<String>
 /// Matches attributes by uuid, or by (type, value) when the original has no uuid.
 fn compare_attributes(ctx: &str, orig: Vec<&Value>, got: Vec<&Value>, problems: &mut Vec<String>) {
     if orig.len() != got.len() {
-        problems.push(format!("{ctx}: {} attributes expected, got {}", orig.len(), got.len()));
+        problems.push(format!(
+            "{ctx}: {} attributes expected, got {}",
+            orig.len(),
+            got.len()
+        ));
     }
     for oa in orig {
         let found = got.iter().find(|ga| match s(oa, "uuid") {
             Some(u) => s(ga, "uuid").as_deref() == Some(u.as_str()),
             None => s(ga, "type") == s(oa, "type") && s(ga, "value") == s(oa, "value"),
         });
-        let actx = format!("{ctx} › Attribute {}", s(oa, "uuid").unwrap_or_else(|| s(oa, "value").unwrap_or_default()));
+        let actx = format!(
+            "{ctx} › Attribute {}",
+            s(oa, "uuid").unwrap_or_else(|| s(oa, "value").unwrap_or_default())
+        );
         match found {
             Some(ga) => compare_attribute(&actx, oa, ga, problems),
             None => problems.push(format!("{actx}: missing from export")),
@@ -115,7 +147,17 @@ fn compare_attributes(ctx: &str, orig: Vec<&Value>, got: Vec<&Value>, problems: 
 fn compare_event(file: &str, o: &Value, g: &Value) -> Vec<String> {
     let mut p = Vec::new();
     let ctx = format!("{file}: Event");
-    for f in ["uuid", "info", "date", "threat_level_id", "analysis", "distribution", "timestamp", "publish_timestamp", "extends_uuid"] {
+    for f in [
+        "uuid",
+        "info",
+        "date",
+        "threat_level_id",
+        "analysis",
+        "distribution",
+        "timestamp",
+        "publish_timestamp",
+        "extends_uuid",
+    ] {
         same(&ctx, o, g, f, &mut p);
     }
     if let Some(pb) = b(o, "published") {
@@ -128,37 +170,69 @@ fn compare_event(file: &str, o: &Value, g: &Value) -> Vec<String> {
         same(&format!("{ctx} › Orgc"), oo, go, "name", &mut p);
     }
     if tag_names(o) != tag_names(g) {
-        p.push(format!("{ctx}: tags: expected {:?}, got {:?}", tag_names(o), tag_names(g)));
+        p.push(format!(
+            "{ctx}: tags: expected {:?}, got {:?}",
+            tag_names(o),
+            tag_names(g)
+        ));
     }
     compare_attributes(&ctx, list(o, "Attribute"), list(g, "Attribute"), &mut p);
     let orig_objs = list(o, "Object");
     let got_objs = list(g, "Object");
     if orig_objs.len() != got_objs.len() {
-        p.push(format!("{ctx}: {} objects expected, got {}", orig_objs.len(), got_objs.len()));
+        p.push(format!(
+            "{ctx}: {} objects expected, got {}",
+            orig_objs.len(),
+            got_objs.len()
+        ));
     }
     for oo in orig_objs {
         let u = s(oo, "uuid").unwrap_or_default();
         let octx = format!("{ctx} › Object {u}");
-        let Some(go) = got_objs.iter().find(|x| s(x, "uuid").as_deref() == Some(u.as_str())) else {
+        let Some(go) = got_objs
+            .iter()
+            .find(|x| s(x, "uuid").as_deref() == Some(u.as_str()))
+        else {
             p.push(format!("{octx}: missing"));
             continue;
         };
-        for f in ["name", "meta-category", "template_uuid", "template_version", "distribution", "timestamp", "comment"] {
+        for f in [
+            "name",
+            "meta-category",
+            "template_uuid",
+            "template_version",
+            "distribution",
+            "timestamp",
+            "comment",
+        ] {
             same(&octx, oo, go, f, &mut p);
         }
         compare_attributes(&octx, list(oo, "Attribute"), list(go, "Attribute"), &mut p);
         let orefs = list(oo, "ObjectReference");
         let grefs = list(go, "ObjectReference");
         if orefs.len() != grefs.len() {
-            p.push(format!("{octx}: {} references expected, got {}", orefs.len(), grefs.len()));
+            p.push(format!(
+                "{octx}: {} references expected, got {}",
+                orefs.len(),
+                grefs.len()
+            ));
         }
         for or in orefs {
             let ru = s(or, "uuid").unwrap_or_default();
             let rctx = format!("{octx} › ObjectReference {ru}");
-            match grefs.iter().find(|x| s(x, "uuid").as_deref() == Some(ru.as_str())) {
+            match grefs
+                .iter()
+                .find(|x| s(x, "uuid").as_deref() == Some(ru.as_str()))
+            {
                 None => p.push(format!("{rctx}: missing")),
                 Some(gr) => {
-                    for f in ["referenced_uuid", "relationship_type", "object_uuid", "comment", "timestamp"] {
+                    for f in [
+                        "referenced_uuid",
+                        "relationship_type",
+                        "object_uuid",
+                        "comment",
+                        "timestamp",
+                    ] {
                         same(&rctx, or, gr, f, &mut p);
                     }
                 }
@@ -176,10 +250,23 @@ fn every_sample_event_round_trips_field_by_field() {
         let node = TestNode::new();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         let out = node.sluis(&["import", path.to_str().unwrap()]);
-        assert!(out.status.success(), "{name}: import failed:\n{}{}", stdout(&out), stderr(&out));
-        assert!(stdout(&out).starts_with("accepted\t"), "{name}: {}", stdout(&out));
+        assert!(
+            out.status.success(),
+            "{name}: import failed:\n{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        assert!(
+            stdout(&out).starts_with("accepted\t"),
+            "{name}: {}",
+            stdout(&out)
+        );
         let out = node.sluis(&["export", "--format", "misp", "--include-deleted"]);
-        assert!(out.status.success(), "{name}: export failed: {}", stderr(&out));
+        assert!(
+            out.status.success(),
+            "{name}: export failed: {}",
+            stderr(&out)
+        );
         let doc: Value = serde_json::from_slice(&out.stdout).expect("export is JSON");
         let events = doc["response"].as_array().expect("response list");
         assert_eq!(events.len(), 1, "{name}");
@@ -187,13 +274,21 @@ fn every_sample_event_round_trips_field_by_field() {
         checked += 1;
     }
     assert!(checked >= 15);
-    assert!(problems.is_empty(), "{} differences:\n{}", problems.len(), problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{} differences:\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
 }
 
 #[test]
 fn re_import_of_own_export_is_unchanged() {
     let node = TestNode::new();
-    let out = node.sluis(&["import", samples_dir().join("long_event.json").to_str().unwrap()]);
+    let out = node.sluis(&[
+        "import",
+        samples_dir().join("long_event.json").to_str().unwrap(),
+    ]);
     assert!(out.status.success());
     let out = node.sluis(&["export", "--format", "misp", "--include-deleted"]);
     let file = node.dir.path().join("export.json");

@@ -15,7 +15,10 @@ pub fn export(
 ) -> Result<ExportStats, CliError> {
     filter.check()?;
     let total = store.event_count() as u64;
-    let pb = progress_bar(total, "{spinner} exporting [{bar:30}] {pos}/{len} events {msg}");
+    let pb = progress_bar(
+        total,
+        "{spinner} exporting [{bar:30}] {pos}/{len} events {msg}",
+    );
     let stats = run_export(store, filter, format, out, &mut |s| {
         pb.set_position(s.events);
         pb.set_message(format!("{} attributes", s.attributes));

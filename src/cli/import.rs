@@ -205,7 +205,8 @@ fn import_file(store: &Store, path: &Path, max: usize) -> Result<FileReport, Cli
                 rep.events.push(EventResult::Stored(o, n as usize));
             }
             Err(
-                e @ (StoreError::Invalid(_) | StoreError::Rejected(_) | StoreError::NotNewer { .. }),
+                e
+                @ (StoreError::Invalid(_) | StoreError::Rejected(_) | StoreError::NotNewer { .. }),
             ) => {
                 rep.events.push(EventResult::Rejected(uuid, e.to_string()));
             }

@@ -31,7 +31,9 @@ impl std::str::FromStr for Format {
             "misp" | "json" => Ok(Format::Misp),
             "csv" => Ok(Format::Csv),
             "text" => Ok(Format::Text),
-            other => Err(format!("unknown format \"{other}\" (expected misp, csv or text)")),
+            other => Err(format!(
+                "unknown format \"{other}\" (expected misp, csv or text)"
+            )),
         }
     }
 }

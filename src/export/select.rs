@@ -25,7 +25,9 @@ pub struct Filter {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FilterError {
-    #[error("--since: \"{0}\" is not an epoch, a YYYY-MM-DD date or a relative time like 7d, 12h, 30m")]
+    #[error(
+        "--since: \"{0}\" is not an epoch, a YYYY-MM-DD date or a relative time like 7d, 12h, 30m"
+    )]
     Since(String),
     #[error("--type: unknown attribute type \"{0}\"")]
     Type(String),
@@ -86,7 +88,9 @@ impl Filter {
             .map(|h| h.trim().to_lowercase())
             .collect();
         self.values.iter().any(|p| match WildcardKind::parse(p) {
-            Ok(WildcardKind::Exact(x)) => halves.iter().any(|h| *h == x || canonical_ip(&x) == Some(h.clone())),
+            Ok(WildcardKind::Exact(x)) => halves
+                .iter()
+                .any(|h| *h == x || canonical_ip(&x) == Some(h.clone())),
             Ok(WildcardKind::Prefix(x)) => halves.iter().any(|h| h.starts_with(&x)),
             Ok(WildcardKind::Suffix(x)) => halves.iter().any(|h| h.ends_with(&x)),
             Ok(WildcardKind::Contains(x)) => halves.iter().any(|h| h.contains(&x)),
@@ -96,14 +100,17 @@ impl Filter {
 
     fn attribute_matches(&self, event_tagged: bool, a: &Attribute) -> bool {
         (self.include_deleted || !a.deleted)
-            && (self.types.is_empty() || self.types.iter().any(|t| *t == a.attr_type))
+            && (self.types.is_empty() || self.types.contains(&a.attr_type))
             && self.value_matches(a)
             && (self.tags.is_empty() || event_tagged || self.tagged(&a.tags))
     }
 
     fn tagged(&self, tags: &[crate::model::Tag]) -> bool {
-        tags.iter()
-            .any(|t| self.tags.iter().any(|f| f.trim().eq_ignore_ascii_case(t.name.trim())))
+        tags.iter().any(|t| {
+            self.tags
+                .iter()
+                .any(|f| f.trim().eq_ignore_ascii_case(t.name.trim()))
+        })
     }
 
     /// Trims `event` to what the filter selects; `None` if nothing is left.
@@ -112,9 +119,12 @@ impl Filter {
             return None;
         }
         let event_tagged = !self.tags.is_empty() && self.tagged(&event.tags);
-        event.attributes.retain(|a| self.attribute_matches(event_tagged, a));
+        event
+            .attributes
+            .retain(|a| self.attribute_matches(event_tagged, a));
         for o in &mut event.objects {
-            o.attributes.retain(|a| self.attribute_matches(event_tagged, a));
+            o.attributes
+                .retain(|a| self.attribute_matches(event_tagged, a));
         }
         if self.has_attribute_filters() || (!self.tags.is_empty() && !event_tagged) {
             event.objects.retain(|o| !o.attributes.is_empty());
@@ -169,11 +179,13 @@ pub fn events<'a>(
     filter: &'a Filter,
 ) -> Result<impl Iterator<Item = Result<Event, StoreError>> + 'a, StoreError> {
     let uuids = candidates(store, filter)?;
-    Ok(uuids.into_iter().filter_map(move |u| match store.get_event(&u) {
-        Err(e) => Some(Err(e)),
-        Ok(None) => None,
-        Ok(Some(ev)) => filter.apply(ev).map(Ok),
-    }))
+    Ok(uuids
+        .into_iter()
+        .filter_map(move |u| match store.get_event(&u) {
+            Err(e) => Some(Err(e)),
+            Ok(None) => None,
+            Ok(Some(ev)) => filter.apply(ev).map(Ok),
+        }))
 }
 
 #[cfg(test)]

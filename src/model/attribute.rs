@@ -45,7 +45,11 @@ pub struct Attribute {
         skip_serializing_if = "Option::is_none"
     )]
     pub event_id: Option<u64>,
-    #[serde(default = "inherit", deserialize_with = "de_u8", serialize_with = "ser_u8_str")]
+    #[serde(
+        default = "inherit",
+        deserialize_with = "de_u8",
+        serialize_with = "ser_u8_str"
+    )]
     pub distribution: u8,
     #[serde(default, deserialize_with = "de_u64", serialize_with = "ser_u64_str")]
     pub timestamp: u64,
@@ -66,20 +70,46 @@ pub struct Attribute {
     pub object_id: Option<u64>,
     #[serde(default, deserialize_with = "de_opt_string")]
     pub object_relation: Option<String>,
-    #[serde(default, deserialize_with = "de_opt_seen", serialize_with = "ser_opt_seen")]
+    #[serde(
+        default,
+        deserialize_with = "de_opt_seen",
+        serialize_with = "ser_opt_seen"
+    )]
     pub first_seen: Option<i64>,
-    #[serde(default, deserialize_with = "de_opt_seen", serialize_with = "ser_opt_seen")]
+    #[serde(
+        default,
+        deserialize_with = "de_opt_seen",
+        serialize_with = "ser_opt_seen"
+    )]
     pub last_seen: Option<i64>,
     #[serde(deserialize_with = "de_string")]
     pub value: String,
     /// Base64 payload of `attachment` and `malware-sample` attributes.
-    #[serde(default, deserialize_with = "de_opt_string", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "de_opt_string",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub data: Option<String>,
-    #[serde(default, rename = "SharingGroup", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "SharingGroup",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sharing_group: Option<SharingGroup>,
-    #[serde(default, rename = "Tag", deserialize_with = "de_vec", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        rename = "Tag",
+        deserialize_with = "de_vec",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub tags: Vec<Tag>,
-    #[serde(default, rename = "Sighting", deserialize_with = "de_vec", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        rename = "Sighting",
+        deserialize_with = "de_vec",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub sightings: Vec<Sighting>,
 }
 

@@ -32,7 +32,11 @@ pub struct Event {
     pub id: Option<u64>,
     #[serde(default, deserialize_with = "de_string")]
     pub date: String,
-    #[serde(default = "four", deserialize_with = "de_u8", serialize_with = "ser_u8_str")]
+    #[serde(
+        default = "four",
+        deserialize_with = "de_u8",
+        serialize_with = "ser_u8_str"
+    )]
     pub threat_level_id: u8,
     #[serde(default, deserialize_with = "de_string")]
     pub info: String,
@@ -52,7 +56,11 @@ pub struct Event {
     #[serde(default, deserialize_with = "de_u64", serialize_with = "ser_u64_str")]
     pub timestamp: u64,
     /// MISP's default event distribution is 1 (this community).
-    #[serde(default = "one", deserialize_with = "de_u8", serialize_with = "ser_u8_str")]
+    #[serde(
+        default = "one",
+        deserialize_with = "de_u8",
+        serialize_with = "ser_u8_str"
+    )]
     pub distribution: u8,
     #[serde(default, deserialize_with = "de_bool")]
     pub locked: bool,
@@ -72,7 +80,11 @@ pub struct Event {
     pub org: Option<Org>,
     #[serde(default, rename = "Orgc", skip_serializing_if = "Option::is_none")]
     pub orgc: Option<Org>,
-    #[serde(default, rename = "SharingGroup", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "SharingGroup",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sharing_group: Option<SharingGroup>,
     #[serde(default, rename = "Attribute", deserialize_with = "de_vec")]
     pub attributes: Vec<Attribute>,
@@ -195,7 +207,12 @@ impl Event {
 
     /// Number of attributes, including those inside objects.
     pub fn count_attributes(&self) -> usize {
-        self.attributes.len() + self.objects.iter().map(|o| o.attributes.len()).sum::<usize>()
+        self.attributes.len()
+            + self
+                .objects
+                .iter()
+                .map(|o| o.attributes.len())
+                .sum::<usize>()
     }
 }
 

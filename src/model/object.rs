@@ -5,8 +5,7 @@ use super::attribute::Attribute;
 use super::sharing_group::SharingGroup;
 use super::time::{de_opt_seen, ser_opt_seen};
 use super::wire::{
-    de_bool, de_opt_u64, de_string, de_u64, de_u8, de_vec, ser_opt_u64_str, ser_u64_str,
-    ser_u8_str,
+    de_bool, de_opt_u64, de_string, de_u64, de_u8, de_vec, ser_opt_u64_str, ser_u64_str, ser_u8_str,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -45,7 +44,11 @@ pub struct Object {
     pub uuid: Uuid,
     #[serde(default, deserialize_with = "de_u64", serialize_with = "ser_u64_str")]
     pub timestamp: u64,
-    #[serde(default = "inherit", deserialize_with = "de_u8", serialize_with = "ser_u8_str")]
+    #[serde(
+        default = "inherit",
+        deserialize_with = "de_u8",
+        serialize_with = "ser_u8_str"
+    )]
     pub distribution: u8,
     #[serde(default, deserialize_with = "de_u64", serialize_with = "ser_u64_str")]
     pub sharing_group_id: u64,
@@ -53,11 +56,23 @@ pub struct Object {
     pub comment: String,
     #[serde(default, deserialize_with = "de_bool")]
     pub deleted: bool,
-    #[serde(default, deserialize_with = "de_opt_seen", serialize_with = "ser_opt_seen")]
+    #[serde(
+        default,
+        deserialize_with = "de_opt_seen",
+        serialize_with = "ser_opt_seen"
+    )]
     pub first_seen: Option<i64>,
-    #[serde(default, deserialize_with = "de_opt_seen", serialize_with = "ser_opt_seen")]
+    #[serde(
+        default,
+        deserialize_with = "de_opt_seen",
+        serialize_with = "ser_opt_seen"
+    )]
     pub last_seen: Option<i64>,
-    #[serde(default, rename = "SharingGroup", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "SharingGroup",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sharing_group: Option<SharingGroup>,
     #[serde(default, rename = "ObjectReference", deserialize_with = "de_vec")]
     pub references: Vec<ObjectReference>,

@@ -146,6 +146,9 @@ mod tests {
             Err(ParseError::Json(m)) if m.contains("recursion limit")
         ));
         assert_eq!(parse_events(b"{\"a\":1}", 100), Err(ParseError::NoEvent));
-        assert!(matches!(parse_events(b"{\"Event\":", 100), Err(ParseError::Json(_))));
+        assert!(matches!(
+            parse_events(b"{\"Event\":", 100),
+            Err(ParseError::Json(_))
+        ));
     }
 }

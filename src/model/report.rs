@@ -1,7 +1,9 @@
 //! Event reports: Markdown write-ups attached to an event.
 
 use super::sharing_group::SharingGroup;
-use super::wire::{de_bool, de_opt_u64, de_string, de_u64, de_u8, ser_opt_u64_str, ser_u64_str, ser_u8_str};
+use super::wire::{
+    de_bool, de_opt_u64, de_string, de_u64, de_u8, ser_opt_u64_str, ser_u64_str, ser_u8_str,
+};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -31,7 +33,11 @@ pub struct EventReport {
     pub name: String,
     #[serde(default, deserialize_with = "de_string")]
     pub content: String,
-    #[serde(default = "inherit", deserialize_with = "de_u8", serialize_with = "ser_u8_str")]
+    #[serde(
+        default = "inherit",
+        deserialize_with = "de_u8",
+        serialize_with = "ser_u8_str"
+    )]
     pub distribution: u8,
     #[serde(default, deserialize_with = "de_u64", serialize_with = "ser_u64_str")]
     pub sharing_group_id: u64,
@@ -39,6 +45,10 @@ pub struct EventReport {
     pub timestamp: u64,
     #[serde(default, deserialize_with = "de_bool")]
     pub deleted: bool,
-    #[serde(default, rename = "SharingGroup", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "SharingGroup",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub sharing_group: Option<SharingGroup>,
 }

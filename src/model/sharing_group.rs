@@ -33,7 +33,11 @@ pub struct SharingGroup {
     pub created: String,
     #[serde(default, deserialize_with = "de_string")]
     pub modified: String,
-    #[serde(default, rename = "Organisation", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "Organisation",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub organisation: Option<Org>,
     #[serde(default, rename = "SharingGroupOrg", deserialize_with = "de_vec")]
     pub orgs: Vec<SharingGroupOrg>,

@@ -43,7 +43,11 @@ pub struct Sighting {
     )]
     pub kind: u8,
     /// `None` means an anonymised sighting.
-    #[serde(default, rename = "Organisation", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "Organisation",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub org: Option<Org>,
     /// Nil when the sighting is nested under its attribute (then the parent is meant).
     #[serde(default)]

@@ -48,7 +48,7 @@ pub struct ValidationError {
 impl fmt::Display for ValidationError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.problems.split_first() {
-            Some((first, rest)) if rest.is_empty() => write!(f, "{first}"),
+            Some((first, [])) => write!(f, "{first}"),
             Some((first, rest)) => write!(f, "{first} (and {} more)", rest.len()),
             None => f.write_str("invalid event"),
         }
@@ -103,13 +103,21 @@ pub fn validate_event(event: &mut Event, now: u64) -> Result<(), ValidationError
         }
     }
     if !(1..=4).contains(&event.threat_level_id) {
-        cx.fail(&el, "threat_level_id", format!("{} is not 1-4", event.threat_level_id));
+        cx.fail(
+            &el,
+            "threat_level_id",
+            format!("{} is not 1-4", event.threat_level_id),
+        );
     }
     if event.analysis > 2 {
         cx.fail(&el, "analysis", format!("{} is not 0-2", event.analysis));
     }
     if event.distribution > 4 {
-        cx.fail(&el, "distribution", format!("{} is not 0-4", event.distribution));
+        cx.fail(
+            &el,
+            "distribution",
+            format!("{} is not 0-4", event.distribution),
+        );
     }
     check_sharing_group(
         &mut cx,
@@ -138,7 +146,11 @@ pub fn validate_event(event: &mut Event, now: u64) -> Result<(), ValidationError
             attr.object_relation = None;
         }
         if !attr.deleted {
-            let key = (attr.value.clone(), attr.attr_type.clone(), attr.category.clone());
+            let key = (
+                attr.value.clone(),
+                attr.attr_type.clone(),
+                attr.category.clone(),
+            );
             if !triples.insert(key) {
                 let ael = attr_label(attr);
                 cx.fail(
@@ -165,7 +177,11 @@ pub fn validate_event(event: &mut Event, now: u64) -> Result<(), ValidationError
             cx.fail(&rel, "name", "must not be empty");
         }
         if report.distribution > 5 {
-            cx.fail(&rel, "distribution", format!("{} is not 0-5", report.distribution));
+            cx.fail(
+                &rel,
+                "distribution",
+                format!("{} is not 0-5", report.distribution),
+            );
         }
         check_sharing_group(
             &mut cx,
@@ -196,7 +212,11 @@ fn attr_label(a: &Attribute) -> String {
 
 fn check_sharing_group(cx: &mut Ctx, el: &str, dist: u8, sg_id: u64, sg_uuid: Option<Uuid>) {
     if dist == 4 && sg_id == 0 && sg_uuid.is_none_or(|u| u.is_nil()) {
-        cx.fail(el, "sharing_group_id", "distribution 4 needs a sharing group");
+        cx.fail(
+            el,
+            "sharing_group_id",
+            "distribution 4 needs a sharing group",
+        );
     }
 }
 
@@ -236,14 +256,22 @@ fn check_attribute(
     attr.attr_type = attr.attr_type.trim().to_owned();
     let info = types::type_info(&attr.attr_type);
     match info {
-        None => cx.fail(&el, "type", format!("unknown attribute type \"{}\"", attr.attr_type)),
+        None => cx.fail(
+            &el,
+            "type",
+            format!("unknown attribute type \"{}\"", attr.attr_type),
+        ),
         Some(info) => {
             attr.category = attr.category.trim().to_owned();
             if attr.category.is_empty() {
                 attr.category = info.default_category.clone();
             }
             if !types::is_known_category(&attr.category) {
-                cx.fail(&el, "category", format!("unknown category \"{}\"", attr.category));
+                cx.fail(
+                    &el,
+                    "category",
+                    format!("unknown category \"{}\"", attr.category),
+                );
             } else if !types::category_allows(&attr.category, &attr.attr_type) {
                 cx.fail(
                     &el,
@@ -270,7 +298,11 @@ fn check_attribute(
         }
     }
     if attr.distribution > 5 {
-        cx.fail(&el, "distribution", format!("{} is not 0-5", attr.distribution));
+        cx.fail(
+            &el,
+            "distribution",
+            format!("{} is not 0-5", attr.distribution),
+        );
     }
     check_sharing_group(
         cx,
@@ -297,10 +329,18 @@ fn check_attribute(
         if s.attribute_uuid.is_nil() {
             s.attribute_uuid = parent;
         } else if s.attribute_uuid != parent {
-            cx.fail(&el, "Sighting", format!("sighting {} points at another attribute", s.uuid));
+            cx.fail(
+                &el,
+                "Sighting",
+                format!("sighting {} points at another attribute", s.uuid),
+            );
         }
         if s.kind > 2 {
-            cx.fail(&el, "Sighting", format!("sighting type {} is not 0-2", s.kind));
+            cx.fail(
+                &el,
+                "Sighting",
+                format!("sighting type {} is not 0-2", s.kind),
+            );
         }
         if s.date_sighting == 0 {
             s.date_sighting = cx.now;
@@ -315,7 +355,11 @@ fn check_object(cx: &mut Ctx, obj: &mut Object, default_ts: u64, seen_uuids: &mu
         cx.fail(&el, "uuid", "used twice in this event");
     }
     if obj.distribution > 5 {
-        cx.fail(&el, "distribution", format!("{} is not 0-5", obj.distribution));
+        cx.fail(
+            &el,
+            "distribution",
+            format!("{} is not 0-5", obj.distribution),
+        );
     }
     check_sharing_group(
         cx,
@@ -374,13 +418,21 @@ fn check_object(cx: &mut Ctx, obj: &mut Object, default_ts: u64, seen_uuids: &mu
         if r.object_uuid.is_nil() {
             r.object_uuid = parent;
         } else if r.object_uuid != parent {
-            cx.fail(&rel, "object_uuid", "does not name the object holding the reference");
+            cx.fail(
+                &rel,
+                "object_uuid",
+                "does not name the object holding the reference",
+            );
         }
         if r.referenced_uuid.is_nil() {
             cx.fail(&rel, "referenced_uuid", "missing");
         }
         if r.referenced_type > 1 {
-            cx.fail(&rel, "referenced_type", "must be 0 (attribute) or 1 (object)");
+            cx.fail(
+                &rel,
+                "referenced_type",
+                "must be 0 (attribute) or 1 (object)",
+            );
         }
         r.relationship_type = r.relationship_type.trim().to_owned();
         if r.relationship_type.is_empty() {
@@ -414,7 +466,10 @@ mod tests {
     #[test]
     fn completes_defaults() {
         let e = ev(r#"{"info":" x ","Attribute":[{"type":"MD5x","value":"a"}]}"#);
-        assert!(e.unwrap_err().to_string().contains("unknown attribute type"));
+        assert!(e
+            .unwrap_err()
+            .to_string()
+            .contains("unknown attribute type"));
         let e = ev(r#"{"info":"x","Attribute":[{"type":"md5","value":"D41D8CD98F00B204E9800998ECF8427E"}]}"#)
             .unwrap();
         assert!(!e.uuid.is_nil());
@@ -433,11 +488,15 @@ mod tests {
         let err = ev(r#"{"info":"x","Attribute":[{"uuid":"5c1b1cc1-0000-4000-8000-000000000001","type":"ip-dst","category":"Payload type","value":"1.2.3.4"}]}"#)
             .unwrap_err();
         let p = &err.problems[0];
-        assert_eq!(p.element, "Attribute 5c1b1cc1-0000-4000-8000-000000000001 (ip-dst)");
+        assert_eq!(
+            p.element,
+            "Attribute 5c1b1cc1-0000-4000-8000-000000000001 (ip-dst)"
+        );
         assert_eq!(p.field, "category");
         assert!(p.reason.contains("not allowed"), "{}", p.reason);
 
-        let err = ev(r#"{"info":"x","Attribute":[{"type":"ip-dst","value":"300.1.1.1"}]}"#).unwrap_err();
+        let err =
+            ev(r#"{"info":"x","Attribute":[{"type":"ip-dst","value":"300.1.1.1"}]}"#).unwrap_err();
         assert_eq!(err.problems[0].field, "value");
         let err = ev(r#"{"info":"x","Attribute":[{"type":"sha256","value":"abc"}]}"#).unwrap_err();
         assert_eq!(err.problems[0].field, "value");
@@ -477,7 +536,10 @@ mod tests {
         let err = ev(r#"{"info":"x","Object":[{"name":"domain-ip","Attribute":[
             {"type":"domain","value":"a.example"}]}]}"#)
         .unwrap_err();
-        assert!(err.problems.iter().any(|p| p.field == "object_relation"), "{err}");
+        assert!(
+            err.problems.iter().any(|p| p.field == "object_relation"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -485,7 +547,11 @@ mod tests {
         let attrs: Vec<String> = (0..500)
             .map(|_| r#"{"type":"ip-dst","value":"nope"}"#.to_owned())
             .collect();
-        let err = ev(&format!(r#"{{"info":"x","Attribute":[{}]}}"#, attrs.join(","))).unwrap_err();
+        let err = ev(&format!(
+            r#"{{"info":"x","Attribute":[{}]}}"#,
+            attrs.join(",")
+        ))
+        .unwrap_err();
         assert_eq!(err.problems.len(), MAX_PROBLEMS);
     }
 }

@@ -41,7 +41,7 @@ impl Visitor<'_> for U64Visitor {
         u64::try_from(v).map_err(|_| E::custom(format!("{v} is negative")))
     }
     fn visit_f64<E: de::Error>(self, v: f64) -> Result<u64, E> {
-        if v.fract() == 0.0 && v >= 0.0 && v < 1.8e19 {
+        if v.fract() == 0.0 && (0.0..1.8e19).contains(&v) {
             Ok(v as u64)
         } else {
             Err(E::custom(format!("{v} is not a non-negative integer")))
@@ -367,9 +367,17 @@ mod tests {
 
     #[test]
     fn numbers_written_as_strings() {
-        let t = T { n: 0, b: false, l: vec![] };
+        let t = T {
+            n: 0,
+            b: false,
+            l: vec![],
+        };
         assert!(serde_json::to_string(&t).unwrap().contains(r#""n":"0""#));
-        let t = T { n: u64::MAX, b: false, l: vec![] };
+        let t = T {
+            n: u64::MAX,
+            b: false,
+            l: vec![],
+        };
         assert!(serde_json::to_string(&t)
             .unwrap()
             .contains(r#""n":"18446744073709551615""#));

@@ -98,7 +98,14 @@ fn exact_forms(q: &str) -> Vec<String> {
 }
 
 impl Store {
-    fn scan(&self, tree: &super::Ks, prefix: &[u8], deleted: bool, limit: usize, out: &mut Vec<Hit>) -> Result<(), StoreError> {
+    fn scan(
+        &self,
+        tree: &super::Ks,
+        prefix: &[u8],
+        deleted: bool,
+        limit: usize,
+        out: &mut Vec<Hit>,
+    ) -> Result<(), StoreError> {
         for item in tree.scan_prefix(prefix) {
             if out.len() >= limit {
                 break;
@@ -115,10 +122,21 @@ impl Store {
 
     /// Attributes whose value (either half of a composite) equals `q`,
     /// case-insensitively, as MISP's value search. At most `limit` hits.
-    pub fn lookup_value(&self, q: &str, include_deleted: bool, limit: usize) -> Result<Vec<Hit>, StoreError> {
+    pub fn lookup_value(
+        &self,
+        q: &str,
+        include_deleted: bool,
+        limit: usize,
+    ) -> Result<Vec<Hit>, StoreError> {
         let mut out = Vec::new();
         for form in exact_forms(q) {
-            self.scan(&self.t.idx_value, &keys::value_prefix(&form), include_deleted, limit, &mut out)?;
+            self.scan(
+                &self.t.idx_value,
+                &keys::value_prefix(&form),
+                include_deleted,
+                limit,
+                &mut out,
+            )?;
         }
         out.sort_unstable_by_key(|h| (h.event, h.attribute));
         out.dedup();
@@ -127,17 +145,32 @@ impl Store {
 
     /// MISP `%` wildcard search. Prefix and suffix patterns are index range scans
     /// (the suffix one on the reversed-value index); `%x%` must scan every value.
-    pub fn lookup_wildcard(&self, pattern: &str, include_deleted: bool, limit: usize) -> Result<Vec<Hit>, StoreError> {
+    pub fn lookup_wildcard(
+        &self,
+        pattern: &str,
+        include_deleted: bool,
+        limit: usize,
+    ) -> Result<Vec<Hit>, StoreError> {
         let kind = WildcardKind::parse(pattern).map_err(|e| StoreError::Rejected(e.to_string()))?;
         let mut out = Vec::new();
         match kind {
             WildcardKind::Exact(v) => return self.lookup_value(&v, include_deleted, limit),
-            WildcardKind::Prefix(p) => {
-                self.scan(&self.t.idx_value, p.as_bytes(), include_deleted, limit, &mut out)?
-            }
+            WildcardKind::Prefix(p) => self.scan(
+                &self.t.idx_value,
+                p.as_bytes(),
+                include_deleted,
+                limit,
+                &mut out,
+            )?,
             WildcardKind::Suffix(s) => {
                 let r = keys::reversed(&s);
-                self.scan(&self.t.idx_rvalue, r.as_bytes(), include_deleted, limit, &mut out)?
+                self.scan(
+                    &self.t.idx_rvalue,
+                    r.as_bytes(),
+                    include_deleted,
+                    limit,
+                    &mut out,
+                )?
             }
             WildcardKind::Contains(c) => {
                 for item in self.t.idx_value.iter() {
@@ -163,19 +196,37 @@ impl Store {
 
     /// IP-bearing attributes (addresses or CIDR networks) that contain `ip`: one
     /// point lookup per prefix length (33 for IPv4, 129 for IPv6).
-    pub fn lookup_ip(&self, ip: IpAddr, include_deleted: bool, limit: usize) -> Result<Vec<Hit>, StoreError> {
+    pub fn lookup_ip(
+        &self,
+        ip: IpAddr,
+        include_deleted: bool,
+        limit: usize,
+    ) -> Result<Vec<Hit>, StoreError> {
         let max = if ip.is_ipv4() { 32 } else { 128 };
         let mut out = Vec::new();
         for len in 0..=max {
-            let Ok(net) = ipnet::IpNet::new(ip, len) else { continue };
-            self.scan(&self.t.idx_ip, &keys::ip_net_prefix(&net.trunc()), include_deleted, limit, &mut out)?;
+            let Ok(net) = ipnet::IpNet::new(ip, len) else {
+                continue;
+            };
+            self.scan(
+                &self.t.idx_ip,
+                &keys::ip_net_prefix(&net.trunc()),
+                include_deleted,
+                limit,
+                &mut out,
+            )?;
         }
         Ok(out)
     }
 
     /// IP-bearing attributes inside the network `net` (addresses, or networks no
     /// wider than it): one range scan.
-    pub fn lookup_cidr(&self, net: ipnet::IpNet, include_deleted: bool, limit: usize) -> Result<Vec<Hit>, StoreError> {
+    pub fn lookup_cidr(
+        &self,
+        net: ipnet::IpNet,
+        include_deleted: bool,
+        limit: usize,
+    ) -> Result<Vec<Hit>, StoreError> {
         let net = net.trunc();
         let lo = keys::ip_addr_bytes(&net.network());
         let mut hi = keys::ip_addr_bytes(&net.broadcast());
@@ -186,7 +237,9 @@ impl Store {
                 break;
             }
             let (k, v) = item?;
-            let Some(stored) = keys::ip_from_key(&k) else { continue };
+            let Some(stored) = keys::ip_from_key(&k) else {
+                continue;
+            };
             if stored.prefix_len() >= net.prefix_len() && net.contains(&stored) {
                 if let Some(h) = hit_of(&k, &v) {
                     if include_deleted || !h.deleted() {
@@ -200,14 +253,21 @@ impl Store {
 
     /// Either lookup, depending on what `q` is: an address finds the networks that
     /// contain it (and itself); a network finds what lies inside it.
-    pub fn lookup_ip_or_cidr(&self, q: &str, include_deleted: bool, limit: usize) -> Result<Vec<Hit>, StoreError> {
+    pub fn lookup_ip_or_cidr(
+        &self,
+        q: &str,
+        include_deleted: bool,
+        limit: usize,
+    ) -> Result<Vec<Hit>, StoreError> {
         let q = q.trim();
         if let Ok(ip) = q.parse::<IpAddr>() {
             return self.lookup_ip(ip, include_deleted, limit);
         }
         match q.parse::<ipnet::IpNet>() {
             Ok(net) => self.lookup_cidr(net, include_deleted, limit),
-            Err(_) => Err(StoreError::Rejected(LookupError::NotAnIp(q.to_owned()).to_string())),
+            Err(_) => Err(StoreError::Rejected(
+                LookupError::NotAnIp(q.to_owned()).to_string(),
+            )),
         }
     }
 
@@ -227,7 +287,13 @@ impl Store {
     /// attribute is that attribute; for event tags it is the nil uuid).
     pub fn lookup_tag(&self, tag: &str, limit: usize) -> Result<Vec<Hit>, StoreError> {
         let mut out = Vec::new();
-        self.scan(&self.t.idx_tag, &keys::value_prefix(&keys::fold(tag)), true, limit, &mut out)?;
+        self.scan(
+            &self.t.idx_tag,
+            &keys::value_prefix(&keys::fold(tag)),
+            true,
+            limit,
+            &mut out,
+        )?;
         Ok(out)
     }
 
@@ -250,14 +316,21 @@ impl Store {
             }
             let mut hits = Vec::new();
             // One more than the limit tells "over" from "exactly at".
-            self.scan(&self.t.idx_value, &keys::value_prefix(&folded), false, limit + 2, &mut hits)?;
+            self.scan(
+                &self.t.idx_value,
+                &keys::value_prefix(&folded),
+                false,
+                limit + 2,
+                &mut hits,
+            )?;
             hits.retain(|h| h.flags & flag::NO_CORRELATION == 0);
             // The attribute itself is in the index too.
             if hits.len() > limit + 1 {
                 c.over_correlating.push(folded);
                 continue;
             }
-            c.hits.extend(hits.into_iter().filter(|h| h.event != *event));
+            c.hits
+                .extend(hits.into_iter().filter(|h| h.event != *event));
         }
         c.hits.sort_unstable_by_key(|h| (h.event, h.attribute));
         c.hits.dedup();
@@ -275,10 +348,22 @@ mod tests {
 
     #[test]
     fn wildcard_kinds() {
-        assert_eq!(WildcardKind::parse("%.Example.com").unwrap(), WildcardKind::Suffix(".example.com".into()));
-        assert_eq!(WildcardKind::parse("10.0.%").unwrap(), WildcardKind::Prefix("10.0.".into()));
-        assert_eq!(WildcardKind::parse("%evil%").unwrap(), WildcardKind::Contains("evil".into()));
-        assert_eq!(WildcardKind::parse("x").unwrap(), WildcardKind::Exact("x".into()));
+        assert_eq!(
+            WildcardKind::parse("%.Example.com").unwrap(),
+            WildcardKind::Suffix(".example.com".into())
+        );
+        assert_eq!(
+            WildcardKind::parse("10.0.%").unwrap(),
+            WildcardKind::Prefix("10.0.".into())
+        );
+        assert_eq!(
+            WildcardKind::parse("%evil%").unwrap(),
+            WildcardKind::Contains("evil".into())
+        );
+        assert_eq!(
+            WildcardKind::parse("x").unwrap(),
+            WildcardKind::Exact("x".into())
+        );
         assert_eq!(WildcardKind::parse("%"), Err(LookupError::Empty));
     }
 }

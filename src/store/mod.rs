@@ -42,11 +42,15 @@ use std::sync::Mutex;
 /// What can go wrong below the API.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("the database in {path} is already open in another process (is a sluis node running?)")]
+    #[error(
+        "the database in {path} is already open in another process (is a sluis node running?)"
+    )]
     Locked { path: PathBuf },
     #[error("cannot open the database in {path}: {source}")]
     Open { path: PathBuf, source: sled::Error },
-    #[error("the database in {path} has format version {found}, this sluis reads version {expected}")]
+    #[error(
+        "the database in {path} has format version {found}, this sluis reads version {expected}"
+    )]
     Format {
         path: PathBuf,
         found: u64,
@@ -117,8 +121,13 @@ impl Ks {
     }
 
     /// Entries whose key starts with `p`, keys without the keyspace prefix.
-    pub fn scan_prefix<K: AsRef<[u8]>>(&self, p: K) -> impl DoubleEndedIterator<Item = KV> + use<K> {
-        self.tree.scan_prefix(self.full(p.as_ref())).map(Self::strip)
+    pub fn scan_prefix<K: AsRef<[u8]>>(
+        &self,
+        p: K,
+    ) -> impl DoubleEndedIterator<Item = KV> + use<K> {
+        self.tree
+            .scan_prefix(self.full(p.as_ref()))
+            .map(Self::strip)
     }
 
     /// Every entry of the keyspace.
@@ -127,7 +136,10 @@ impl Ks {
     }
 
     /// Entries with `lo <= key`.
-    pub fn range_from<K: AsRef<[u8]>>(&self, lo: K) -> impl DoubleEndedIterator<Item = KV> + use<K> {
+    pub fn range_from<K: AsRef<[u8]>>(
+        &self,
+        lo: K,
+    ) -> impl DoubleEndedIterator<Item = KV> + use<K> {
         let end = [self.prefix.wrapping_add(1)];
         let iter = if self.prefix == u8::MAX {
             self.tree.range(self.full(lo.as_ref())..)
@@ -138,7 +150,11 @@ impl Ks {
     }
 
     /// Entries with `lo <= key <= hi`.
-    pub fn range_incl<K: AsRef<[u8]>>(&self, lo: K, hi: K) -> impl DoubleEndedIterator<Item = KV> + use<K> {
+    pub fn range_incl<K: AsRef<[u8]>>(
+        &self,
+        lo: K,
+        hi: K,
+    ) -> impl DoubleEndedIterator<Item = KV> + use<K> {
         self.tree
             .range(self.full(lo.as_ref())..=self.full(hi.as_ref()))
             .map(Self::strip)
@@ -286,7 +302,9 @@ impl Store {
             None => {
                 let mut key = vec![T::Meta as u8];
                 key.extend_from_slice(b"format");
-                self.t.data.insert(key, &record::FORMAT_VERSION.to_be_bytes())?;
+                self.t
+                    .data
+                    .insert(key, &record::FORMAT_VERSION.to_be_bytes())?;
                 self.db.flush()?;
             }
         }
@@ -302,6 +320,18 @@ impl Store {
     /// Bytes sled reports on disk.
     pub fn size_on_disk(&self) -> Result<u64, StoreError> {
         Ok(self.db.size_on_disk()?)
+    }
+
+    /// Sum of the sizes of all live keys and values: what the store holds before
+    /// sled's own overhead and not-yet-reclaimed old page versions. O(n): for
+    /// benchmarks and operators' diagnostics, not for request paths.
+    pub fn logical_bytes(&self) -> Result<u64, StoreError> {
+        let mut n = 0u64;
+        for item in self.t.data.iter() {
+            let (k, v) = item?;
+            n += (k.len() + v.len()) as u64;
+        }
+        Ok(n)
     }
 
     pub fn path(&self) -> &Path {

@@ -49,7 +49,11 @@ impl Store {
     }
 
     /// One attribute and the uuid of its event.
-    pub fn get_attribute(&self, event: &Uuid, attr: &Uuid) -> Result<Option<Attribute>, StoreError> {
+    pub fn get_attribute(
+        &self,
+        event: &Uuid,
+        attr: &Uuid,
+    ) -> Result<Option<Attribute>, StoreError> {
         let Some(v) = self.t.attrs.get(keys::pair(event, attr))? else {
             return Ok(None);
         };
@@ -101,25 +105,25 @@ impl Store {
     }
 
     /// Uuids of live events whose timestamp is at least `since`, oldest first.
-    pub fn event_uuids_since(&self, since: u64) -> impl Iterator<Item = Result<Uuid, StoreError>> + '_ {
-        self.t
-            .idx_ts
-            .range_from(since.to_be_bytes())
-            .map(|item| {
-                let (k, _) = item?;
-                keys::uuid_at(&k, 8).ok_or_else(|| corrupt("idx_ts", "short key"))
-            })
+    pub fn event_uuids_since(
+        &self,
+        since: u64,
+    ) -> impl Iterator<Item = Result<Uuid, StoreError>> + '_ {
+        self.t.idx_ts.range_from(since.to_be_bytes()).map(|item| {
+            let (k, _) = item?;
+            keys::uuid_at(&k, 8).ok_or_else(|| corrupt("idx_ts", "short key"))
+        })
     }
 
     /// Uuids of live, published events whose publish_timestamp is at least `since`.
-    pub fn event_uuids_published_since(&self, since: u64) -> impl Iterator<Item = Result<Uuid, StoreError>> + '_ {
-        self.t
-            .idx_pts
-            .range_from(since.to_be_bytes())
-            .map(|item| {
-                let (k, _) = item?;
-                keys::uuid_at(&k, 8).ok_or_else(|| corrupt("idx_pts", "short key"))
-            })
+    pub fn event_uuids_published_since(
+        &self,
+        since: u64,
+    ) -> impl Iterator<Item = Result<Uuid, StoreError>> + '_ {
+        self.t.idx_pts.range_from(since.to_be_bytes()).map(|item| {
+            let (k, _) = item?;
+            keys::uuid_at(&k, 8).ok_or_else(|| corrupt("idx_pts", "short key"))
+        })
     }
 
     /// Number of live events.
@@ -133,7 +137,12 @@ impl Store {
             .unwrap_or(0) as usize
     }
 
-    fn assemble(&self, uuid: &Uuid, rec: &StoredEvent, children: bool) -> Result<Event, StoreError> {
+    fn assemble(
+        &self,
+        uuid: &Uuid,
+        rec: &StoredEvent,
+        children: bool,
+    ) -> Result<Event, StoreError> {
         let mut event: Event =
             serde_json::from_slice(&rec.header).map_err(|e| corrupt("events", e.to_string()))?;
         event.id = Some(rec.id);

@@ -90,9 +90,21 @@ impl WriteSet {
 fn suffix_searchable(attr_type: &str) -> bool {
     matches!(
         attr_type,
-        "domain" | "hostname" | "domain|ip" | "hostname|port" | "url" | "uri" | "link"
-            | "email" | "email-src" | "email-dst" | "target-email" | "whois-registrant-email"
-            | "filename" | "email-attachment" | "onion-address"
+        "domain"
+            | "hostname"
+            | "domain|ip"
+            | "hostname|port"
+            | "url"
+            | "uri"
+            | "link"
+            | "email"
+            | "email-src"
+            | "email-dst"
+            | "target-email"
+            | "whois-registrant-email"
+            | "filename"
+            | "email-attachment"
+            | "onion-address"
     ) || attr_type.starts_with("filename|")
 }
 
@@ -111,7 +123,11 @@ fn attr_index_entries(
         if folded.is_empty() {
             continue;
         }
-        out.push((T::IdxValue, keys::value_key(&folded, event, attr), flags.clone()));
+        out.push((
+            T::IdxValue,
+            keys::value_key(&folded, event, attr),
+            flags.clone(),
+        ));
         if suffix_searchable(&a.attr_type) {
             out.push((
                 T::IdxRvalue,
@@ -209,13 +225,14 @@ impl Merge<'_> {
             if self.sgs.contains_key(&sg.uuid) {
                 return Ok(Some(sg.uuid));
             }
-            let stored: Option<SharingGroup> = match self.store.t.sharing_groups.get(sg.uuid.as_bytes())? {
-                Some(v) => Some(
-                    serde_json::from_slice(&v)
-                        .map_err(|e| corrupt("sharing_groups", e.to_string()))?,
-                ),
-                None => None,
-            };
+            let stored: Option<SharingGroup> =
+                match self.store.t.sharing_groups.get(sg.uuid.as_bytes())? {
+                    Some(v) => Some(
+                        serde_json::from_slice(&v)
+                            .map_err(|e| corrupt("sharing_groups", e.to_string()))?,
+                    ),
+                    None => None,
+                };
             let id = match &stored {
                 Some(s) => s.id.unwrap_or(0),
                 None => {
@@ -231,7 +248,8 @@ impl Merge<'_> {
             if stored.as_ref().is_none_or(|s| sg.modified > s.modified) {
                 let mut copy = sg.clone();
                 copy.id = Some(id);
-                self.w.put(T::SharingGroups, sg.uuid.as_bytes(), to_json(&copy));
+                self.w
+                    .put(T::SharingGroups, sg.uuid.as_bytes(), to_json(&copy));
             }
             self.sgs.insert(sg.uuid, id);
             return Ok(Some(sg.uuid));
@@ -275,7 +293,12 @@ impl Merge<'_> {
     ) -> Result<(), StoreError> {
         let label = format!("Attribute {} ({})", a.uuid, a.attr_type);
         self.claim(kind::ATTRIBUTE, &a.uuid, &label)?;
-        let sg = self.sharing_group(&label, a.distribution, a.sharing_group.as_ref(), a.sharing_group_id)?;
+        let sg = self.sharing_group(
+            &label,
+            a.distribution,
+            a.sharing_group.as_ref(),
+            a.sharing_group_id,
+        )?;
         let id = match old {
             Some(o) => {
                 for (t, k, _) in attr_index_entries(&self.event, &a.uuid, o, self.event_no_corr) {
@@ -294,7 +317,8 @@ impl Merge<'_> {
             self.w.put(t, k, v);
         }
         let bytes = postcard::to_stdvec(&rec).map_err(|e| corrupt("attrs", e.to_string()))?;
-        self.w.put(T::Attrs, keys::pair(&self.event, &a.uuid), bytes);
+        self.w
+            .put(T::Attrs, keys::pair(&self.event, &a.uuid), bytes);
         for s in &a.sightings {
             if self.store.t.loc.get(s.uuid.as_bytes())?.is_some() {
                 continue; // sightings are immutable: already have it
@@ -313,9 +337,18 @@ impl Merge<'_> {
     fn put_object(&mut self, o: &Object) -> Result<(), StoreError> {
         let label = format!("Object {} ({})", o.uuid, o.name);
         self.claim(kind::OBJECT, &o.uuid, &label)?;
-        self.sharing_group(&label, o.distribution, o.sharing_group.as_ref(), o.sharing_group_id)?;
+        self.sharing_group(
+            &label,
+            o.distribution,
+            o.sharing_group.as_ref(),
+            o.sharing_group_id,
+        )?;
         for r in &o.references {
-            self.claim(kind::REFERENCE, &r.uuid, &format!("ObjectReference {}", r.uuid))?;
+            self.claim(
+                kind::REFERENCE,
+                &r.uuid,
+                &format!("ObjectReference {}", r.uuid),
+            )?;
         }
         let mut head = o.clone();
         head.attributes.clear();
@@ -334,7 +367,11 @@ impl Store {
     /// that is not newer keeps its attributes too, as MISP does). Equal timestamps
     /// with identical content are "unchanged"; anything else not newer is refused.
     /// On any error nothing is written.
-    pub fn put_event(&self, mut event: Event, durability: Durability) -> Result<Outcome, StoreError> {
+    pub fn put_event(
+        &self,
+        mut event: Event,
+        durability: Durability,
+    ) -> Result<Outcome, StoreError> {
         validate_event(&mut event, time::now_secs())?;
         let digest: [u8; 32] = Sha256::digest(to_json(&event.portable())).into();
         let outcome = {
@@ -442,8 +479,17 @@ impl Store {
             types: HashSet::new(),
         };
         let el = format!("Event {}", event.uuid);
-        let sg = m.sharing_group(&el, event.distribution, event.sharing_group.as_ref(), event.sharing_group_id)?;
-        m.w.put(T::Ids, keys::id_key(idkind::EVENT, id), event.uuid.as_bytes());
+        let sg = m.sharing_group(
+            &el,
+            event.distribution,
+            event.sharing_group.as_ref(),
+            event.sharing_group_id,
+        )?;
+        m.w.put(
+            T::Ids,
+            keys::id_key(idkind::EVENT, id),
+            event.uuid.as_bytes(),
+        );
         for a in &event.attributes {
             m.put_attr(a, None, None)?;
         }
@@ -458,11 +504,20 @@ impl Store {
         for r in &event.reports {
             let label = format!("EventReport {}", r.uuid);
             m.claim(kind::REPORT, &r.uuid, &label)?;
-            m.sharing_group(&label, r.distribution, r.sharing_group.as_ref(), r.sharing_group_id)?;
+            m.sharing_group(
+                &label,
+                r.distribution,
+                r.sharing_group.as_ref(),
+                r.sharing_group_id,
+            )?;
             m.w.put(T::Reports, keys::pair(&event.uuid, &r.uuid), to_json(r));
         }
         for t in &m.types {
-            m.w.put(T::IdxType, keys::value_key(t, &event.uuid, &Uuid::nil()), []);
+            m.w.put(
+                T::IdxType,
+                keys::value_key(t, &event.uuid, &Uuid::nil()),
+                [],
+            );
         }
         let rec = StoredEvent {
             id,
@@ -485,7 +540,13 @@ impl Store {
             },
         );
         m.c.save(&mut m.w);
-        Ok((m.w, Outcome::Accepted { uuid: event.uuid, id }))
+        Ok((
+            m.w,
+            Outcome::Accepted {
+                uuid: event.uuid,
+                id,
+            },
+        ))
     }
 
     fn plan_update(
@@ -507,7 +568,12 @@ impl Store {
             types: HashSet::new(),
         };
         let el = format!("Event {}", event.uuid);
-        let sg = m.sharing_group(&el, event.distribution, event.sharing_group.as_ref(), event.sharing_group_id)?;
+        let sg = m.sharing_group(
+            &el,
+            event.distribution,
+            event.sharing_group.as_ref(),
+            event.sharing_group_id,
+        )?;
         let mut stored_attrs: HashMap<Uuid, StoredAttr> = HashMap::new();
         for item in self.t.attrs.scan_prefix(event.uuid.as_bytes()) {
             let (k, v) = item?;
@@ -590,10 +656,14 @@ impl Store {
             // The event-wide flag lives in every attribute's index flags.
             for (u, a) in &stored_attrs {
                 if !replaced.contains(u) {
-                    for (t, k, _) in attr_index_entries(&event.uuid, u, a, old_head.disable_correlation) {
+                    for (t, k, _) in
+                        attr_index_entries(&event.uuid, u, a, old_head.disable_correlation)
+                    {
                         m.w.del(t, k);
                     }
-                    for (t, k, v) in attr_index_entries(&event.uuid, u, a, event.disable_correlation) {
+                    for (t, k, v) in
+                        attr_index_entries(&event.uuid, u, a, event.disable_correlation)
+                    {
                         m.w.put(t, k, v);
                     }
                 }
@@ -610,12 +680,20 @@ impl Store {
             }
             let label = format!("EventReport {}", r.uuid);
             m.claim(kind::REPORT, &r.uuid, &label)?;
-            m.sharing_group(&label, r.distribution, r.sharing_group.as_ref(), r.sharing_group_id)?;
+            m.sharing_group(
+                &label,
+                r.distribution,
+                r.sharing_group.as_ref(),
+                r.sharing_group_id,
+            )?;
             m.w.put(T::Reports, key, to_json(r));
         }
 
         // The type index lists the event under every type it holds after the merge.
-        let old_types: HashSet<&str> = stored_attrs.values().map(|a| a.attr_type.as_str()).collect();
+        let old_types: HashSet<&str> = stored_attrs
+            .values()
+            .map(|a| a.attr_type.as_str())
+            .collect();
         for (u, a) in &stored_attrs {
             if !replaced.contains(u) {
                 m.types.insert(a.attr_type.clone());
@@ -625,7 +703,11 @@ impl Store {
             m.w.del(T::IdxType, keys::value_key(t, &event.uuid, &Uuid::nil()));
         }
         for t in &m.types {
-            m.w.put(T::IdxType, keys::value_key(t, &event.uuid, &Uuid::nil()), []);
+            m.w.put(
+                T::IdxType,
+                keys::value_key(t, &event.uuid, &Uuid::nil()),
+                [],
+            );
         }
         // The stored header is replaced; the attribute count reflects the merge.
         let mut head = Self::header_of(event);
@@ -663,7 +745,13 @@ impl Store {
             },
         );
         m.c.save(&mut m.w);
-        Ok((m.w, Outcome::Updated { uuid: event.uuid, id: old.id }))
+        Ok((
+            m.w,
+            Outcome::Updated {
+                uuid: event.uuid,
+                id: old.id,
+            },
+        ))
     }
 
     /// Soft-deletes an event: it stays on disk (with a newer timestamp, so an older
@@ -679,8 +767,8 @@ impl Store {
             if rec.deleted {
                 return Ok(false);
             }
-            let mut head: Event =
-                serde_json::from_slice(&rec.header).map_err(|e| corrupt("events", e.to_string()))?;
+            let mut head: Event = serde_json::from_slice(&rec.header)
+                .map_err(|e| corrupt("events", e.to_string()))?;
             let mut w = WriteSet::new();
             let mut c = Counters::load(self)?;
             for item in self.t.attrs.scan_prefix(uuid.as_bytes()) {
@@ -691,7 +779,10 @@ impl Store {
                 for (t, k, _) in attr_index_entries(uuid, &au, &a, head.disable_correlation) {
                     w.del(t, k);
                 }
-                w.del(T::IdxType, keys::value_key(&a.attr_type, uuid, &Uuid::nil()));
+                w.del(
+                    T::IdxType,
+                    keys::value_key(&a.attr_type, uuid, &Uuid::nil()),
+                );
             }
             Self::event_index(&mut w, &head, false);
             c.live = c.live.saturating_sub(1);

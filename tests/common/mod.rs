@@ -44,7 +44,11 @@ pub fn sample_events() -> Vec<(PathBuf, serde_json::Value)> {
         };
         out.push((f, ev));
     }
-    assert!(out.len() >= 15, "expected the 15 sample events, found {}", out.len());
+    assert!(
+        out.len() >= 15,
+        "expected the 15 sample events, found {}",
+        out.len()
+    );
     out
 }
 

@@ -1,0 +1,2 @@
+fn main() { /* written by the seal work in progress */
+}
