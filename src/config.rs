@@ -41,9 +41,9 @@ pub struct Config {
     /// Sections that later parts of the node read; accepted here so one file
     /// describes the whole node.
     #[serde(default)]
-    pub tls: Option<toml::Table>,
+    pub tls: Option<TlsSection>,
     #[serde(default)]
-    pub signing: Option<toml::Table>,
+    pub signing: Option<SigningSection>,
     #[serde(default)]
     pub peer: Vec<toml::Table>,
     #[serde(default)]
@@ -69,6 +69,25 @@ pub struct NodeSection {
 
 fn default_listen() -> String {
     "127.0.0.1:8443".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsSection {
+    /// Node certificate (server and client auth), PEM.
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// The federation CA, PEM.
+    pub ca: PathBuf,
+    #[serde(default)]
+    pub crl: Vec<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningSection {
+    /// The node's ed25519 signing key (PKCS#8 PEM, mode 0600).
+    pub key: PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -104,6 +123,26 @@ pub struct LimitsSection {
     /// Largest MISP JSON document accepted (a file on import, a body on the API), MiB.
     #[serde(default = "default_max_doc_mib")]
     pub max_document_mib: u64,
+    /// Longest a request may take to produce its response head, seconds.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_secs: u64,
+    /// Longest a client may take to complete the TLS handshake or send request
+    /// headers, seconds (slowloris protection); also the idle keep-alive timeout.
+    #[serde(default = "default_header_timeout")]
+    pub header_timeout_secs: u64,
+    /// Most connections served at once; more are closed at accept.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+}
+
+fn default_request_timeout() -> u64 {
+    60
+}
+fn default_header_timeout() -> u64 {
+    10
+}
+fn default_max_connections() -> usize {
+    1024
 }
 
 fn default_max_doc_mib() -> u64 {
@@ -114,6 +153,9 @@ impl Default for LimitsSection {
     fn default() -> Self {
         LimitsSection {
             max_document_mib: default_max_doc_mib(),
+            request_timeout_secs: default_request_timeout(),
+            header_timeout_secs: default_header_timeout(),
+            max_connections: default_max_connections(),
         }
     }
 }
@@ -136,8 +178,20 @@ impl Config {
         })?;
         cfg.source = path.to_owned();
         let base = path.parent().unwrap_or(Path::new("."));
-        if cfg.node.data_dir.is_relative() {
-            cfg.node.data_dir = base.join(&cfg.node.data_dir);
+        let anchor = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        anchor(&mut cfg.node.data_dir);
+        if let Some(t) = &mut cfg.tls {
+            anchor(&mut t.cert);
+            anchor(&mut t.key);
+            anchor(&mut t.ca);
+            t.crl.iter_mut().for_each(anchor);
+        }
+        if let Some(s) = &mut cfg.signing {
+            anchor(&mut s.key);
         }
         let invalid = |key, message: &str| ConfigError::Invalid {
             path: path.to_owned(),
@@ -161,6 +215,12 @@ impl Config {
         }
         if cfg.limits.max_document_mib == 0 {
             return Err(invalid("limits.max_document_mib", "must be at least 1"));
+        }
+        if cfg.limits.request_timeout_secs == 0 || cfg.limits.header_timeout_secs == 0 {
+            return Err(invalid("limits", "timeouts must be at least 1 second"));
+        }
+        if cfg.limits.max_connections == 0 {
+            return Err(invalid("limits.max_connections", "must be at least 1"));
         }
         Ok(cfg)
     }

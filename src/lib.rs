@@ -15,14 +15,21 @@
 //! | [`config`] | the TOML configuration, defaults and validation with clear errors |
 //! | [`store`] | sled trees, atomic writes, indexes, change log, lookups, correlation |
 //! | [`testdata`] | deterministic synthetic events for benchmarks and tests |
+//! | [`tls`] | the federation CA and certificates (rcgen), rustls configs with client-cert verification and CRLs, peer identity |
 //! | [`model`] | the MISP core format, the type/category matrix, value normalisation, the one validator |
 
 #![forbid(unsafe_code)]
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod export;
+pub mod metrics;
 pub mod model;
+pub mod node;
+pub mod policy;
 pub mod seal;
+pub mod server;
 pub mod store;
 pub mod testdata;
+pub mod tls;

@@ -5,20 +5,17 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sluis::cli;
-use sluis::config::Config;
+use sluis::config::{Config, DEFAULT_CONFIG, DEFAULT_DIR};
 use sluis::export::{parse_since, Filter, Format};
 use sluis::model::time::now_secs;
+use sluis::node::{init, InitOptions};
 use sluis::store::Store;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "sluis",
-    version,
-    about = "Threat-intelligence exchange node for national CERTs"
-)]
+#[command(name = "sluis", version, about = "Threat-intelligence exchange node for national CERTs")]
 struct Args {
     #[command(subcommand)]
     command: Command,
@@ -26,6 +23,46 @@ struct Args {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the node. Without --config: the embedded default in ./sluis-data, created
+    /// on first start, listening on https://127.0.0.1:8443.
+    Serve {
+        #[arg(long, env = "SLUIS_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Create a node directory: CA (in --ca, created if absent), node certificate,
+    /// signing key, organisation, admin user and key, sluis.toml.
+    Init {
+        #[arg(long)]
+        dir: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        org: String,
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: String,
+        /// directory of the federation CA (ca.crt, ca.key); default: the node directory
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// the organisation's uuid, if it already has one (a CERT's uuid is global)
+        #[arg(long)]
+        org_uuid: Option<uuid::Uuid>,
+    },
+    /// Print what an operator sends a partner: name, org, org_uuid, public_key,
+    /// tls_fingerprint.
+    Keys {
+        #[arg(long, env = "SLUIS_CONFIG")]
+        config: Option<PathBuf>,
+    },
+    /// Issue a client certificate from a CA directory (for analysts' tools that
+    /// present one, e.g. PyMISP's cert=): writes NAME.crt and NAME.key into --out.
+    IssueCert {
+        #[arg(long)]
+        ca: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Import MISP JSON events (files, or directories such as MISP feeds). The node
     /// must be stopped. Exits non-zero if anything was rejected.
     Import {
@@ -64,49 +101,134 @@ enum Command {
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUIS_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let json = std::env::var("SLUIS_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
 }
 
 fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     Ok(Store::open(&cfg.db_dir(), cfg.store_options())?)
 }
 
+/// Resolves once on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested");
+}
+
+fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let cfg = match &config {
+        Some(p) => Config::load(p)?,
+        None => {
+            if !Path::new(DEFAULT_CONFIG).exists() {
+                let report = init(&InitOptions {
+                    dir: PathBuf::from(DEFAULT_DIR),
+                    name: "localhost".into(),
+                    org: "CERT-LOCAL".into(),
+                    org_uuid: None,
+                    listen: "127.0.0.1:8443".into(),
+                    ca_dir: None,
+                })?;
+                eprintln!("created the default node in ./{DEFAULT_DIR}");
+                eprintln!("admin key (shown once; also in ./{DEFAULT_DIR}/admin.key): {}", report.admin_key);
+                eprintln!("CA certificate for clients (ssl=): ./{DEFAULT_DIR}/ca.crt");
+                println!("{}", report.admin_key);
+            }
+            Config::load(Path::new(DEFAULT_CONFIG))?
+        }
+    };
+    let prepared = cli::serve::prepare(&cfg)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&cfg.node.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", cfg.node.listen))?;
+        let addr = listener.local_addr()?;
+        tracing::info!(%addr, node = %cfg.node.name, "listening");
+        eprintln!("sluis listening on https://{addr}");
+        sluis::server::run(listener, prepared.acceptor, prepared.state, prepared.opts, shutdown_signal()).await?;
+        anyhow::Ok(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn keys(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+    let cfg = Config::resolve(config.as_deref())?;
+    let signing = cfg.signing.as_ref().context("the config has no [signing] section")?;
+    let key = sluis::seal::keys::NodeKey::load(&signing.key)?;
+    let tls = cfg.tls.as_ref().context("the config has no [tls] section")?;
+    let certs = sluis::tls::load_certs(&tls.cert)?;
+    let leaf = certs.first().context("the node certificate file holds no certificate")?;
+    println!("name: {}", cfg.node.name);
+    println!("org: {}", cfg.node.org);
+    println!("org_uuid: {}", cfg.node.org_uuid.map(|u| u.to_string()).unwrap_or_default());
+    println!("public_key: {}", key.public_key_b64());
+    println!("tls_fingerprint: {}", sluis::tls::fingerprint_sha256(leaf));
+    println!("key_id: {}", key.key_id());
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
+        Command::Serve { config } => serve(config),
+        Command::Init { dir, name, org, listen, ca, org_uuid } => {
+            let report = init(&InitOptions { dir, name, org, org_uuid, listen, ca_dir: ca })?;
+            println!("admin key: {}", report.admin_key);
+            println!("admin user: {}", report.admin_email);
+            println!("config: {}", report.config.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Keys { config } => keys(config),
+        Command::IssueCert { ca, name, out } => {
+            let ca = sluis::tls::Ca::load(&ca)?;
+            let issued = ca.issue_client_cert(&name)?;
+            let (cert, key) = sluis::tls::write_cert_and_key(&out, &name, &issued)?;
+            println!("certificate: {}", cert.display());
+            println!("key: {}", key.display());
+            println!("fingerprint: {}", issued.fingerprint);
+            println!("serial: {}", issued.serial_hex);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Import { config, paths } => {
             let cfg = Config::resolve(config.as_deref())?;
             let store = open_store(&cfg)?;
+            let owner = cfg.node.org_uuid.map(|uuid| sluis::model::Org {
+                id: None,
+                name: cfg.node.org.clone(),
+                uuid,
+                local: true,
+            });
             let files = cli::import::collect_files(&paths)?;
             let stdout = std::io::stdout();
-            let summary =
-                cli::import::import(&store, &files, cfg.max_document_bytes(), &mut |r| {
-                    let mut out = stdout.lock();
-                    for line in r.lines() {
-                        let _ = writeln!(out, "{line}");
-                    }
-                    let _ = out.flush();
-                })?;
+            let summary = cli::import::import(&store, &files, cfg.max_document_bytes(), owner.as_ref(), &mut |r| {
+                let mut out = stdout.lock();
+                for line in r.lines() {
+                    let _ = writeln!(out, "{line}");
+                }
+                let _ = out.flush();
+            })?;
             eprintln!("imported {summary}");
-            Ok(if summary.rejected > 0 {
-                ExitCode::from(1)
-            } else {
-                ExitCode::SUCCESS
-            })
+            Ok(if summary.rejected > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
         }
-        Command::Export {
-            config,
-            format,
-            types,
-            values,
-            tags,
-            since,
-            include_deleted,
-            output,
-        } => {
+        Command::Export { config, format, types, values, tags, since, include_deleted, output } => {
             let cfg = Config::resolve(config.as_deref())?;
             let store = open_store(&cfg)?;
             let filter = Filter {
@@ -118,8 +240,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             let stats = match output {
                 Some(path) => {
-                    let f = std::fs::File::create(&path)
-                        .with_context(|| format!("cannot create {}", path.display()))?;
+                    let f = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
                     let mut w = std::io::BufWriter::new(f);
                     let s = cli::export::export(&store, &filter, format, &mut w)?;
                     w.into_inner()
@@ -134,10 +255,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                     cli::export::export(&store, &filter, format, &mut w)?
                 }
             };
-            eprintln!(
-                "exported {} events, {} attributes",
-                stats.events, stats.attributes
-            );
+            eprintln!("exported {} events, {} attributes", stats.events, stats.attributes);
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -110,10 +110,14 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), CliError> {
 
 /// Imports `files` into `store`. `report` receives each file's report once its
 /// events are durable.
+/// `owner`, when known, becomes each event's owner organisation (MISP's `Org`): on
+/// import, as in MISP, the importing node's organisation owns what it imports,
+/// while `Orgc` keeps the creator.
 pub fn import(
     store: &Store,
     files: &[PathBuf],
     max_document_bytes: usize,
+    owner: Option<&crate::model::Org>,
     report: &mut dyn FnMut(&FileReport),
 ) -> Result<Summary, CliError> {
     let total: u64 = files
@@ -137,7 +141,7 @@ pub fn import(
     };
     for path in files {
         summary.files += 1;
-        let file = import_file(store, path, max_document_bytes)?;
+        let file = import_file(store, path, max_document_bytes, owner)?;
         for r in &file.events {
             match r {
                 EventResult::Stored(Outcome::Accepted { .. }, n) => {
@@ -168,7 +172,7 @@ pub fn import(
 }
 
 /// Imports one file without flushing; storage failures abort, bad input is reported.
-fn import_file(store: &Store, path: &Path, max: usize) -> Result<FileReport, CliError> {
+fn import_file(store: &Store, path: &Path, max: usize, owner: Option<&crate::model::Org>) -> Result<FileReport, CliError> {
     let mut rep = FileReport {
         path: path.to_owned(),
         events: Vec::new(),
@@ -194,8 +198,11 @@ fn import_file(store: &Store, path: &Path, max: usize) -> Result<FileReport, Cli
             return Ok(rep);
         }
     };
-    for ev in events {
+    for mut ev in events {
         let uuid = Some(ev.uuid).filter(|u| !u.is_nil());
+        if let Some(o) = owner {
+            ev.org = Some(o.clone());
+        }
         match store.put_event(ev, Durability::Deferred) {
             Ok(o) => {
                 let n = store

@@ -3,6 +3,7 @@
 
 pub mod export;
 pub mod import;
+pub mod serve;
 
 use crate::config::ConfigError;
 use crate::export::{ExportError, FilterError};
@@ -18,6 +19,12 @@ pub enum CliError {
     Export(#[from] ExportError),
     #[error(transparent)]
     Filter(#[from] FilterError),
+    #[error(transparent)]
+    Tls(#[from] crate::tls::TlsError),
+    #[error(transparent)]
+    Node(#[from] crate::node::NodeError),
+    #[error(transparent)]
+    Key(#[from] crate::seal::keys::KeyError),
     #[error("{path}: {source}")]
     Io {
         path: std::path::PathBuf,

@@ -20,6 +20,9 @@
 //! | `idx_ts`, `idx_pts` | timestamp (BE) ‖ event | — |
 //! | `changes` | sequence (BE) | [`record::Change`] |
 //! | `meta` | name | counters, format version |
+//! | `orgs` | org uuid | [`accounts::OrgRecord`] JSON |
+//! | `users` | user id (BE) | [`accounts::UserRecord`] JSON |
+//! | `authkeys` | SHA-256 of the key | [`accounts::AuthKeyRecord`] JSON |
 //!
 //! **Durability**: a write is acknowledged only after `Db::flush` (fsync) returned;
 //! sled's own 500 ms background flush is not relied on. **Atomicity**: everything an
@@ -27,14 +30,16 @@
 //! **Concurrency**: one writer at a time (a mutex), so merge decisions read a stable
 //! state; readers never block.
 
+pub mod accounts;
 mod keys;
 mod lookup;
 mod read;
 pub mod record;
+mod sharing;
 mod write;
 
 pub use lookup::{Correlation, Hit, LookupError, WildcardKind};
-pub use write::{Durability, Outcome};
+pub use write::{next_timestamp, Durability, Outcome};
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -184,6 +189,9 @@ pub(crate) struct Trees {
     pub idx_pts: Ks,
     pub changes: Ks,
     pub meta: Ks,
+    pub orgs: Ks,
+    pub users: Ks,
+    pub authkeys: Ks,
 }
 
 /// The keyspaces; the discriminant is the key prefix byte, so it must never change
@@ -208,6 +216,9 @@ pub(crate) enum T {
     IdxPts,
     Changes,
     Meta,
+    Orgs,
+    Users,
+    AuthKeys,
 }
 
 impl Trees {
@@ -235,6 +246,9 @@ impl Trees {
             idx_pts: ks(T::IdxPts),
             changes: ks(T::Changes),
             meta: ks(T::Meta),
+            orgs: ks(T::Orgs),
+            users: ks(T::Users),
+            authkeys: ks(T::AuthKeys),
             data,
         })
     }

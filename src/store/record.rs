@@ -163,6 +163,7 @@ pub struct Change {
 pub enum ChangeKind {
     EventStored,
     EventDeleted,
+    SightingAdded,
 }
 
 #[cfg(test)]

@@ -810,6 +810,50 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Publishes or unpublishes an event: local state (MISP's `publish_timestamp`
+    /// is "when this instance published it"), so it is written without the
+    /// strictly-newer rule, and logged as a change so federation sees it.
+    pub fn set_published(&self, uuid: &Uuid, published: bool, durability: Durability) -> Result<bool, StoreError> {
+        {
+            let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(v) = self.t.events.get(uuid.as_bytes())? else {
+                return Ok(false);
+            };
+            let mut rec: StoredEvent = postcard::from_bytes(&v).map_err(|e| corrupt("events", e.to_string()))?;
+            if rec.deleted {
+                return Ok(false);
+            }
+            let mut head: Event = serde_json::from_slice(&rec.header).map_err(|e| corrupt("events", e.to_string()))?;
+            let mut w = WriteSet::new();
+            let mut c = Counters::load(self)?;
+            Self::event_index(&mut w, &head, false);
+            head.published = published;
+            if published {
+                head.publish_timestamp = time::now_secs();
+            }
+            Self::event_index(&mut w, &head, true);
+            rec.header = to_json(&head);
+            let bytes = postcard::to_stdvec(&rec).map_err(|e| corrupt("events", e.to_string()))?;
+            w.put(T::Events, uuid.as_bytes(), bytes);
+            Self::change(&mut w, &mut c, Change { kind: ChangeKind::EventStored, event: *uuid, timestamp: head.timestamp });
+            c.save(&mut w);
+            self.commit(w)?;
+        }
+        if durability == Durability::Flush {
+            self.flush()?;
+        }
+        Ok(true)
+    }
+}
+
+/// The timestamp for a local edit of something last changed at `stored`: now,
+/// or one second later if it already changed within this second, so that two
+/// quick edits still order strictly (timestamps are whole seconds).
+pub fn next_timestamp(stored: u64) -> u64 {
+    time::now_secs().max(stored.saturating_add(1))
+}
+
 /// The local id of the `n`-th attribute of event `event_id`.
 pub(crate) fn attribute_id(event_id: u64, n: u32) -> u64 {
     event_id << 24 | u64::from(n & 0x00ff_ffff)

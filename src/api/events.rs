@@ -1,0 +1,356 @@
+//! `events/*`: add, view (GET/POST/HEAD), edit, delete, publish, unpublish, index.
+
+use super::auth::Caller;
+use super::body::{NamedParams, RawBody};
+use super::error::{save_success, ApiError};
+use super::{blocking, AppState};
+use crate::model::event::Wrapped;
+use crate::model::parse::parse_event;
+use crate::model::{Event, Org};
+use crate::policy::{may_modify, redact_event, Viewer};
+use crate::store::{next_timestamp, Durability, Store};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use serde_json::{json, Value};
+use std::sync::Arc;
+use uuid::Uuid;
+
+pub(crate) fn invalid_event() -> ApiError {
+    ApiError::NotFound("Invalid event.".into())
+}
+
+/// An event named by local id or uuid.
+pub(crate) fn resolve(store: &Store, id: &str) -> Result<Option<Uuid>, ApiError> {
+    let id = id.trim();
+    if let Ok(u) = id.parse::<Uuid>() {
+        return Ok(Some(u));
+    }
+    match id.parse::<u64>() {
+        Ok(n) => Ok(store.event_uuid_by_id(n)?),
+        Err(_) => Ok(None),
+    }
+}
+
+/// The event as the caller may see it; unknown and invisible answer alike.
+pub(crate) fn load_visible(store: &Store, viewer: &Viewer, id: &str) -> Result<Event, ApiError> {
+    let uuid = resolve(store, id)?.ok_or_else(invalid_event)?;
+    let ev = store.get_event(&uuid)?.ok_or_else(invalid_event)?;
+    redact_event(viewer, ev).ok_or_else(invalid_event)
+}
+
+/// Drops soft-deleted children unless asked for (MISP's `deleted` filter).
+pub(crate) fn hide_deleted(mut ev: Event) -> Event {
+    ev.attributes.retain(|a| !a.deleted);
+    ev.objects.retain(|o| !o.deleted);
+    for o in &mut ev.objects {
+        o.attributes.retain(|a| !a.deleted);
+    }
+    ev.reports.retain(|r| !r.deleted);
+    ev
+}
+
+fn org_of(caller: &Caller) -> Org {
+    Org {
+        id: Some(caller.org.id),
+        name: caller.org.name.clone(),
+        uuid: caller.org.uuid,
+        local: true,
+    }
+}
+
+/// `{"Event": …}`, serialised straight from the model so fields keep MISP's order.
+pub(crate) fn event_response(ev: &Event) -> Response {
+    match serde_json::to_vec(&Wrapped { event: ev }) {
+        Ok(bytes) => ([(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Err(e) => ApiError::Internal(e.to_string()).into_response(),
+    }
+}
+
+fn parse_body(state: &AppState, body: &RawBody) -> Result<Event, ApiError> {
+    parse_event(&body.0, state.limits.max_body).map_err(|e| ApiError::BadRequest(format!("Could not parse the event: {e}")))
+}
+
+/// Stores `ev` (validated by the store) and answers with the stored event as the
+/// caller sees it.
+async fn store_and_answer(state: &AppState, caller: &Caller, ev: Event) -> Result<Response, ApiError> {
+    let store = state.store.clone();
+    let viewer = caller.viewer();
+    let stored = blocking(move || {
+        let outcome = store.put_event(ev, Durability::Flush)?;
+        let ev = store.get_event(&outcome.uuid())?.ok_or_else(invalid_event)?;
+        Ok(ev)
+    })
+    .await?;
+    tracing::info!(user = caller.user.id, event = %stored.uuid, "event stored");
+    let ev = redact_event(&viewer, hide_deleted(stored)).ok_or_else(invalid_event)?;
+    Ok(event_response(&ev))
+}
+
+pub async fn add(State(state): State<AppState>, caller: Caller, body: RawBody) -> Result<Response, ApiError> {
+    caller.require_write()?;
+    let mut ev = parse_body(&state, &body)?;
+    if !ev.uuid.is_nil() && state.store.get_event_header(&ev.uuid)?.is_some() {
+        return Err(ApiError::NotFound("Event already exists, if you would like to edit it, use the url in the location header.".into()));
+    }
+    // Provenance is not the client's to claim: the creator org is the caller's,
+    // except for site admins importing on another organisation's behalf.
+    ev.org = Some(org_of(&caller));
+    if !(caller.role.perm_site_admin && ev.orgc.as_ref().is_some_and(|o| !o.uuid.is_nil())) {
+        ev.orgc = Some(org_of(&caller));
+    }
+    ev.locked = false;
+    ev.seal = None;
+    if ev.published && !caller.role.perm_publish {
+        ev.published = false;
+    }
+    if ev.published {
+        ev.publish_timestamp = crate::model::time::now_secs();
+    }
+    store_and_answer(&state, &caller, ev).await
+}
+
+/// `GET|POST events/view/<id|uuid>`; a POST body `{"deleted": …}` includes
+/// soft-deleted children.
+pub async fn view(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Extension(named): Extension<NamedParams>,
+    body: RawBody,
+) -> Result<Response, ApiError> {
+    let filters = body.json_value().unwrap_or(Value::Null);
+    let deleted = match filters.get("deleted") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_u64() == Some(1),
+        Some(Value::String(s)) => s == "1" || s == "true",
+        Some(Value::Array(a)) => !a.is_empty(),
+        _ => named.flag("deleted"),
+    };
+    let store = state.store.clone();
+    let viewer = caller.viewer();
+    let mut ev = blocking(move || load_visible(&store, &viewer, &id)).await?;
+    if !deleted {
+        ev = hide_deleted(ev);
+    }
+    if named.flag("noSightings") {
+        for a in ev.attributes.iter_mut().chain(ev.objects.iter_mut().flat_map(|o| o.attributes.iter_mut())) {
+            a.sightings.clear();
+        }
+    }
+    Ok(event_response(&ev))
+}
+
+/// `HEAD events/view/<id>`: 200 or 404, nothing else.
+pub async fn exists(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> StatusCode {
+    let store = state.store.clone();
+    let viewer = caller.viewer();
+    match blocking(move || load_visible(&store, &viewer, &id)).await {
+        Ok(_) => StatusCode::OK,
+        Err(_) => StatusCode::NOT_FOUND,
+    }
+}
+
+/// Loads an event the caller may modify, or the matching error.
+pub(crate) fn load_modifiable(store: &Arc<Store>, caller: &Caller, id: &str) -> Result<Event, ApiError> {
+    let viewer = caller.viewer();
+    let uuid = resolve(store, id)?.ok_or_else(invalid_event)?;
+    let ev = store.get_event(&uuid)?.ok_or_else(invalid_event)?;
+    if !crate::policy::event_visible(&viewer, &ev) {
+        return Err(invalid_event());
+    }
+    if !may_modify(&viewer, &caller.role, &ev) {
+        return Err(ApiError::Forbidden);
+    }
+    Ok(ev)
+}
+
+/// `events/edit/<id|uuid>`: the body is the whole event or part of it; elements
+/// without a timestamp are the edited ones and get a new one, the rest apply only
+/// if newer (MISP's rule).
+pub async fn edit(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, body: RawBody) -> Result<Response, ApiError> {
+    caller.require_write()?;
+    let mut incoming = parse_body(&state, &body)?;
+    let store = state.store.clone();
+    let c2 = caller.clone();
+    let stored = blocking(move || load_modifiable(&store, &c2, &id)).await?;
+    incoming.uuid = stored.uuid;
+    incoming.org = stored.org.clone();
+    incoming.orgc = stored.orgc.clone();
+    incoming.locked = stored.locked;
+    incoming.seal = None;
+    if incoming.timestamp == 0 {
+        incoming.timestamp = next_timestamp(stored.timestamp);
+    }
+    if incoming.info.trim().is_empty() {
+        incoming.info = stored.info.clone();
+    }
+    if incoming.published && !caller.role.perm_publish {
+        incoming.published = stored.published;
+    }
+    if incoming.published && !stored.published {
+        incoming.publish_timestamp = crate::model::time::now_secs();
+    } else if incoming.publish_timestamp == 0 {
+        incoming.publish_timestamp = stored.publish_timestamp;
+    }
+    store_and_answer(&state, &caller, incoming).await
+}
+
+pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+    caller.require_write()?;
+    let store = state.store.clone();
+    let c2 = caller.clone();
+    let result = blocking(move || {
+        let ev = load_modifiable(&store, &c2, &id)?;
+        store.delete_event(&ev.uuid, Durability::Flush)?;
+        Ok(ev)
+    })
+    .await;
+    match result {
+        Ok(ev) => {
+            tracing::info!(user = caller.user.id, event = %ev.uuid, "event deleted");
+            Ok(Json(save_success("Event deleted.", ev.id)).into_response())
+        }
+        Err(ApiError::NotFound(_)) => Err(ApiError::Refused {
+            name: "Event was not deleted.".into(),
+            message: "Event was not deleted.".into(),
+            errors: Default::default(),
+            status: StatusCode::FORBIDDEN,
+        }),
+        Err(e) => Err(e),
+    }
+}
+
+async fn set_published(state: AppState, caller: Caller, id: String, published: bool) -> Result<Response, ApiError> {
+    caller.require_write()?;
+    caller.require(caller.role.perm_publish)?;
+    let store = state.store.clone();
+    let c2 = caller.clone();
+    let ev = blocking(move || {
+        let ev = load_modifiable(&store, &c2, &id)?;
+        store.set_published(&ev.uuid, published, Durability::Flush)?;
+        Ok(ev)
+    })
+    .await?;
+    tracing::info!(user = caller.user.id, event = %ev.uuid, published, "publication changed");
+    let msg = if published { "Event published without alerts" } else { "Event unpublished." };
+    Ok(Json(save_success(msg, ev.id)).into_response())
+}
+
+pub async fn publish(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+    set_published(state, caller, id, true).await
+}
+
+pub async fn unpublish(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+    set_published(state, caller, id, false).await
+}
+
+fn s(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(if *b { "1".into() } else { "0".into() }),
+        _ => None,
+    }
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    match v {
+        Some(Value::Array(a)) => a.iter().filter_map(s).collect(),
+        Some(v) => s(v).into_iter().collect(),
+        None => Vec::new(),
+    }
+}
+
+/// One `events/index` row: the event header, `Org`, `Orgc`, `EventTag`.
+pub(crate) fn index_row(ev: &Event) -> Value {
+    let mut v = serde_json::to_value(ev).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        for k in ["Attribute", "Object", "EventReport", "Tag", "Seal"] {
+            m.remove(k);
+        }
+        let tags: Vec<Value> = ev
+            .tags
+            .iter()
+            .map(|t| json!({"event_id": ev.id.map(|i| i.to_string()), "local": t.local, "Tag": t}))
+            .collect();
+        m.insert("EventTag".into(), Value::Array(tags));
+    }
+    v
+}
+
+/// `GET|POST events/index`: event rows without attributes, as `search_index`.
+pub async fn index(State(state): State<AppState>, caller: Caller, body: RawBody) -> Result<Json<Value>, ApiError> {
+    let f = body.json_value()?;
+    let viewer = caller.viewer();
+    let store = state.store.clone();
+    let rows = blocking(move || {
+        let info: Vec<String> = strings(f.get("eventinfo")).iter().map(|s| s.to_lowercase().replace('%', "")).collect();
+        let ids = strings(f.get("eventid").or_else(|| f.get("uuid")));
+        let tags = strings(f.get("tags"));
+        let orgs = strings(f.get("org"));
+        let published = f.get("published").and_then(s);
+        let since = f.get("timestamp").and_then(s).and_then(|t| crate::export::parse_since(&t, crate::model::time::now_secs()).ok());
+        let from = f.get("datefrom").and_then(s);
+        let until = f.get("dateuntil").and_then(s);
+        let limit = f.get("limit").and_then(s).and_then(|l| l.parse::<usize>().ok()).unwrap_or(usize::MAX);
+        let page = f.get("page").and_then(s).and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).max(1);
+        let mut out = Vec::new();
+        let mut skipped = 0usize;
+        for u in store.event_uuids() {
+            let u = u?;
+            let Some(head) = store.get_event_header(&u)? else { continue };
+            if !crate::policy::event_visible(&viewer, &head) {
+                continue;
+            }
+            if !info.is_empty() && !info.iter().any(|i| head.info.to_lowercase().contains(i)) {
+                continue;
+            }
+            if !ids.is_empty() && !ids.iter().any(|i| *i == head.uuid.to_string() || Some(i.as_str()) == head.id.map(|x| x.to_string()).as_deref()) {
+                continue;
+            }
+            if !tags.is_empty() && !tags.iter().any(|t| head.tags.iter().any(|x| x.name.eq_ignore_ascii_case(t))) {
+                continue;
+            }
+            if !orgs.is_empty() && !orgs.iter().any(|o| head.orgc.as_ref().is_some_and(|c| c.name.eq_ignore_ascii_case(o) || c.uuid.to_string() == *o)) {
+                continue;
+            }
+            if published.as_deref().is_some_and(|p| (p == "1" || p == "true") != head.published) {
+                continue;
+            }
+            if since.is_some_and(|t| head.timestamp < t) {
+                continue;
+            }
+            if from.as_deref().is_some_and(|d| head.date.as_str() < d) || until.as_deref().is_some_and(|d| head.date.as_str() > d) {
+                continue;
+            }
+            if skipped < (page - 1).saturating_mul(limit) {
+                skipped += 1;
+                continue;
+            }
+            if out.len() >= limit {
+                break;
+            }
+            // Non-owners are shown the count of what they may see.
+            let row_event = if viewer.site_admin || crate::policy::visibility::owner(&head) == Some(viewer.org) {
+                head
+            } else {
+                let full = store.get_event(&u)?.and_then(|e| redact_event(&viewer, e));
+                match full {
+                    Some(mut e) => {
+                        e.attributes.clear();
+                        e.objects.clear();
+                        e.reports.clear();
+                        e
+                    }
+                    None => continue,
+                }
+            };
+            out.push(index_row(&row_event));
+        }
+        Ok(out)
+    })
+    .await?;
+    Ok(Json(Value::Array(rows)))
+}

@@ -1,0 +1,67 @@
+//! Server information: version, describeTypes, health and metrics.
+
+use super::auth::Caller;
+use super::error::ApiError;
+use super::AppState;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::{json, Value};
+
+/// The MISP API version sluis speaks. PyMISP parses every dotted part as an
+/// integer, so this must stay purely numeric.
+pub const MISP_VERSION: &str = "2.5.1";
+pub const PYMISP_RECOMMENDED: &str = "2.5.34.4";
+
+pub async fn healthz(State(state): State<AppState>) -> Response {
+    let store = state.store.clone();
+    match super::blocking(move || Ok(store.last_sequence()?)).await {
+        Ok(seq) => Json(json!({"status": "ok", "last_change": seq})).into_response(),
+        Err(e) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "error", "error": e.to_string()}))).into_response(),
+    }
+}
+
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    let store = state.store.clone();
+    let gauges = super::blocking(move || Ok((store.size_on_disk()?, store.event_count())))
+        .await
+        .unwrap_or((0, 0));
+    let text = state.metrics.render(&[
+        ("sluis_store_disk_bytes", "Bytes the database occupies on disk.", gauges.0 as f64),
+        ("sluis_store_events", "Live events stored.", gauges.1 as f64),
+    ]);
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
+}
+
+pub async fn version(caller: Caller) -> Json<Value> {
+    Json(json!({
+        "version": MISP_VERSION,
+        "pymisp_recommended_version": PYMISP_RECOMMENDED,
+        "perm_sync": caller.role.perm_sync,
+        "perm_sighting": caller.role.perm_sighting,
+        "perm_galaxy_editor": false,
+        "request_encoding": ["gzip"],
+        "filter_sightings": true,
+        "product": "sluis",
+        "product_version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+pub async fn pymisp_version(_caller: Caller) -> Json<Value> {
+    Json(json!({"version": PYMISP_RECOMMENDED}))
+}
+
+/// MISP's own describeTypes document (vendored), served whole: PyMISP crashes on
+/// a 200 that lacks any of its four keys.
+pub async fn describe_types(_caller: Caller) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::model::types::describe_types_json(),
+    )
+        .into_response()
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("Not Found".into())
+}

@@ -1,0 +1,59 @@
+//! `sluis serve`: everything a running node needs, prepared from its config, so
+//! `main` and in-process test launchers start nodes the same way.
+
+use super::CliError;
+use crate::api::{AppState, Limits, NodeInfo};
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::server::ServeOptions;
+use crate::store::Store;
+use crate::tls::{server_config, Acceptor, ClientAuth};
+use std::sync::Arc;
+
+/// A node ready to serve: pass these to [`crate::server::run`] with a bound listener.
+pub struct Prepared {
+    pub state: AppState,
+    pub acceptor: Acceptor,
+    pub opts: ServeOptions,
+}
+
+/// Opens the store, loads the TLS material and checks the node's organisation.
+pub fn prepare(cfg: &Config) -> Result<Prepared, CliError> {
+    let tls = cfg.tls.as_ref().ok_or_else(|| {
+        CliError::Config(crate::config::ConfigError::Invalid {
+            path: cfg.source.clone(),
+            key: "tls",
+            message: "the [tls] section (cert, key, ca) is required to serve".into(),
+        })
+    })?;
+    let org_uuid = cfg.node.org_uuid.ok_or_else(|| {
+        CliError::Config(crate::config::ConfigError::Invalid {
+            path: cfg.source.clone(),
+            key: "node.org_uuid",
+            message: "required to serve (the node's organisation owns what it creates)".into(),
+        })
+    })?;
+    // Analysts may present a client certificate (verified against the CA if they
+    // do); the API key is what authenticates them.
+    let server = server_config(&tls.cert, &tls.key, &tls.ca, &tls.crl, ClientAuth::Optional)?;
+    let store = Store::open(&cfg.db_dir(), cfg.store_options())?;
+    if store.org(&org_uuid)?.is_none() {
+        store.add_org(org_uuid, &cfg.node.org, true)?;
+    }
+    let state = AppState {
+        store: Arc::new(store),
+        node: Arc::new(NodeInfo {
+            name: cfg.node.name.clone(),
+            org: org_uuid,
+        }),
+        metrics: Arc::new(Metrics::default()),
+        limits: Limits {
+            max_body: cfg.max_document_bytes(),
+        },
+    };
+    Ok(Prepared {
+        state,
+        acceptor: Acceptor::new(server),
+        opts: ServeOptions::from_config(cfg),
+    })
+}
