@@ -35,8 +35,11 @@ fn keys() -> &'static (NodeKey, NodeKey, TrustList) {
 }
 
 fn uuid(seed: u64, kind: u64, i: u64) -> String {
-    Uuid::from_u64_pair(0x5c1b_0000_0000_4000 | (kind << 16) | (seed & 0xffff), 0x8000_0000_0000_0000 | (seed << 20) | i)
-        .to_string()
+    Uuid::from_u64_pair(
+        0x5c1b_0000_0000_4000 | (kind << 16) | (seed & 0xffff),
+        0x8000_0000_0000_0000 | (seed << 20) | i,
+    )
+    .to_string()
 }
 
 /// A validated event from the synthetic generator, plus `objects` domain-ip objects
@@ -117,6 +120,7 @@ fn bump(s: &mut String) {
 
 /// Applies mutation number `m` (of [`MUTATIONS`]) to a signed field of the event.
 /// Each one changes something the origin signed; none may verify.
+#[rustfmt::skip] // one mutation per line reads as the table it is
 fn mutate(e: &mut Event, m: usize) -> &'static str {
     let other = Uuid::from_u128(0xdead_beef);
     let a = 0; // the first top-level attribute
@@ -331,7 +335,9 @@ fn every_mutation_fails_with_a_fitting_reason() {
             "Event" => err == SealError::HeaderMismatch,
             "Seal" => matches!(
                 err,
-                SealError::BadSignature { .. } | SealError::KeyOriginMismatch { .. } | SealError::UnknownKey { .. }
+                SealError::BadSignature { .. }
+                    | SealError::KeyOriginMismatch { .. }
+                    | SealError::UnknownKey { .. }
             ),
             _ => matches!(err, SealError::DigestNotListed { .. }),
         };
@@ -345,8 +351,17 @@ fn unknown_key_fails() {
     let stranger = NodeKey::generate().unwrap();
     seal_event(&mut e, &stranger, ORG_A).unwrap();
     let err = verify(&e).unwrap_err();
-    assert_eq!(err, SealError::UnknownKey { origin_org: ORG_A, key_id: stranger.key_id() });
-    assert!(err.to_string().contains(&stranger.key_id().to_string()), "{err}");
+    assert_eq!(
+        err,
+        SealError::UnknownKey {
+            origin_org: ORG_A,
+            key_id: stranger.key_id()
+        }
+    );
+    assert!(
+        err.to_string().contains(&stranger.key_id().to_string()),
+        "{err}"
+    );
 }
 
 #[test]
@@ -358,7 +373,12 @@ fn revoked_key_fails() {
     seal_event(&mut e, &key, ORG_A).unwrap();
     verify_event(&e, &trust, NOW).unwrap();
     trust.revoke(&key.key_id().to_string()).unwrap();
-    assert_eq!(verify_event(&e, &trust, NOW), Err(SealError::Revoked { key_id: key.key_id() }));
+    assert_eq!(
+        verify_event(&e, &trust, NOW),
+        Err(SealError::Revoked {
+            key_id: key.key_id()
+        })
+    );
 }
 
 /// Rotation: the old key is valid until T, the new one from T - overlap. A seal
@@ -372,8 +392,12 @@ fn key_outside_its_validity_window_fails() {
     let e0 = generated(3, 5, 1, 1);
     let t = e0.timestamp;
     let mut trust = TrustList::new();
-    trust.add(ORG_A, &old.public_key_b64(), None, Some(t)).unwrap();
-    trust.add(ORG_A, &new.public_key_b64(), Some(t - 100), None).unwrap();
+    trust
+        .add(ORG_A, &old.public_key_b64(), None, Some(t))
+        .unwrap();
+    trust
+        .add(ORG_A, &new.public_key_b64(), Some(t - 100), None)
+        .unwrap();
 
     let mut e = e0.clone();
     seal_event(&mut e, &old, ORG_A).unwrap();
@@ -385,7 +409,12 @@ fn key_outside_its_validity_window_fails() {
     let err = verify_event(&later, &trust, NOW).unwrap_err();
     assert_eq!(
         err,
-        SealError::OutsideValidity { key_id: old.key_id(), at: t + 1, not_before: None, not_after: Some(t) }
+        SealError::OutsideValidity {
+            key_id: old.key_id(),
+            at: t + 1,
+            not_before: None,
+            not_after: Some(t)
+        }
     );
     seal_event(&mut later, &new, ORG_A).unwrap();
     verify_event(&later, &trust, NOW).unwrap();
@@ -393,7 +422,10 @@ fn key_outside_its_validity_window_fails() {
     let mut early = e0.clone();
     early.timestamp = t - 101;
     seal_event(&mut early, &new, ORG_A).unwrap();
-    assert!(matches!(verify_event(&early, &trust, NOW), Err(SealError::OutsideValidity { .. })));
+    assert!(matches!(
+        verify_event(&early, &trust, NOW),
+        Err(SealError::OutsideValidity { .. })
+    ));
 }
 
 #[test]
@@ -421,12 +453,19 @@ fn forged_origin_fails() {
     e.seal.as_mut().unwrap().origin_org = ORG_B;
     assert!(matches!(
         verify(&e),
-        Err(SealError::KeyOriginMismatch { claimed: ORG_B, registered: ORG_A, .. })
+        Err(SealError::KeyOriginMismatch {
+            claimed: ORG_B,
+            registered: ORG_A,
+            ..
+        })
     ));
     // Org B's key cannot vouch for org A either.
     let mut e = generated(6, 3, 0, 0);
     seal_event(&mut e, &keys().1, ORG_A).unwrap();
-    assert!(matches!(verify(&e), Err(SealError::KeyOriginMismatch { .. })));
+    assert!(matches!(
+        verify(&e),
+        Err(SealError::KeyOriginMismatch { .. })
+    ));
 }
 
 /// A replayed older version still carries a valid seal — what the origin said
@@ -446,15 +485,24 @@ fn replayed_older_version_is_detectable() {
     let stored = verify(&v2).unwrap();
     let replay = verify(&v1).unwrap();
     assert_eq!(replay.event_uuid, stored.event_uuid);
-    assert!(replay.timestamp < stored.timestamp, "the store's not-newer check refuses this");
+    assert!(
+        replay.timestamp < stored.timestamp,
+        "the store's not-newer check refuses this"
+    );
 
     let mut forged = v1.clone();
     forged.timestamp = v2.timestamp + 1;
-    assert!(matches!(verify(&forged), Err(SealError::BadSignature { .. })));
+    assert!(matches!(
+        verify(&forged),
+        Err(SealError::BadSignature { .. })
+    ));
     // Mixing versions: v1's attribute inside v2 is not what v2 signed.
     let mut mixed = v2.clone();
     mixed.attributes[0] = v1.attributes[0].clone();
-    assert!(matches!(verify(&mixed), Err(SealError::DigestNotListed { .. })));
+    assert!(matches!(
+        verify(&mixed),
+        Err(SealError::DigestNotListed { .. })
+    ));
 }
 
 fn samples_dir() -> PathBuf {
@@ -477,11 +525,16 @@ fn real_misp_samples_seal_and_verify() {
     let mut elements = 0;
     for f in &files {
         let name = f.file_name().unwrap().to_string_lossy();
-        let mut e = parse_event(&std::fs::read(f).unwrap(), 1 << 26).unwrap_or_else(|err| panic!("{name}: {err}"));
+        let mut e = parse_event(&std::fs::read(f).unwrap(), 1 << 26)
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
         validate_event(&mut e, NOW).unwrap_or_else(|err| panic!("{name}: {err}"));
         seal_event(&mut e, &keys().0, ORG_A).unwrap_or_else(|err| panic!("{name}: {err}"));
         let v = verify(&e).unwrap_or_else(|err| panic!("{name}: {err}"));
-        assert_eq!(v.present, sluis::seal::signed_form::element_count(&e), "{name}");
+        assert_eq!(
+            v.present,
+            sluis::seal::signed_form::element_count(&e),
+            "{name}"
+        );
         elements += v.present;
         let back = over_the_wire(&e);
         verify(&back).unwrap_or_else(|err| panic!("{name} after the wire: {err}"));
@@ -505,6 +558,8 @@ fn seal_wire_form_is_as_designed() {
     assert_eq!(seal["header"].as_str().unwrap().len(), 64);
     assert_eq!(seal["elements"].as_array().unwrap().len(), 2);
     use base64::Engine as _;
-    let sig = base64::engine::general_purpose::STANDARD.decode(seal["signature"].as_str().unwrap()).unwrap();
+    let sig = base64::engine::general_purpose::STANDARD
+        .decode(seal["signature"].as_str().unwrap())
+        .unwrap();
     assert_eq!(sig.len(), 64);
 }

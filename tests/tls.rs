@@ -317,6 +317,37 @@ async fn reload_swaps_in_a_crl() {
     assert!(err.contains("Revoked"), "{err}");
 }
 
+#[tokio::test]
+async fn reload_also_stops_session_resumption() {
+    // The same client config keeps its TLS session cache between connections, so
+    // the second connection offers to resume. Resumption skips certificate checks;
+    // the reloaded server config has a fresh cache, so it must verify (and refuse).
+    let pki = Pki::new("CA one");
+    let cert_b = pki.ca.issue_node_cert("cert-b", &[]).unwrap();
+    let (cert, key) = write_cert_and_key(pki.dir.path(), "b", &cert_b).unwrap();
+    let config = client_config(&cert, &key, &pki.ca_path()).unwrap();
+    let mut server = Server::start(pki.server(&[], ClientAuth::Required), HANDSHAKE).await;
+
+    let mut kinds = Vec::new();
+    for _ in 0..2 {
+        let (body, kind) = raw_exchange(config.clone(), server.addr, "cert-a")
+            .await
+            .unwrap();
+        assert!(body.starts_with("cert-b "), "{body}");
+        kinds.push(kind);
+    }
+    // Without a reload the session does resume, so the check below is meaningful.
+    assert_eq!(kinds[1], Some(rustls::HandshakeKind::Resumed), "{kinds:?}");
+
+    let crl = pki.write_crl(&[&cert_b.serial_hex]);
+    server
+        .acceptor
+        .reload(pki.server(&[crl], ClientAuth::Required));
+    assert!(raw_get(config, server.addr, "cert-a").await.is_err());
+    let err = server.next_error().await.to_string();
+    assert!(err.contains("Revoked"), "{err}");
+}
+
 #[test]
 fn ca_reload_from_disk_issues_certificates_the_old_roots_accept() {
     // `sluis init --ca DIR` loads an existing CA; certificates it issues must chain
@@ -350,6 +381,15 @@ async fn raw_get(
     addr: SocketAddr,
     host: &str,
 ) -> std::io::Result<String> {
+    Ok(raw_exchange(config, addr, host).await?.0)
+}
+
+/// [`raw_get`], also returning how the handshake went (full or resumed).
+async fn raw_exchange(
+    config: Arc<rustls::ClientConfig>,
+    addr: SocketAddr,
+    host: &str,
+) -> std::io::Result<(String, Option<rustls::HandshakeKind>)> {
     let connector = tokio_rustls::TlsConnector::from(config);
     let name = rustls_pki_types::ServerName::try_from(host.to_owned()).unwrap();
     let tcp = TcpStream::connect(addr).await?;
@@ -362,5 +402,5 @@ async fn raw_get(
         .split_once("\r\n\r\n")
         .ok_or_else(|| std::io::Error::other(format!("no HTTP head in {response:?}")))?;
     assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
-    Ok(body.to_owned())
+    Ok((body.to_owned(), tls.get_ref().1.handshake_kind()))
 }

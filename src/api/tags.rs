@@ -1,8 +1,435 @@
-//! (being written)
+//! `tags/*`: attach a tag to an event or attribute, remove it, and list tags.
+//!
+//! Tags have no registry of their own here: a tag exists while something carries
+//! it, and `tags/index` lists the tags on what the caller can see. A tag's numeric
+//! id is derived from its name ([`tag_id`]), so it is the same on every request
+//! and every node without being stored; a numeric `tag` in a request is looked up
+//! among the tags the caller can see.
+//!
+//! Rights: tagging needs `perm_tagger`. A global tag changes shared content, so it
+//! needs the right to modify the event (MISP: only the creator organisation may
+//! change global tags); a local tag never leaves this node and needs only that the
+//! caller can see the target. Attaching or removing a global tag unpublishes the
+//! event, as MISP does; a local tag does not. Either way the target (and the event)
+//! get a newer timestamp, because every change goes through the store's
+//! strictly-newer merge.
 
-use super::AppState;
-use axum::Router;
+use super::attributes::{attr_at, attr_at_mut, attr_visible, find_attr, modify_event, not_allowed, touch, Edit, Slot};
+use super::auth::Caller;
+use super::body::{unwrap_key, NamedParams, RawBody};
+use super::error::{save_success, ApiError};
+use super::{blocking, AppState};
+use crate::model::{Event, Tag};
+use crate::policy::{event_visible, may_modify, redact_event, Viewer};
+use crate::store::Store;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use uuid::Uuid;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .route("/tags/attachTagToObject", post(attach))
+        .route("/tags/removeTagFromObject", post(remove))
+        .route("/tags/index", get(index))
+        .route("/tags", get(index))
+}
+
+fn digest(name: &str) -> [u8; 32] {
+    Sha256::digest(name.trim().to_lowercase().as_bytes()).into()
+}
+
+/// A tag's numeric id: 31 bits of the SHA-256 of its folded name (never 0), so it
+/// fits MISP's signed 32-bit ids and is stable without a registry. Two names may
+/// collide (unlikely below tens of thousands of tags); names stay authoritative.
+pub(crate) fn tag_id(name: &str) -> u64 {
+    let d = digest(name);
+    let n = u32::from_be_bytes([d[0], d[1], d[2], d[3]]) & 0x7fff_ffff;
+    u64::from(n.max(1))
+}
+
+/// A colour for a tag that has none, derived from its name like MISP's.
+pub(crate) fn tag_colour(name: &str) -> String {
+    let d = digest(name);
+    format!("#{:02x}{:02x}{:02x}", d[4], d[5], d[6])
+}
+
+/// Fills in the derived ids of tags being shown.
+pub(crate) fn fill_tag_ids(tags: &mut [Tag]) {
+    for t in tags {
+        t.id = Some(tag_id(&t.name));
+    }
+}
+
+/// One tag of `tags/index` and how often the caller can see it.
+struct Seen {
+    tag: Tag,
+    events: u64,
+    attributes: u64,
+}
+
+/// Every tag on events (and live attributes) `viewer` can see, by folded name.
+fn visible_tags(store: &Store, viewer: &Viewer) -> Result<BTreeMap<String, Seen>, ApiError> {
+    let mut out: BTreeMap<String, Seen> = BTreeMap::new();
+    let mut note = |t: &Tag, event: bool| {
+        let e = out.entry(t.key()).or_insert_with(|| Seen {
+            tag: t.clone(),
+            events: 0,
+            attributes: 0,
+        });
+        if e.tag.colour.is_empty() {
+            e.tag.colour.clone_from(&t.colour);
+        }
+        if event {
+            e.events += 1;
+        } else {
+            e.attributes += 1;
+        }
+    };
+    for u in store.event_uuids() {
+        let u = u?;
+        let Some(head) = store.get_event_header(&u)? else { continue };
+        if !event_visible(viewer, &head) {
+            continue;
+        }
+        let Some(ev) = store.get_event(&u)?.and_then(|e| redact_event(viewer, e)) else { continue };
+        for t in &ev.tags {
+            note(t, true);
+        }
+        for a in ev.all_attributes().filter(|a| !a.deleted) {
+            for t in &a.tags {
+                note(t, false);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// What a tag request names: an event, or an attribute of one.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Event,
+    Attribute(Uuid),
+}
+
+impl Target {
+    fn kind(self) -> &'static str {
+        match self {
+            Target::Event => "Event",
+            Target::Attribute(_) => "Attribute",
+        }
+    }
+}
+
+fn invalid_target() -> ApiError {
+    ApiError::NotFound("Invalid Target.".into())
+}
+
+/// Finds what `uuid` names among what the caller can see: an event, or a live
+/// attribute. Returns the event's uuid.
+fn find_target(store: &Store, viewer: &Viewer, uuid: Uuid) -> Result<(Uuid, Target), ApiError> {
+    if let Some(head) = store.get_event_header(&uuid)? {
+        if event_visible(viewer, &head) {
+            return Ok((uuid, Target::Event));
+        }
+        return Err(invalid_target());
+    }
+    let event = store.locate(&uuid)?.ok_or_else(invalid_target)?;
+    let ev = store.get_event(&event)?.ok_or_else(invalid_target)?;
+    match find_attr(&ev, |a| a.uuid == uuid) {
+        Some(s) if attr_visible(viewer, &ev, s) && !attr_at(&ev, s).deleted => Ok((event, Target::Attribute(uuid))),
+        _ => Err(invalid_target()),
+    }
+}
+
+/// The tags of the target in a fresh copy of its event, after checking the caller
+/// may still change them; `None` for a target that went away.
+fn target_tags<'a>(ev: &'a mut Event, target: Target, viewer: &Viewer) -> Result<(&'a mut Vec<Tag>, Option<Slot>), ApiError> {
+    match target {
+        Target::Event => {
+            if !event_visible(viewer, ev) {
+                return Err(invalid_target());
+            }
+            Ok((&mut ev.tags, None))
+        }
+        Target::Attribute(u) => {
+            let s = find_attr(ev, |a| a.uuid == u).ok_or_else(invalid_target)?;
+            if !attr_visible(viewer, ev, s) || attr_at(ev, s).deleted {
+                return Err(invalid_target());
+            }
+            Ok((&mut attr_at_mut(ev, s).tags, Some(s)))
+        }
+    }
+}
+
+/// The local id shown in messages: `Event(12)`, `Attribute(201326593)`.
+fn local_id(ev: &Event, target: Target) -> String {
+    let id = match target {
+        Target::Event => ev.id,
+        Target::Attribute(u) => find_attr(ev, |a| a.uuid == u).and_then(|s| attr_at(ev, s).id),
+    };
+    id.map(|i| i.to_string()).unwrap_or_default()
+}
+
+fn string_of(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.trim().to_owned()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn truthy(v: Option<&Value>) -> bool {
+    match v {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_u64().is_some_and(|n| n != 0),
+        Some(Value::String(s)) => matches!(s.trim(), "1" | "true" | "True"),
+        _ => false,
+    }
+}
+
+/// The `uuid` of a tag request: missing is MISP's 405, malformed a 400.
+fn request_uuid(body: &Value) -> Result<Uuid, ApiError> {
+    let raw = body.get("uuid").and_then(string_of).filter(|s| !s.is_empty()).ok_or_else(|| not_allowed("Invalid object uuid"))?;
+    raw.parse::<Uuid>().map_err(|_| ApiError::BadRequest("Invalid UUID".into()))
+}
+
+/// The requested tag names (MISP also takes a list); digits are tag ids.
+fn request_tags(body: &Value) -> Result<Vec<String>, ApiError> {
+    let names: Vec<String> = match body.get("tag") {
+        Some(Value::Array(a)) => a.iter().filter_map(string_of).collect(),
+        Some(v) => string_of(v).into_iter().collect(),
+        None => Vec::new(),
+    };
+    let names: Vec<String> = names.into_iter().filter(|n| !n.is_empty()).collect();
+    if names.is_empty() {
+        return Err(not_allowed("Invalid tag"));
+    }
+    Ok(names)
+}
+
+fn is_id(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A requested tag as a name: ids are looked up among the tags the caller can see.
+fn tag_name(store: &Store, viewer: &Viewer, requested: &str, known: &mut Option<BTreeMap<String, Seen>>) -> Result<Option<String>, ApiError> {
+    if !is_id(requested) {
+        return Ok(Some(requested.to_owned()));
+    }
+    if known.is_none() {
+        *known = Some(visible_tags(store, viewer)?);
+    }
+    let want = requested.parse::<u64>().unwrap_or(0);
+    Ok(known
+        .as_ref()
+        .and_then(|k| k.values().find(|s| tag_id(&s.tag.name) == want))
+        .map(|s| s.tag.name.clone()))
+}
+
+/// `POST tags/attachTagToObject` `{"uuid", "tag", "local"}`.
+pub async fn attach(State(state): State<AppState>, caller: Caller, body: RawBody) -> Result<Response, ApiError> {
+    caller.require(caller.role.perm_tagger)?;
+    let req = unwrap_key(body.json_value()?, "Tag");
+    let uuid = request_uuid(&req)?;
+    let requested = request_tags(&req)?;
+    let local = truthy(req.get("local"));
+    let store = state.store.clone();
+    let c2 = caller.clone();
+    let (message, ok) = blocking(move || {
+        let viewer = c2.viewer();
+        let (event, target) = find_target(&store, &viewer, uuid)?;
+        let mut known = None;
+        let mut fails: Vec<String> = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        for r in &requested {
+            match tag_name(&store, &viewer, r, &mut known)? {
+                Some(n) if n.len() <= 255 => names.push(n),
+                Some(_) => fails.push("Tag name longer than 255 characters.".into()),
+                None => fails.push("Invalid Tag.".into()),
+            }
+        }
+        let (ev, (attached, present)) = modify_event(&store, &event, !local, |ev, ts| {
+            if !local && !may_modify(&viewer, &c2.role, ev) {
+                return Err(ApiError::Forbidden);
+            }
+            let (tags, slot) = target_tags(ev, target, &viewer)?;
+            let mut attached = Vec::new();
+            let mut present = Vec::new();
+            for n in &names {
+                let key = n.to_lowercase();
+                if let Some(t) = tags.iter().find(|t| t.key() == key) {
+                    present.push(t.name.clone());
+                    continue;
+                }
+                let mut t = Tag::named(n.clone());
+                t.local = local;
+                t.colour = tag_colour(n);
+                tags.push(t);
+                attached.push(n.clone());
+            }
+            if attached.is_empty() {
+                return Ok(Edit::Nothing((attached, present)));
+            }
+            if let Some(s) = slot {
+                touch(ev, s, ts);
+            }
+            Ok(Edit::Write((attached, present)))
+        })?;
+        let kind = target.kind();
+        let id = local_id(&ev, target);
+        let successes = attached.len() + present.len();
+        let mut message = match (attached.as_slice(), present.as_slice()) {
+            ([one], []) => format!(
+                "{} tag {one}({}) successfully attached to {kind}({id}).",
+                if local { "Local" } else { "Global" },
+                tag_id(one)
+            ),
+            ([], [one]) => format!("{kind} already has the requested tag attached, no changes had to be made for tag {one}."),
+            _ if successes > 0 => {
+                let mut m = format!("Successfully attached {successes} tags to {kind} ({id})");
+                if !present.is_empty() {
+                    m.push_str(&format!(
+                        ". {id} already has the requested tag attached, no changes had to be made for tags {}.",
+                        json!(present)
+                    ));
+                }
+                m
+            }
+            _ => String::new(),
+        };
+        let failed = if fails.is_empty() {
+            None
+        } else {
+            let reasons: Map<String, Value> = fails.iter().enumerate().map(|(i, f)| (i.to_string(), json!(f))).collect();
+            Some(format!("Failed to attach {} tags. Reasons: {}", fails.len(), Value::Object(reasons)))
+        };
+        if successes == 0 {
+            return Ok((failed.unwrap_or_default(), false));
+        }
+        if let Some(f) = failed {
+            message.push('\n');
+            message.push_str(&f);
+        }
+        tracing::info!(user = c2.user.id, target = %uuid, local, tags = ?attached, "tags attached");
+        Ok((message, true))
+    })
+    .await?;
+    if !ok {
+        return Err(ApiError::Refused {
+            name: message.clone(),
+            message: message.clone(),
+            errors: super::attributes::field_error("tag", message),
+            status: StatusCode::FORBIDDEN,
+        });
+    }
+    Ok(Json(save_success(&message, None)).into_response())
+}
+
+/// `POST tags/removeTagFromObject` `{"uuid", "tag"}`.
+pub async fn remove(State(state): State<AppState>, caller: Caller, body: RawBody) -> Result<Response, ApiError> {
+    caller.require(caller.role.perm_tagger)?;
+    let req = unwrap_key(body.json_value()?, "Tag");
+    let uuid = request_uuid(&req)?;
+    let requested = request_tags(&req)?.remove(0);
+    let store = state.store.clone();
+    let c2 = caller.clone();
+    let message = blocking(move || {
+        let viewer = c2.viewer();
+        let (event, target) = find_target(&store, &viewer, uuid)?;
+        let kind = target.kind();
+        let not_attached = || ApiError::NotFound(format!("Could not remove tag as it is not attached to the target {kind}"));
+        let matches = |t: &Tag| {
+            if is_id(&requested) {
+                tag_id(&t.name).to_string() == requested
+            } else {
+                t.key() == requested.to_lowercase()
+            }
+        };
+        let (ev, removed) = modify_event(&store, &event, false, |ev, ts| {
+            let may = may_modify(&viewer, &c2.role, ev);
+            let (tags, slot) = target_tags(ev, target, &viewer)?;
+            let pos = tags.iter().position(matches).ok_or_else(not_attached)?;
+            if !tags[pos].local && !may {
+                return Err(ApiError::Forbidden);
+            }
+            let removed = tags.remove(pos);
+            if let Some(s) = slot {
+                touch(ev, s, ts);
+            }
+            if !removed.local {
+                // Shared content changed; a local tag is not shared, so the event
+                // stays published.
+                ev.published = false;
+            }
+            Ok(Edit::Write(removed))
+        })?;
+        let message = format!(
+            "{} tag {} ({}) successfully removed from {kind}({}).",
+            if removed.local { "Local" } else { "Global" },
+            removed.name,
+            tag_id(&removed.name),
+            local_id(&ev, target)
+        );
+        tracing::info!(user = c2.user.id, target = %uuid, tag = %removed.name, "tag removed");
+        Ok(message)
+    })
+    .await?;
+    Ok(Json(save_success(&message, None)).into_response())
+}
+
+/// `GET tags/index`: `{"Tag": [...]}`, the tags on events and attributes the
+/// caller can see, by name, with MISP's fields and counts (`count`: events,
+/// `attribute_count`: attributes). Named parameters `searchall` (substring),
+/// `name`/`filter`/`search` (exact, case-insensitive), `favouritesOnly` (there are
+/// no favourites here) and `exclude_statistics` filter as in MISP.
+pub async fn index(State(state): State<AppState>, caller: Caller, Extension(named): Extension<NamedParams>) -> Result<Json<Value>, ApiError> {
+    let store = state.store.clone();
+    let viewer = caller.viewer();
+    if named.flag("favouritesOnly") {
+        return Ok(Json(json!({"Tag": []})));
+    }
+    let searchall = named.get("searchall").map(|s| s.trim_matches('%').to_lowercase());
+    let exact: Vec<String> = ["name", "filter", "search"]
+        .iter()
+        .filter_map(|k| named.get(k))
+        .map(|s| s.trim().to_lowercase())
+        .filter(|s| !s.is_empty())
+        .collect();
+    let stats = !named.flag("exclude_statistics");
+    let tags = blocking(move || visible_tags(&store, &viewer)).await?;
+    let rows: Vec<Value> = tags
+        .into_iter()
+        .filter(|(k, _)| searchall.as_ref().is_none_or(|s| k.contains(s.as_str())))
+        .filter(|(k, _)| exact.iter().all(|e| e == k))
+        .map(|(_, s)| {
+            let t = &s.tag;
+            let colour = if t.colour.is_empty() { tag_colour(&t.name) } else { t.colour.clone() };
+            let mut row = json!({
+                "id": tag_id(&t.name).to_string(),
+                "name": t.name,
+                "colour": colour,
+                "exportable": t.exportable,
+                "org_id": "0",
+                "user_id": "0",
+                "hide_tag": t.hide_tag,
+                "numerical_value": t.numerical_value,
+                "is_galaxy": t.is_galaxy,
+                "is_custom_galaxy": false,
+                "local_only": t.local_only,
+                "favourite": false,
+            });
+            if stats {
+                row["count"] = json!(s.events);
+                row["attribute_count"] = json!(s.attributes);
+            }
+            row
+        })
+        .collect();
+    Ok(Json(json!({"Tag": rows})))
 }

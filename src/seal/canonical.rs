@@ -147,7 +147,11 @@ mod tests {
             assert_eq!(String::from_utf8(got).unwrap(), want, "{bits:016x}");
         }
         // NaN and the infinities have no JSON form.
-        for bits in [0x7fffffffffffffffu64, 0x7ff0000000000000, 0xfff0000000000000] {
+        for bits in [
+            0x7fffffffffffffffu64,
+            0x7ff0000000000000,
+            0xfff0000000000000,
+        ] {
             assert!(to_jcs_vec(&f64::from_bits(bits)).is_err(), "{bits:016x}");
         }
     }

@@ -293,7 +293,10 @@ fn create_private(p: &Path) -> std::io::Result<std::fs::File> {
 
 #[cfg(not(unix))]
 fn create_private(p: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new().write(true).create_new(true).open(p)
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(p)
 }
 
 #[cfg(unix)]
@@ -397,7 +400,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.key");
         assert!(matches!(NodeKey::load(&missing), Err(KeyError::Io { .. })));
-        assert!(matches!(NodeKey::load(dir.path()), Err(KeyError::NotAFile { .. })));
+        assert!(matches!(
+            NodeKey::load(dir.path()),
+            Err(KeyError::NotAFile { .. })
+        ));
         let junk = dir.path().join("junk.key");
         let f = create_private(&junk).unwrap();
         drop(f);
@@ -419,7 +425,10 @@ mod tests {
     #[test]
     fn public_key_parsing() {
         let k = NodeKey::generate().unwrap();
-        assert_eq!(parse_public_key(&k.public_key_b64()).unwrap(), k.verifying_key());
+        assert_eq!(
+            parse_public_key(&k.public_key_b64()).unwrap(),
+            k.verifying_key()
+        );
         assert!(parse_public_key("not base64!").is_err());
         assert!(parse_public_key("AAAA").is_err());
         // The identity point is a small-order (weak) key.

@@ -98,21 +98,27 @@ pub enum SealError {
         not_after: Option<u64>,
     },
     /// The signed time is further in the future than [`MAX_CLOCK_SKEW_SECS`].
-    #[error("signed time {at} is more than {MAX_CLOCK_SKEW_SECS} s ahead of this node's clock ({now})")]
+    #[error(
+        "signed time {at} is more than {MAX_CLOCK_SKEW_SECS} s ahead of this node's clock ({now})"
+    )]
     FromTheFuture { at: u64, now: u64 },
     /// The signature does not verify (with `verify_strict`). For an event seal this
     /// is also what a seal copied onto another event, or onto another version of
     /// the same event, gives: the event uuid and timestamp are part of the signed
     /// message, and the wire seal does not name its event, so "made for something
     /// else" and "altered" cannot be told apart.
-    #[error("bad signature by key {key_id} on {what}: made for another record or version, or altered")]
+    #[error(
+        "bad signature by key {key_id} on {what}: made for another record or version, or altered"
+    )]
     BadSignature { key_id: KeyId, what: String },
     /// The event's own fields (or event-level tags) differ from what was signed.
     #[error("the event header differs from what the origin signed")]
     HeaderMismatch,
     /// An element whose digest is not in the signed list: changed, added, or taken
     /// from another version.
-    #[error("{element} is not among the signed elements (changed, added, or from another version)")]
+    #[error(
+        "{element} is not among the signed elements (changed, added, or from another version)"
+    )]
     DigestNotListed { element: String },
     /// The same signed element twice (when sealing: two elements with the same
     /// signed form; when verifying: an element repeated by a sender).

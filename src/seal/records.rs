@@ -54,7 +54,13 @@ pub struct VerifiedRecord {
     pub signed_at: u64,
 }
 
-fn record_message(domain: &[u8], version: u8, origin_org: &Uuid, key_id: &KeyId, digest: &Digest) -> Vec<u8> {
+fn record_message(
+    domain: &[u8],
+    version: u8,
+    origin_org: &Uuid,
+    key_id: &KeyId,
+    digest: &Digest,
+) -> Vec<u8> {
     let mut m = Vec::with_capacity(domain.len() + 1 + 16 + 8 + 32);
     m.extend_from_slice(domain);
     m.push(version);
@@ -89,7 +95,10 @@ fn verify_record(
     let vk = trust.lookup(origin_org, key_id, signed_at)?;
     let msg = record_message(domain, version, origin_org, key_id, digest);
     vk.verify_strict(&msg, &signature)
-        .map_err(|_| SealError::BadSignature { key_id: *key_id, what })?;
+        .map_err(|_| SealError::BadSignature {
+            key_id: *key_id,
+            what,
+        })?;
     Ok(VerifiedRecord {
         origin_org: *origin_org,
         key_id: *key_id,
@@ -170,7 +179,12 @@ impl SealedSighting {
     /// Seals `sighting` (of an attribute of `event_uuid`) as introduced by this
     /// node. The sealed copy drops the local ids. Needs the sighting's uuid,
     /// `attribute_uuid` and `date_sighting` (validation fills them in).
-    pub fn seal(sighting: &Sighting, event_uuid: Uuid, key: &NodeKey, origin_org: Uuid) -> Result<SealedSighting, SealError> {
+    pub fn seal(
+        sighting: &Sighting,
+        event_uuid: Uuid,
+        key: &NodeKey,
+        origin_org: Uuid,
+    ) -> Result<SealedSighting, SealError> {
         for (missing, what) in [
             (sighting.uuid.is_nil(), "a uuid"),
             (sighting.attribute_uuid.is_nil(), "an attribute_uuid"),
@@ -250,7 +264,11 @@ pub struct Tombstone {
     pub signature: String,
 }
 
-fn tombstone_digest(kind: &TombstoneKind, event_uuid: Uuid, timestamp: u64) -> Result<Digest, SealError> {
+fn tombstone_digest(
+    kind: &TombstoneKind,
+    event_uuid: Uuid,
+    timestamp: u64,
+) -> Result<Digest, SealError> {
     #[derive(Serialize)]
     struct Form<'a> {
         event_uuid: Uuid,
@@ -277,16 +295,26 @@ impl Tombstone {
         origin_org: Uuid,
     ) -> Result<Tombstone, SealError> {
         if event_uuid.is_nil() || timestamp == 0 {
-            return Err(SealError::Unsealable("a tombstone needs an event uuid and a timestamp".into()));
+            return Err(SealError::Unsealable(
+                "a tombstone needs an event uuid and a timestamp".into(),
+            ));
         }
         if let TombstoneKind::TagRemoved { tag, element_uuid } = &kind {
             if tag.trim().is_empty() || element_uuid.is_nil() {
-                return Err(SealError::Unsealable("a tag removal needs a tag name and an element uuid".into()));
+                return Err(SealError::Unsealable(
+                    "a tag removal needs a tag name and an element uuid".into(),
+                ));
             }
         }
         let key_id = key.key_id();
         let digest = tombstone_digest(&kind, event_uuid, timestamp)?;
-        let msg = record_message(TOMBSTONE_DOMAIN, SEAL_VERSION, &origin_org, &key_id, &digest);
+        let msg = record_message(
+            TOMBSTONE_DOMAIN,
+            SEAL_VERSION,
+            &origin_org,
+            &key_id,
+            &digest,
+        );
         Ok(Tombstone {
             version: SEAL_VERSION,
             kind,
@@ -361,14 +389,23 @@ mod tests {
         let json = serde_json::to_string(&s).unwrap();
         let back: SealedSighting = serde_json::from_str(&json).unwrap();
         let v = back.verify(&trust, NOW).unwrap();
-        assert_eq!((v.origin_org, v.key_id, v.signed_at), (ORG, key.key_id(), 1_700_000_000));
+        assert_eq!(
+            (v.origin_org, v.key_id, v.signed_at),
+            (ORG, key.key_id(), 1_700_000_000)
+        );
 
         let mut x = s.clone();
         x.sighting.kind = 1;
-        assert!(matches!(x.verify(&trust, NOW), Err(SealError::BadSignature { .. })));
+        assert!(matches!(
+            x.verify(&trust, NOW),
+            Err(SealError::BadSignature { .. })
+        ));
         let mut x = s.clone();
         x.event_uuid = Uuid::from_u128(0xe2);
-        assert!(matches!(x.verify(&trust, NOW), Err(SealError::BadSignature { .. })));
+        assert!(matches!(
+            x.verify(&trust, NOW),
+            Err(SealError::BadSignature { .. })
+        ));
         let mut x = s.clone();
         x.sighting.attribute_uuid = Uuid::from_u128(0xa2);
         assert!(x.verify(&trust, NOW).is_err());
@@ -377,18 +414,25 @@ mod tests {
         assert!(x.verify(&trust, NOW).is_err());
         let mut x = s.clone();
         x.origin_org = Uuid::from_u128(0x0b);
-        assert!(matches!(x.verify(&trust, NOW), Err(SealError::KeyOriginMismatch { .. })));
+        assert!(matches!(
+            x.verify(&trust, NOW),
+            Err(SealError::KeyOriginMismatch { .. })
+        ));
         // Local ids are not signed.
         let mut x = s.clone();
         x.sighting.id = Some(99);
         x.verify(&trust, NOW).unwrap();
-        assert!(serde_json::from_str::<SealedSighting>(&json.replace("\"version\"", "\"extra\":1,\"version\"")).is_err());
+        assert!(serde_json::from_str::<SealedSighting>(
+            &json.replace("\"version\"", "\"extra\":1,\"version\"")
+        )
+        .is_err());
     }
 
     #[test]
     fn tombstones() {
         let (key, trust) = setup();
-        let del = Tombstone::seal(TombstoneKind::EventDeleted, EV, 1_700_000_500, &key, ORG).unwrap();
+        let del =
+            Tombstone::seal(TombstoneKind::EventDeleted, EV, 1_700_000_500, &key, ORG).unwrap();
         let tag = Tombstone::seal(
             TombstoneKind::TagRemoved {
                 tag: "tlp:amber".into(),
@@ -406,13 +450,19 @@ mod tests {
             assert_eq!(back.verify(&trust, NOW).unwrap().signed_at, 1_700_000_500);
         }
         let json = serde_json::to_string(&tag).unwrap();
-        assert!(json.contains(r#""kind":{"type":"tag_removed","tag":"tlp:amber""#), "{json}");
+        assert!(
+            json.contains(r#""kind":{"type":"tag_removed","tag":"tlp:amber""#),
+            "{json}"
+        );
         assert!(json.contains(r#""timestamp":"1700000500""#), "{json}");
 
         // A signature is bound to its kind, event and time.
         let mut x = tag.clone();
         x.kind = TombstoneKind::EventDeleted;
-        assert!(matches!(x.verify(&trust, NOW), Err(SealError::BadSignature { .. })));
+        assert!(matches!(
+            x.verify(&trust, NOW),
+            Err(SealError::BadSignature { .. })
+        ));
         let mut x = del.clone();
         x.timestamp += 1;
         assert!(x.verify(&trust, NOW).is_err());
@@ -425,7 +475,9 @@ mod tests {
         x.signature = del.signature.clone();
         assert!(x.verify(&trust, NOW).is_err());
         assert!(matches!(
-            Tombstone::seal(TombstoneKind::EventDeleted, EV, 2 * NOW, &key, ORG).unwrap().verify(&trust, NOW),
+            Tombstone::seal(TombstoneKind::EventDeleted, EV, 2 * NOW, &key, ORG)
+                .unwrap()
+                .verify(&trust, NOW),
             Err(SealError::FromTheFuture { .. })
         ));
     }

@@ -74,7 +74,8 @@ fn message(
     header: &Digest,
     elements: &[Digest],
 ) -> Vec<u8> {
-    let mut m = Vec::with_capacity(SEAL_DOMAIN.len() + 1 + 16 + 8 + 16 + 8 + 32 + 8 + 32 * elements.len());
+    let mut m =
+        Vec::with_capacity(SEAL_DOMAIN.len() + 1 + 16 + 8 + 16 + 8 + 32 + 8 + 32 * elements.len());
     m.extend_from_slice(SEAL_DOMAIN);
     m.push(version);
     m.extend_from_slice(origin_org.as_bytes());
@@ -99,10 +100,14 @@ fn message(
 /// repeat (validation refuses both).
 pub fn seal_event(event: &mut Event, key: &NodeKey, origin_org: Uuid) -> Result<(), SealError> {
     if event.uuid.is_nil() {
-        return Err(SealError::Unsealable("the event has no uuid (validate it first)".into()));
+        return Err(SealError::Unsealable(
+            "the event has no uuid (validate it first)".into(),
+        ));
     }
     if event.timestamp == 0 {
-        return Err(SealError::Unsealable("the event has no timestamp (validate it first)".into()));
+        return Err(SealError::Unsealable(
+            "the event has no timestamp (validate it first)".into(),
+        ));
     }
     let header = header_digest(event)?;
     // Each digest with the element it came from, which is only needed to name a
@@ -120,7 +125,15 @@ pub fn seal_event(event: &mut Event, key: &NodeKey, origin_org: Uuid) -> Result<
     }
     let elements: Vec<Digest> = digests.into_iter().map(|(d, _)| d).collect();
     let key_id = key.key_id();
-    let msg = message(SEAL_VERSION, &origin_org, &key_id, &event.uuid, event.timestamp, &header, &elements);
+    let msg = message(
+        SEAL_VERSION,
+        &origin_org,
+        &key_id,
+        &event.uuid,
+        event.timestamp,
+        &header,
+        &elements,
+    );
     let signature = key.sign(&msg);
     event.seal = Some(Seal {
         version: SEAL_VERSION,
@@ -150,24 +163,29 @@ pub fn seal_event(event: &mut Event, key: &NodeKey, origin_org: Uuid) -> Result<
 ///    ([`SealError::DigestNotListed`], [`SealError::DuplicateElement`]).
 ///
 /// Elements listed but absent are fine: that is distribution filtering.
-pub fn verify_event(event: &Event, trust: &TrustList, now: u64) -> Result<VerifiedEvent, SealError> {
+pub fn verify_event(
+    event: &Event,
+    trust: &TrustList,
+    now: u64,
+) -> Result<VerifiedEvent, SealError> {
     let seal = event.seal.as_ref().ok_or(SealError::Unsealed)?;
     if seal.version != SEAL_VERSION {
         return Err(SealError::UnsupportedVersion(seal.version));
     }
-    let key_id: KeyId = seal
-        .key_id
-        .parse()
-        .map_err(|reason| SealError::Malformed { field: "key_id", reason })?;
-    let header: Digest = seal
-        .header
-        .parse()
-        .map_err(|reason| SealError::Malformed { field: "header", reason })?;
+    let key_id: KeyId = seal.key_id.parse().map_err(|reason| SealError::Malformed {
+        field: "key_id",
+        reason,
+    })?;
+    let header: Digest = seal.header.parse().map_err(|reason| SealError::Malformed {
+        field: "header",
+        reason,
+    })?;
     let mut elements = Vec::with_capacity(seal.elements.len());
     for s in &seal.elements {
-        let d: Digest = s
-            .parse()
-            .map_err(|reason| SealError::Malformed { field: "elements", reason })?;
+        let d: Digest = s.parse().map_err(|reason| SealError::Malformed {
+            field: "elements",
+            reason,
+        })?;
         if elements.last().is_some_and(|prev| *prev >= d) {
             return Err(SealError::Malformed {
                 field: "elements",
@@ -180,11 +198,20 @@ pub fn verify_event(event: &Event, trust: &TrustList, now: u64) -> Result<Verifi
 
     check_not_future(event.timestamp, now)?;
     let vk = trust.lookup(&seal.origin_org, &key_id, event.timestamp)?;
-    let msg = message(seal.version, &seal.origin_org, &key_id, &event.uuid, event.timestamp, &header, &elements);
-    vk.verify_strict(&msg, &signature).map_err(|_| SealError::BadSignature {
-        key_id,
-        what: format!("event {} version {}", event.uuid, event.timestamp),
-    })?;
+    let msg = message(
+        seal.version,
+        &seal.origin_org,
+        &key_id,
+        &event.uuid,
+        event.timestamp,
+        &header,
+        &elements,
+    );
+    vk.verify_strict(&msg, &signature)
+        .map_err(|_| SealError::BadSignature {
+            key_id,
+            what: format!("event {} version {}", event.uuid, event.timestamp),
+        })?;
 
     if header_digest(event)? != header {
         return Err(SealError::HeaderMismatch);
@@ -194,9 +221,13 @@ pub fn verify_event(event: &Event, trust: &TrustList, now: u64) -> Result<Verifi
     for_each_element(event, |r, d| {
         let i = elements
             .binary_search(&d)
-            .map_err(|_| SealError::DigestNotListed { element: r.to_string() })?;
+            .map_err(|_| SealError::DigestNotListed {
+                element: r.to_string(),
+            })?;
         if std::mem::replace(&mut used[i], true) {
-            return Err(SealError::DuplicateElement { element: r.to_string() });
+            return Err(SealError::DuplicateElement {
+                element: r.to_string(),
+            });
         }
         present += 1;
         Ok(())
@@ -219,10 +250,13 @@ pub(crate) fn decode_signature(b64: &str) -> Result<Signature, SealError> {
             field: "signature",
             reason: format!("not base64: {e}"),
         })?;
-    let arr: [u8; 64] = bytes.as_slice().try_into().map_err(|_| SealError::Malformed {
-        field: "signature",
-        reason: format!("{} bytes, an ed25519 signature has 64", bytes.len()),
-    })?;
+    let arr: [u8; 64] = bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| SealError::Malformed {
+            field: "signature",
+            reason: format!("{} bytes, an ed25519 signature has 64", bytes.len()),
+        })?;
     Ok(Signature::from_bytes(&arr))
 }
 
@@ -234,10 +268,12 @@ pub(crate) fn decode_signature(b64: &str) -> Result<Signature, SealError> {
 /// from a peer, after [`verify_event`]; it does not change any digest.
 pub fn strip_unsealed(event: &mut Event) {
     event.tags.retain(|t| t.travels());
-    let attrs = event
-        .attributes
-        .iter_mut()
-        .chain(event.objects.iter_mut().flat_map(|o| o.attributes.iter_mut()));
+    let attrs = event.attributes.iter_mut().chain(
+        event
+            .objects
+            .iter_mut()
+            .flat_map(|o| o.attributes.iter_mut()),
+    );
     for a in attrs {
         a.tags.retain(|t| t.travels());
         a.sightings.clear();
@@ -297,36 +333,69 @@ mod tests {
 
         let mut x = e.clone();
         x.info.push('!');
-        assert_eq!(verify_event(&x, &trust, NOW), Err(SealError::HeaderMismatch));
+        assert_eq!(
+            verify_event(&x, &trust, NOW),
+            Err(SealError::HeaderMismatch)
+        );
 
         let mut x = e.clone();
         x.attributes[3].value = "198.51.100.1".into();
         let err = verify_event(&x, &trust, NOW).unwrap_err();
-        assert_eq!(err, SealError::DigestNotListed { element: format!("Attribute {}", x.attributes[3].uuid) });
+        assert_eq!(
+            err,
+            SealError::DigestNotListed {
+                element: format!("Attribute {}", x.attributes[3].uuid)
+            }
+        );
 
         let mut x = e.clone();
         let dup = x.attributes[0].clone();
         x.attributes.push(dup);
-        assert!(matches!(verify_event(&x, &trust, NOW), Err(SealError::DuplicateElement { .. })));
+        assert!(matches!(
+            verify_event(&x, &trust, NOW),
+            Err(SealError::DuplicateElement { .. })
+        ));
 
         let mut x = e.clone();
         x.timestamp += 1;
-        assert!(matches!(verify_event(&x, &trust, NOW), Err(SealError::BadSignature { .. })));
+        assert!(matches!(
+            verify_event(&x, &trust, NOW),
+            Err(SealError::BadSignature { .. })
+        ));
 
         let mut x = e.clone();
         x.seal.as_mut().unwrap().elements.swap(0, 1);
-        assert!(matches!(verify_event(&x, &trust, NOW), Err(SealError::Malformed { field: "elements", .. })));
+        assert!(matches!(
+            verify_event(&x, &trust, NOW),
+            Err(SealError::Malformed {
+                field: "elements",
+                ..
+            })
+        ));
 
         let mut x = e.clone();
         x.seal.as_mut().unwrap().version = 2;
-        assert_eq!(verify_event(&x, &trust, NOW), Err(SealError::UnsupportedVersion(2)));
+        assert_eq!(
+            verify_event(&x, &trust, NOW),
+            Err(SealError::UnsupportedVersion(2))
+        );
 
         let mut x = e.clone();
         x.seal.as_mut().unwrap().signature = "AAAA".into();
-        assert!(matches!(verify_event(&x, &trust, NOW), Err(SealError::Malformed { field: "signature", .. })));
+        assert!(matches!(
+            verify_event(&x, &trust, NOW),
+            Err(SealError::Malformed {
+                field: "signature",
+                ..
+            })
+        ));
 
         assert!(matches!(
-            verify_event(&e, &trust, e.timestamp - 2 * crate::seal::MAX_CLOCK_SKEW_SECS),
+            verify_event(
+                &e,
+                &trust,
+                e.timestamp - 2 * crate::seal::MAX_CLOCK_SKEW_SECS
+            ),
             Err(SealError::FromTheFuture { .. })
         ));
     }
@@ -336,12 +405,20 @@ mod tests {
         let (key, _) = setup();
         let mut e = event(3, 2);
         e.uuid = Uuid::nil();
-        assert!(matches!(seal_event(&mut e, &key, ORG), Err(SealError::Unsealable(_))));
+        assert!(matches!(
+            seal_event(&mut e, &key, ORG),
+            Err(SealError::Unsealable(_))
+        ));
         let mut e = event(3, 2);
         let dup = e.attributes[0].clone();
         e.attributes.push(dup);
         let err = seal_event(&mut e, &key, ORG).unwrap_err();
-        assert_eq!(err, SealError::DuplicateElement { element: format!("Attribute {}", e.attributes[0].uuid) });
+        assert_eq!(
+            err,
+            SealError::DuplicateElement {
+                element: format!("Attribute {}", e.attributes[0].uuid)
+            }
+        );
     }
 
     #[test]

@@ -56,7 +56,9 @@ use super::canonical::{digest_form, to_jcs_vec, Digest};
 use super::SealError;
 use crate::model::time::ser_opt_seen;
 use crate::model::wire::{ser_u64_str, ser_u8_str};
-use crate::model::{Attribute, Event, EventReport, Object, ObjectReference, Org, SharingGroup, Tag};
+use crate::model::{
+    Attribute, Event, EventReport, Object, ObjectReference, Org, SharingGroup, Tag,
+};
 use serde::ser::SerializeSeq;
 use serde::{Serialize, Serializer};
 use std::fmt;
@@ -338,7 +340,11 @@ fn header_envelope(e: &Event) -> HeaderEnvelope<'_> {
     }
 }
 
-fn attribute_envelope(event_uuid: Uuid, object_uuid: Option<Uuid>, a: &Attribute) -> AttributeEnvelope<'_> {
+fn attribute_envelope(
+    event_uuid: Uuid,
+    object_uuid: Option<Uuid>,
+    a: &Attribute,
+) -> AttributeEnvelope<'_> {
     AttributeEnvelope {
         attribute: AttributeForm {
             sharing_group: sg(&a.sharing_group),
@@ -386,7 +392,11 @@ fn object_envelope(event_uuid: Uuid, o: &Object) -> ObjectEnvelope<'_> {
     }
 }
 
-fn reference_envelope(event_uuid: Uuid, object_uuid: Uuid, r: &ObjectReference) -> ReferenceEnvelope<'_> {
+fn reference_envelope(
+    event_uuid: Uuid,
+    object_uuid: Uuid,
+    r: &ObjectReference,
+) -> ReferenceEnvelope<'_> {
     ReferenceEnvelope {
         reference: ReferenceForm {
             comment: &r.comment,
@@ -426,8 +436,15 @@ pub fn header_digest(event: &Event) -> Result<Digest, SealError> {
 }
 
 /// Digest of an attribute; `object_uuid` is the object holding it, if any.
-pub fn attribute_digest(event_uuid: Uuid, object_uuid: Option<Uuid>, a: &Attribute) -> Result<Digest, SealError> {
-    digest_form("an attribute", &attribute_envelope(event_uuid, object_uuid, a))
+pub fn attribute_digest(
+    event_uuid: Uuid,
+    object_uuid: Option<Uuid>,
+    a: &Attribute,
+) -> Result<Digest, SealError> {
+    digest_form(
+        "an attribute",
+        &attribute_envelope(event_uuid, object_uuid, a),
+    )
 }
 
 /// Digest of an object without its attributes and references.
@@ -436,8 +453,15 @@ pub fn object_digest(event_uuid: Uuid, o: &Object) -> Result<Digest, SealError> 
 }
 
 /// Digest of a reference held by the object `object_uuid`.
-pub fn reference_digest(event_uuid: Uuid, object_uuid: Uuid, r: &ObjectReference) -> Result<Digest, SealError> {
-    digest_form("an object reference", &reference_envelope(event_uuid, object_uuid, r))
+pub fn reference_digest(
+    event_uuid: Uuid,
+    object_uuid: Uuid,
+    r: &ObjectReference,
+) -> Result<Digest, SealError> {
+    digest_form(
+        "an object reference",
+        &reference_envelope(event_uuid, object_uuid, r),
+    )
 }
 
 /// Digest of an event report.
@@ -454,15 +478,24 @@ pub fn for_each_element(
     let eu = event.uuid;
     let el = |kind, uuid| ElementRef { kind, uuid };
     for a in &event.attributes {
-        f(el(ElementKind::Attribute, a.uuid), attribute_digest(eu, None, a)?)?;
+        f(
+            el(ElementKind::Attribute, a.uuid),
+            attribute_digest(eu, None, a)?,
+        )?;
     }
     for o in &event.objects {
         f(el(ElementKind::Object, o.uuid), object_digest(eu, o)?)?;
         for a in &o.attributes {
-            f(el(ElementKind::Attribute, a.uuid), attribute_digest(eu, Some(o.uuid), a)?)?;
+            f(
+                el(ElementKind::Attribute, a.uuid),
+                attribute_digest(eu, Some(o.uuid), a)?,
+            )?;
         }
         for r in &o.references {
-            f(el(ElementKind::ObjectReference, r.uuid), reference_digest(eu, o.uuid, r)?)?;
+            f(
+                el(ElementKind::ObjectReference, r.uuid),
+                reference_digest(eu, o.uuid, r)?,
+            )?;
         }
     }
     for r in &event.reports {
@@ -502,19 +535,31 @@ pub fn signed_forms_jcs(event: &Event) -> Result<Vec<(String, String)>, SealErro
     let eu = event.uuid;
     let mut out = vec![text(format!("Event {eu}"), &header_envelope(event))?];
     for a in &event.attributes {
-        out.push(text(format!("Attribute {}", a.uuid), &attribute_envelope(eu, None, a))?);
+        out.push(text(
+            format!("Attribute {}", a.uuid),
+            &attribute_envelope(eu, None, a),
+        )?);
     }
     for o in &event.objects {
         out.push(text(format!("Object {}", o.uuid), &object_envelope(eu, o))?);
         for a in &o.attributes {
-            out.push(text(format!("Attribute {}", a.uuid), &attribute_envelope(eu, Some(o.uuid), a))?);
+            out.push(text(
+                format!("Attribute {}", a.uuid),
+                &attribute_envelope(eu, Some(o.uuid), a),
+            )?);
         }
         for r in &o.references {
-            out.push(text(format!("ObjectReference {}", r.uuid), &reference_envelope(eu, o.uuid, r))?);
+            out.push(text(
+                format!("ObjectReference {}", r.uuid),
+                &reference_envelope(eu, o.uuid, r),
+            )?);
         }
     }
     for r in &event.reports {
-        out.push(text(format!("EventReport {}", r.uuid), &report_envelope(eu, r))?);
+        out.push(text(
+            format!("EventReport {}", r.uuid),
+            &report_envelope(eu, r),
+        )?);
     }
     Ok(out)
 }
@@ -556,18 +601,46 @@ mod tests {
         let forms = signed_forms_jcs(&e).unwrap();
         let header = &forms[0].1;
         for local in [
-            "\"id\"", "org_id", "\"Org\"", "locked", "attribute_count", "published", "publish_timestamp",
-            "sighting_timestamp", "sharing_group_id", "colour", "mine", "internal", "Seal",
+            "\"id\"",
+            "org_id",
+            "\"Org\"",
+            "locked",
+            "attribute_count",
+            "published",
+            "publish_timestamp",
+            "sighting_timestamp",
+            "sharing_group_id",
+            "colour",
+            "mine",
+            "internal",
+            "Seal",
         ] {
             assert!(!header.contains(local), "{local} in {header}");
         }
-        assert!(header.contains(r#""Orgc":{"name":"CERT-A","uuid":"5c1b1cc1-0000-4000-8000-00000000000b"}"#), "{header}");
-        assert!(header.contains(r#""Tag":[{"name":"tlp:green","relationship_type":null}]"#), "{header}");
+        assert!(
+            header.contains(
+                r#""Orgc":{"name":"CERT-A","uuid":"5c1b1cc1-0000-4000-8000-00000000000b"}"#
+            ),
+            "{header}"
+        );
+        assert!(
+            header.contains(r#""Tag":[{"name":"tlp:green","relationship_type":null}]"#),
+            "{header}"
+        );
         assert!(header.ends_with(r#","kind":"sluis-v1/event"}"#), "{header}");
 
         let attr = &forms[1].1;
-        assert!(attr.starts_with(r#"{"Attribute":{"SharingGroup":null,"Tag":[{"name":"a","#), "{attr}");
-        for local in ["\"id\"", "event_id", "object_id", "sharing_group_id", "Sighting"] {
+        assert!(
+            attr.starts_with(r#"{"Attribute":{"SharingGroup":null,"Tag":[{"name":"a","#),
+            "{attr}"
+        );
+        for local in [
+            "\"id\"",
+            "event_id",
+            "object_id",
+            "sharing_group_id",
+            "Sighting",
+        ] {
             assert!(!attr.contains(local), "{local} in {attr}");
         }
         assert!(attr.contains(r#""comment":"c2 \"quoted\"\n""#), "{attr}");
@@ -575,9 +648,16 @@ mod tests {
         assert!(attr.ends_with(r#""event_uuid":"5c1b1cc1-0000-4000-8000-0000000000e1","kind":"sluis-v1/attribute","object_uuid":null}"#), "{attr}");
 
         assert!(forms[2].1.contains(r#""kind":"sluis-v1/object""#));
-        assert!(!forms[2].1.contains("evil.example"), "object form holds no attributes");
-        assert!(forms[3].1.contains(r#""object_uuid":"5c1b1cc1-0000-4000-8000-000000000b01"}"#));
-        assert!(forms[4].1.contains(r#""ObjectReference":{"comment":"","deleted":false,"object_uuid""#));
+        assert!(
+            !forms[2].1.contains("evil.example"),
+            "object form holds no attributes"
+        );
+        assert!(forms[3]
+            .1
+            .contains(r#""object_uuid":"5c1b1cc1-0000-4000-8000-000000000b01"}"#));
+        assert!(forms[4]
+            .1
+            .contains(r#""ObjectReference":{"comment":"","deleted":false,"object_uuid""#));
         assert!(forms[5].1.contains("é 😀"));
         assert_eq!(forms.len(), 1 + element_count(&e));
     }
@@ -599,7 +679,10 @@ mod tests {
         }
         l.tags.reverse();
         l.tags[0].colour = "#000000".into();
-        l.tags.push(crate::model::Tag { local: true, ..crate::model::Tag::named("x") });
+        l.tags.push(crate::model::Tag {
+            local: true,
+            ..crate::model::Tag::named("x")
+        });
         l.attributes[0].id = Some(5);
         l.attributes[0].event_id = Some(6);
         l.attributes[0].sightings.clear();
@@ -607,11 +690,18 @@ mod tests {
         l.objects[0].id = Some(1);
         l.objects[0].references[0].id = None;
         l.reports[0].event_id = Some(3);
-        assert_eq!((header_digest(&l).unwrap(), element_digests(&l).unwrap()), before);
+        assert_eq!(
+            (header_digest(&l).unwrap(), element_digests(&l).unwrap()),
+            before
+        );
         // The portable form (what the store compares) has the same digests too.
         let p = e.portable();
         assert_eq!(header_digest(&p).unwrap(), before.0);
-        let mut a: Vec<Digest> = element_digests(&p).unwrap().into_iter().map(|x| x.1).collect();
+        let mut a: Vec<Digest> = element_digests(&p)
+            .unwrap()
+            .into_iter()
+            .map(|x| x.1)
+            .collect();
         let mut b: Vec<Digest> = before.1.iter().map(|x| x.1).collect();
         a.sort();
         b.sort();
@@ -623,9 +713,18 @@ mod tests {
         let e = event();
         let a = &e.attributes[0];
         let top = attribute_digest(e.uuid, None, a).unwrap();
-        assert_ne!(top, attribute_digest(e.uuid, Some(e.objects[0].uuid), a).unwrap());
+        assert_ne!(
+            top,
+            attribute_digest(e.uuid, Some(e.objects[0].uuid), a).unwrap()
+        );
         assert_ne!(top, attribute_digest(Uuid::from_u128(1), None, a).unwrap());
-        let kinds = [KIND_EVENT, KIND_ATTRIBUTE, KIND_OBJECT, KIND_OBJECT_REFERENCE, KIND_EVENT_REPORT];
+        let kinds = [
+            KIND_EVENT,
+            KIND_ATTRIBUTE,
+            KIND_OBJECT,
+            KIND_OBJECT_REFERENCE,
+            KIND_EVENT_REPORT,
+        ];
         let set: std::collections::HashSet<_> = kinds.iter().collect();
         assert_eq!(set.len(), kinds.len());
     }

@@ -39,11 +39,21 @@ pub enum TrustError {
     #[error("public key for origin org {origin_org}: {reason}")]
     BadPublicKey { origin_org: Uuid, reason: String },
     #[error("key {key_id} is listed for origin org {first} and for {second}; a key vouches for one org only")]
-    KeyForTwoOrgs { key_id: KeyId, first: Uuid, second: Uuid },
-    #[error("key {key_id} (origin org {origin_org}) is listed twice with different validity windows")]
+    KeyForTwoOrgs {
+        key_id: KeyId,
+        first: Uuid,
+        second: Uuid,
+    },
+    #[error(
+        "key {key_id} (origin org {origin_org}) is listed twice with different validity windows"
+    )]
     ConflictingWindows { key_id: KeyId, origin_org: Uuid },
     #[error("validity window of key {key_id} ends ({not_after}) before it starts ({not_before})")]
-    EmptyWindow { key_id: KeyId, not_before: u64, not_after: u64 },
+    EmptyWindow {
+        key_id: KeyId,
+        not_before: u64,
+        not_after: u64,
+    },
     #[error("two different trusted keys share the key id {key_id}")]
     KeyIdCollision { key_id: KeyId },
     #[error("cannot revoke \"{0}\": not a key id (16 lowercase hex digits)")]
@@ -136,7 +146,9 @@ impl TrustList {
     /// on, whenever it was made. A key id not (yet) in the list may be revoked too,
     /// so a revocation can arrive before the key does.
     pub fn revoke(&mut self, key_id: &str) -> Result<KeyId, TrustError> {
-        let id: KeyId = key_id.parse().map_err(|_| TrustError::BadKeyId(key_id.to_owned()))?;
+        let id: KeyId = key_id
+            .parse()
+            .map_err(|_| TrustError::BadKeyId(key_id.to_owned()))?;
         self.revoked.insert(id);
         Ok(id)
     }
@@ -149,7 +161,12 @@ impl TrustList {
     /// The key a seal by `key_id` for `origin_org`, signed at `at`, must verify
     /// under — or why there is none. Revocation is checked first: a revoked key
     /// fails as revoked even if it was also removed from the list.
-    pub fn lookup(&self, origin_org: &Uuid, key_id: &KeyId, at: u64) -> Result<&VerifyingKey, SealError> {
+    pub fn lookup(
+        &self,
+        origin_org: &Uuid,
+        key_id: &KeyId,
+        at: u64,
+    ) -> Result<&VerifyingKey, SealError> {
         if self.revoked.contains(key_id) {
             return Err(SealError::Revoked { key_id: *key_id });
         }
@@ -181,8 +198,13 @@ impl TrustList {
     }
 
     /// Every key trusted for `origin_org`.
-    pub fn keys_for<'a>(&'a self, origin_org: &'a Uuid) -> impl Iterator<Item = &'a TrustedKey> + 'a {
-        self.keys.values().filter(move |k| k.origin_org == *origin_org)
+    pub fn keys_for<'a>(
+        &'a self,
+        origin_org: &'a Uuid,
+    ) -> impl Iterator<Item = &'a TrustedKey> + 'a {
+        self.keys
+            .values()
+            .filter(move |k| k.origin_org == *origin_org)
     }
 
     /// Every trusted key.
@@ -212,27 +234,48 @@ mod tests {
         let k1 = NodeKey::generate().unwrap();
         let k2 = NodeKey::generate().unwrap();
         let mut t = TrustList::new();
-        let id1 = t.add(A, &k1.public_key_b64(), Some(100), Some(200)).unwrap();
+        let id1 = t
+            .add(A, &k1.public_key_b64(), Some(100), Some(200))
+            .unwrap();
         let id2 = t.add(A, &k2.public_key_b64(), Some(150), None).unwrap();
         assert_eq!(t.keys_for(&A).count(), 2);
         assert!(t.lookup(&A, &id1, 100).is_ok());
         assert!(t.lookup(&A, &id1, 200).is_ok());
-        assert!(matches!(t.lookup(&A, &id1, 99), Err(SealError::OutsideValidity { at: 99, .. })));
-        assert!(matches!(t.lookup(&A, &id1, 201), Err(SealError::OutsideValidity { .. })));
+        assert!(matches!(
+            t.lookup(&A, &id1, 99),
+            Err(SealError::OutsideValidity { at: 99, .. })
+        ));
+        assert!(matches!(
+            t.lookup(&A, &id1, 201),
+            Err(SealError::OutsideValidity { .. })
+        ));
         assert!(t.lookup(&A, &id2, 10_000).is_ok());
         assert!(matches!(
             t.lookup(&B, &id1, 150),
-            Err(SealError::KeyOriginMismatch { claimed: B, registered: A, .. })
+            Err(SealError::KeyOriginMismatch {
+                claimed: B,
+                registered: A,
+                ..
+            })
         ));
         let unknown = NodeKey::generate().unwrap().key_id();
-        assert!(matches!(t.lookup(&A, &unknown, 150), Err(SealError::UnknownKey { .. })));
+        assert!(matches!(
+            t.lookup(&A, &unknown, 150),
+            Err(SealError::UnknownKey { .. })
+        ));
         t.revoke(&id1.to_string()).unwrap();
-        assert_eq!(t.lookup(&A, &id1, 150), Err(SealError::Revoked { key_id: id1 }));
+        assert_eq!(
+            t.lookup(&A, &id1, 150),
+            Err(SealError::Revoked { key_id: id1 })
+        );
         assert!(t.is_revoked(&id1));
         assert!(matches!(t.revoke("nope"), Err(TrustError::BadKeyId(_))));
         // Pre-emptive revocation of a key not in the list.
         t.revoke(&unknown.to_string()).unwrap();
-        assert!(matches!(t.lookup(&A, &unknown, 150), Err(SealError::Revoked { .. })));
+        assert!(matches!(
+            t.lookup(&A, &unknown, 150),
+            Err(SealError::Revoked { .. })
+        ));
     }
 
     #[test]
@@ -242,11 +285,23 @@ mod tests {
         t.add(A, &k.public_key_b64(), None, None).unwrap();
         // Same key, same org, same window: fine.
         t.add(A, &k.public_key_b64(), None, None).unwrap();
-        assert!(matches!(t.add(B, &k.public_key_b64(), None, None), Err(TrustError::KeyForTwoOrgs { .. })));
-        assert!(matches!(t.add(A, &k.public_key_b64(), Some(1), None), Err(TrustError::ConflictingWindows { .. })));
+        assert!(matches!(
+            t.add(B, &k.public_key_b64(), None, None),
+            Err(TrustError::KeyForTwoOrgs { .. })
+        ));
+        assert!(matches!(
+            t.add(A, &k.public_key_b64(), Some(1), None),
+            Err(TrustError::ConflictingWindows { .. })
+        ));
         let k2 = NodeKey::generate().unwrap();
-        assert!(matches!(t.add(A, &k2.public_key_b64(), Some(5), Some(4)), Err(TrustError::EmptyWindow { .. })));
-        assert!(matches!(t.add(A, "garbage", None, None), Err(TrustError::BadPublicKey { .. })));
+        assert!(matches!(
+            t.add(A, &k2.public_key_b64(), Some(5), Some(4)),
+            Err(TrustError::EmptyWindow { .. })
+        ));
+        assert!(matches!(
+            t.add(A, "garbage", None, None),
+            Err(TrustError::BadPublicKey { .. })
+        ));
         assert_eq!(t.len(), 1);
     }
 }

@@ -37,6 +37,7 @@ mod read;
 pub mod record;
 mod sharing;
 mod write;
+mod children;
 
 pub use lookup::{Correlation, Hit, LookupError, WildcardKind};
 pub use write::{next_timestamp, Durability, Outcome};

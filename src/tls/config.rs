@@ -40,6 +40,11 @@ fn provider() -> Arc<CryptoProvider> {
 /// With CRLs present, a client certificate whose revocation status the CRLs cannot
 /// decide is refused (rustls' default); expired CRLs are still used (not enforced),
 /// so a late CRL refresh does not lock out the whole federation.
+///
+/// Each call builds a fresh TLS session cache. Resumed sessions skip certificate
+/// verification, so handing a new config to [`super::ReloadableAcceptor::reload`]
+/// (rather than mutating an old one) is also what stops a just-revoked client from
+/// resuming a session it opened before the new CRL.
 pub fn server_config(
     cert_path: &Path,
     key_path: &Path,

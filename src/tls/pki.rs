@@ -17,7 +17,7 @@
 //!   a serial counter file and makes them usable as revocation handles.
 //!
 //! Keys are ECDSA P-256 (rcgen's default). Private keys are written with mode 0600
-//! via [`super::files`], atomically.
+//! via `files.rs`, atomically (mode set before any byte is written).
 
 use super::files::{write_atomic, CERT_MODE, KEY_MODE};
 use super::TlsError;

@@ -103,3 +103,133 @@ pub fn stderr(o: &Output) -> String {
 pub fn generated_event(seed: u64, n: usize) -> serde_json::Value {
     sluis::testdata::generated_event_json(seed, n)
 }
+
+/// A real node running in-process over HTTPS on 127.0.0.1:0, made with the same
+/// `sluis init` and `serve` code paths as production. Stopped on drop.
+pub struct RunningNode {
+    pub dir: tempfile::TempDir,
+    pub url: String,
+    pub admin_key: String,
+    pub ca_pem: String,
+    pub state: sluis::api::AppState,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RunningNode {
+    /// Initialises a node directory (CA, certificate, keys, admin) and serves it on
+    /// its own runtime thread; `tweak` may edit the config text first.
+    pub fn start_with(name: &str, org: &str, tweak: impl FnOnce(&mut String)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let report = sluis::node::init(&sluis::node::InitOptions {
+            dir: dir.path().to_owned(),
+            name: name.into(),
+            org: org.into(),
+            org_uuid: None,
+            listen: "127.0.0.1:0".into(),
+            ca_dir: None,
+        })
+        .unwrap();
+        let mut text = std::fs::read_to_string(&report.config).unwrap();
+        tweak(&mut text);
+        std::fs::write(&report.config, &text).unwrap();
+        let cfg = sluis::config::Config::load(&report.config).unwrap();
+        let prepared = sluis::cli::serve::prepare(&cfg).unwrap();
+        let state = prepared.state.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                sluis::server::run(listener, prepared.acceptor, prepared.state, prepared.opts, async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
+            });
+        });
+        let addr = addr_rx.recv().unwrap();
+        let ca_pem = std::fs::read_to_string(dir.path().join("ca.crt")).unwrap();
+        RunningNode {
+            dir,
+            url: format!("https://{addr}"),
+            admin_key: report.admin_key,
+            ca_pem,
+            state,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        }
+    }
+
+    pub fn start(name: &str, org: &str) -> Self {
+        Self::start_with(name, org, |_| {})
+    }
+
+    /// A blocking HTTPS client that trusts only this node's CA.
+    pub fn client(&self) -> reqwest::blocking::Client {
+        let ca = reqwest::Certificate::from_pem(self.ca_pem.as_bytes()).unwrap();
+        reqwest::blocking::Client::builder()
+            .tls_certs_only([ca])
+            .build()
+            .unwrap()
+    }
+
+    /// POSTs JSON with `key`; returns (status, body as JSON or Null, headers).
+    pub fn post(&self, key: &str, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+        let r = self
+            .client()
+            .post(format!("{}{path}", self.url))
+            .header("Authorization", key)
+            .header("Accept", "application/json")
+            .json(body)
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)), headers)
+    }
+
+    pub fn get(&self, key: &str, path: &str) -> (u16, serde_json::Value) {
+        let r = self
+            .client()
+            .get(format!("{}{path}", self.url))
+            .header("Authorization", key)
+            .header("Accept", "application/json")
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().unwrap();
+        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+    }
+
+    /// Creates an organisation with a user of `role_id`; returns (org uuid, key).
+    pub fn org_with_user(&self, org: &str, role_id: u64) -> (uuid::Uuid, String) {
+        let store = &self.state.store;
+        let o = match store.orgs().unwrap().into_iter().find(|o| o.name == org) {
+            Some(o) => o,
+            None => store.add_org(uuid::Uuid::new_v4(), org, true).unwrap(),
+        };
+        let n = store.users().unwrap().len();
+        let u = store.add_user(&format!("user{n}@{}.example", org.to_lowercase()), o.uuid, role_id).unwrap();
+        let (key, _) = store.add_auth_key(u.id, "test", 0).unwrap();
+        (o.uuid, key)
+    }
+}
+
+impl Drop for RunningNode {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! Hard deletion of single attributes and objects: the one kind of write that does
+//! not go through [`Store::put_event`], because the merge rule can only add or
+//! replace elements, never make one disappear.
+//!
+//! A hard delete removes the records, every index entry that can name them, their
+//! uuid claims (`loc`), their sightings and (for objects) their references, then
+//! stores the event header with a newer timestamp and an entry in the change log,
+//! all in one atomic batch. It is local: like MISP, a hard delete does not travel
+//! to peers (a peer still holding the element keeps it; soft delete is the way to
+//! revoke something everywhere).
+
+use super::keys;
+use super::record::{Change, ChangeKind, StoredAttr, StoredEvent};
+use super::write::{next_timestamp, Durability};
+use super::{corrupt, Store, StoreError, T};
+use crate::model::{value, Event, Object, Sighting};
+use sha2::{Digest, Sha256};
+use std::collections::HashSet;
+use uuid::Uuid;
+
+/// Same parsing as the writer's IP index, so the key it wrote is the key removed.
+fn parse_net(s: &str) -> Option<ipnet::IpNet> {
+    if let Ok(n) = s.parse::<ipnet::IpNet>() {
+        return Some(n.trunc());
+    }
+    s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from)
+}
+
+/// One atomic batch over the keyspaces of the `data` tree.
+struct Batch(sled::Batch);
+
+impl Batch {
+    fn key(t: T, k: &[u8]) -> Vec<u8> {
+        let mut v = Vec::with_capacity(k.len() + 1);
+        v.push(t as u8);
+        v.extend_from_slice(k);
+        v
+    }
+    fn put(&mut self, t: T, k: impl AsRef<[u8]>, v: impl AsRef<[u8]>) {
+        self.0.insert(Self::key(t, k.as_ref()), v.as_ref());
+    }
+    fn del(&mut self, t: T, k: impl AsRef<[u8]>) {
+        self.0.remove(Self::key(t, k.as_ref()));
+    }
+
+    /// Removes every index entry the writer may have made for `a`. The writer only
+    /// makes some of them depending on the type (reversed values for name-like
+    /// types, networks for IP-bearing ones); removing a key that is not there is a
+    /// no-op, so the superset is removed instead of duplicating those rules here.
+    fn del_attr_indexes(&mut self, event: &Uuid, attr: &Uuid, a: &StoredAttr) {
+        let (v1, v2) = value::split(&a.attr_type, &a.value);
+        for half in std::iter::once(v1).chain(v2) {
+            let folded = keys::fold(half);
+            if folded.is_empty() {
+                continue;
+            }
+            self.del(T::IdxValue, keys::value_key(&folded, event, attr));
+            self.del(
+                T::IdxRvalue,
+                keys::value_key(&keys::reversed(&folded), event, attr),
+            );
+            if let Some(net) = parse_net(half) {
+                self.del(T::IdxIp, keys::ip_key(&net, event, attr));
+            }
+        }
+        for tag in &a.tags {
+            self.del(T::IdxTag, keys::value_key(&keys::fold(&tag.name), event, attr));
+        }
+    }
+}
+
+impl Store {
+    /// Deletes for good the attributes `attrs` and the objects `objects` (with all
+    /// their attributes and references) of event `event`, unpublishes the event and
+    /// gives it a newer timestamp. Returns `false`, writing nothing, if the event is
+    /// unknown or deleted, or if one of the uuids is not an attribute or object of it.
+    pub fn hard_delete_children(
+        &self,
+        event: &Uuid,
+        attrs: &[Uuid],
+        objects: &[Uuid],
+        durability: Durability,
+    ) -> Result<bool, StoreError> {
+        {
+            // A poisoned lock only means another writer panicked mid-way; sled batches
+            // apply whole or not at all, so carrying on is safe.
+            let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(v) = self.t.events.get(event.as_bytes())? else {
+                return Ok(false);
+            };
+            let mut rec: StoredEvent =
+                postcard::from_bytes(&v).map_err(|e| corrupt("events", e.to_string()))?;
+            if rec.deleted {
+                return Ok(false);
+            }
+            // The whole event as it is now, to derive the digest of what remains.
+            let Some(mut full) = self.get_event(event)? else {
+                return Ok(false);
+            };
+            let mut head: Event = serde_json::from_slice(&rec.header)
+                .map_err(|e| corrupt("events", e.to_string()))?;
+
+            let mut stored: Vec<(Uuid, StoredAttr)> = Vec::new();
+            for item in self.t.attrs.scan_prefix(event.as_bytes()) {
+                let (k, v) = item?;
+                let u = keys::uuid_at(&k, 16).ok_or_else(|| corrupt("attrs", "short key"))?;
+                let a: StoredAttr =
+                    postcard::from_bytes(&v).map_err(|e| corrupt("attrs", e.to_string()))?;
+                stored.push((u, a));
+            }
+            let object_set: HashSet<Uuid> = objects.iter().copied().collect();
+            let mut gone: HashSet<Uuid> = attrs.iter().copied().collect();
+            if !gone.iter().all(|u| stored.iter().any(|(s, _)| s == u)) {
+                return Ok(false);
+            }
+            for (u, a) in &stored {
+                if a.object.is_some_and(|o| object_set.contains(&o)) {
+                    gone.insert(*u);
+                }
+            }
+
+            let mut b = Batch(sled::Batch::default());
+            for o in objects {
+                let key = keys::pair(event, o);
+                let Some(v) = self.t.objects.get(key)? else {
+                    return Ok(false);
+                };
+                let obj: Object =
+                    serde_json::from_slice(&v).map_err(|e| corrupt("objects", e.to_string()))?;
+                for r in &obj.references {
+                    b.del(T::Loc, r.uuid.as_bytes());
+                }
+                b.del(T::Objects, key);
+                b.del(T::Loc, o.as_bytes());
+            }
+            let mut gone_types: HashSet<&str> = HashSet::new();
+            for (u, a) in &stored {
+                if gone.contains(u) {
+                    b.del_attr_indexes(event, u, a);
+                    b.del(T::Attrs, keys::pair(event, u));
+                    b.del(T::Loc, u.as_bytes());
+                    gone_types.insert(a.attr_type.as_str());
+                }
+            }
+            for item in self.t.sightings.scan_prefix(event.as_bytes()) {
+                let (k, v) = item?;
+                let s: Sighting = serde_json::from_slice(&v)
+                    .map_err(|e| corrupt("sightings", e.to_string()))?;
+                if gone.contains(&s.attribute_uuid) {
+                    b.del(T::Sightings, &k);
+                    b.del(T::Loc, s.uuid.as_bytes());
+                }
+            }
+            // The type index lists the event under every type it still holds.
+            for t in gone_types {
+                let still = stored
+                    .iter()
+                    .any(|(u, a)| !gone.contains(u) && a.attr_type == t);
+                if !still {
+                    b.del(T::IdxType, keys::value_key(t, event, &Uuid::nil()));
+                }
+            }
+
+            // The header: newer, unpublished, counted again; its old position in the
+            // timestamp indexes goes.
+            b.del(T::IdxTs, keys::ts_key(head.timestamp, event));
+            if head.published {
+                b.del(T::IdxPts, keys::ts_key(head.publish_timestamp, event));
+            }
+            head.timestamp = next_timestamp(head.timestamp);
+            head.published = false;
+            head.seal = None;
+            let live = stored
+                .iter()
+                .filter(|(u, a)| !gone.contains(u) && !a.deleted)
+                .count();
+            head.attribute_count = Some(live as u64);
+            b.put(T::IdxTs, keys::ts_key(head.timestamp, event), []);
+
+            full.attributes.retain(|a| !gone.contains(&a.uuid));
+            full.objects.retain(|o| !object_set.contains(&o.uuid));
+            for o in &mut full.objects {
+                o.attributes.retain(|a| !gone.contains(&a.uuid));
+            }
+            full.timestamp = head.timestamp;
+            full.published = false;
+            full.seal = None;
+            let portable = serde_json::to_vec(&full.portable())
+                .map_err(|e| corrupt("events", e.to_string()))?;
+            rec.digest = Sha256::digest(portable).into();
+            rec.header =
+                serde_json::to_vec(&head).map_err(|e| corrupt("events", e.to_string()))?;
+            let bytes = postcard::to_stdvec(&rec).map_err(|e| corrupt("events", e.to_string()))?;
+            b.put(T::Events, event.as_bytes(), bytes);
+
+            let seq = self
+                .t
+                .meta
+                .get("seq")?
+                .and_then(|v| keys::be_u64(&v))
+                .unwrap_or(0)
+                + 1;
+            let change = Change {
+                kind: ChangeKind::EventStored,
+                event: *event,
+                timestamp: head.timestamp,
+            };
+            let bytes =
+                postcard::to_stdvec(&change).map_err(|e| corrupt("changes", e.to_string()))?;
+            b.put(T::Changes, seq.to_be_bytes(), bytes);
+            b.put(T::Meta, "seq", seq.to_be_bytes());
+            self.t.data.apply_batch(b.0)?;
+        }
+        if durability == Durability::Flush {
+            self.flush()?;
+        }
+        Ok(true)
+    }
+
+}
