@@ -35,7 +35,10 @@ pub fn routes() -> Router<AppState> {
         .route("/attributes/view/{id}", get(view).head(exists))
         .route("/attributes/edit/{id}", post(edit).put(edit))
         .route("/attributes/delete/{id}", post(delete).delete(delete))
-        .route("/attributes/delete/{id}/{hard}", post(delete_hard_path).delete(delete_hard_path))
+        .route(
+            "/attributes/delete/{id}/{hard}",
+            post(delete_hard_path).delete(delete_hard_path),
+        )
         .route("/attributes/restore/{id}", post(restore))
 }
 
@@ -59,7 +62,10 @@ impl ElementId {
         if let Ok(u) = s.parse::<Uuid>() {
             return Some(ElementId::Uuid(u));
         }
-        s.parse::<u64>().ok().filter(|n| *n > 0).map(ElementId::Local)
+        s.parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(ElementId::Local)
     }
 }
 
@@ -108,17 +114,23 @@ pub(crate) fn attr_visible(v: &Viewer, ev: &Event, s: Slot) -> bool {
 
 /// The whole event (soft-deleted children included, nothing redacted) holding
 /// the attribute `id`, and where it is; `None` if there is no such attribute.
-pub(crate) fn load_attribute(store: &Store, id: ElementId) -> Result<Option<(Event, Slot)>, ApiError> {
-    let (event, pred): (Option<Uuid>, Box<dyn Fn(&Attribute) -> bool>) = match id {
-        ElementId::Uuid(u) => (store.locate(&u)?, Box::new(move |a: &Attribute| a.uuid == u)),
-        ElementId::Local(n) => (
-            store.event_uuid_by_id(n >> 24)?,
-            Box::new(move |a: &Attribute| a.id == Some(n)),
-        ),
+pub(crate) fn load_attribute(
+    store: &Store,
+    id: ElementId,
+) -> Result<Option<(Event, Slot)>, ApiError> {
+    let event = match id {
+        ElementId::Uuid(u) => store.locate(&u)?,
+        ElementId::Local(n) => store.event_uuid_by_id(n >> 24)?,
     };
     let Some(event) = event else { return Ok(None) };
-    let Some(ev) = store.get_event(&event)? else { return Ok(None) };
-    Ok(find_attr(&ev, pred).map(|s| (ev, s)))
+    let Some(ev) = store.get_event(&event)? else {
+        return Ok(None);
+    };
+    let slot = match id {
+        ElementId::Uuid(u) => find_attr(&ev, |a| a.uuid == u),
+        ElementId::Local(n) => find_attr(&ev, |a| a.id == Some(n)),
+    };
+    Ok(slot.map(|s| (ev, s)))
 }
 
 /// The newest timestamp anywhere in the event.
@@ -217,13 +229,22 @@ pub(crate) fn not_allowed(message: &str) -> ApiError {
 /// MISP's exception body `{"name","message","url"}` with any status.
 pub(crate) fn exception(status: StatusCode, message: &str) -> Response {
     let url = REQUEST_PATH.try_with(|p| p.clone()).unwrap_or_default();
-    (status, Json(json!({"name": message, "message": message, "url": url}))).into_response()
+    (
+        status,
+        Json(json!({"name": message, "message": message, "url": url})),
+    )
+        .into_response()
 }
 
 /// Gives a store refusal the name of the action that failed (PyMISP shows it).
 pub(crate) fn named_refusal(e: ApiError, action: &str) -> ApiError {
     match e {
-        ApiError::Refused { message, errors, status, .. } => ApiError::Refused {
+        ApiError::Refused {
+            message,
+            errors,
+            status,
+            ..
+        } => ApiError::Refused {
             name: action.to_owned(),
             message,
             errors,
@@ -269,11 +290,18 @@ pub(crate) fn parse_attribute(v: &Value) -> Result<Attribute, Map<String, Value>
             m.remove(k);
         }
     } else {
-        return Err(field_error("Attribute", "an attribute must be a JSON object"));
+        return Err(field_error(
+            "Attribute",
+            "an attribute must be a JSON object",
+        ));
     }
     let mut a: Attribute = serde_path_to_error::deserialize(v).map_err(|e| {
         let path = e.path().to_string();
-        let field = if path == "." { "Attribute".to_owned() } else { path };
+        let field = if path == "." {
+            "Attribute".to_owned()
+        } else {
+            path
+        };
         field_error(&field, e.into_inner().to_string())
     })?;
     for t in &mut a.tags {
@@ -285,11 +313,22 @@ pub(crate) fn parse_attribute(v: &Value) -> Result<Attribute, Map<String, Value>
 /// A distribution-4 element must name a sharing group the caller belongs to (MISP's
 /// "Invalid Sharing Group or not authorised."). Groups carried inline are checked
 /// by the store when captured.
-pub(crate) fn check_sharing_group(store: &Store, caller: &Caller, dist: u8, sg_id: u64, inline: bool) -> Result<(), Map<String, Value>> {
+pub(crate) fn check_sharing_group(
+    store: &Store,
+    caller: &Caller,
+    dist: u8,
+    sg_id: u64,
+    inline: bool,
+) -> Result<(), Map<String, Value>> {
     if dist != 4 || inline || sg_id == 0 {
         return Ok(());
     }
-    let refused = || field_error("sharing_group_id", "Invalid Sharing Group or not authorised.");
+    let refused = || {
+        field_error(
+            "sharing_group_id",
+            "Invalid Sharing Group or not authorised.",
+        )
+    };
     match store.find_sharing_group(&sg_id.to_string()) {
         Ok(Some(sg)) if caller.role.perm_site_admin || sg.has_org(&caller.org.uuid) => Ok(()),
         _ => Err(refused()),
@@ -329,13 +368,22 @@ const EDITABLE: [&str; 11] = [
 /// `stored` with the editable fields present (and not null: MISP's `isset`) in
 /// `patch` applied; new tags in `patch.Tag` are added (MISP never removes tags on
 /// an edit: that is `tags/removeTagFromObject`).
-pub(crate) fn merge_attribute(caller: &Caller, stored: &Attribute, patch: &Map<String, Value>) -> Result<Attribute, Map<String, Value>> {
+pub(crate) fn merge_attribute(
+    caller: &Caller,
+    stored: &Attribute,
+    patch: &Map<String, Value>,
+) -> Result<Attribute, Map<String, Value>> {
     let mut plain = stored.clone();
     plain.sightings.clear();
     let Value::Object(mut base) = serde_json::to_value(&plain).unwrap_or(Value::Null) else {
-        return Err(field_error("Attribute", "the stored attribute could not be read"));
+        return Err(field_error(
+            "Attribute",
+            "the stored attribute could not be read",
+        ));
     };
-    if patch.get("sharing_group_id").is_some_and(|v| !v.is_null()) && patch.get("SharingGroup").is_none_or(Value::is_null) {
+    if patch.get("sharing_group_id").is_some_and(|v| !v.is_null())
+        && patch.get("SharingGroup").is_none_or(Value::is_null)
+    {
         // A new group id replaces the group the stored attribute carries inline.
         base.remove("SharingGroup");
     }
@@ -346,7 +394,10 @@ pub(crate) fn merge_attribute(caller: &Caller, stored: &Attribute, patch: &Map<S
     }
     let mut a: Attribute = serde_path_to_error::deserialize(Value::Object(base)).map_err(|e| {
         let path = e.path().to_string();
-        field_error(if path == "." { "Attribute" } else { &path }, e.into_inner().to_string())
+        field_error(
+            if path == "." { "Attribute" } else { &path },
+            e.into_inner().to_string(),
+        )
     })?;
     if a.distribution != 4 {
         a.sharing_group = None;
@@ -394,9 +445,15 @@ fn truthy(v: Option<&Value>) -> bool {
 
 /// Whether a delete is hard: `{"hard": 1}` in the body, `hard:1` named, or `/1`
 /// after the id.
-pub(crate) fn hard_flag(body: &RawBody, named: &NamedParams, path: Option<&str>) -> Result<bool, ApiError> {
+pub(crate) fn hard_flag(
+    body: &RawBody,
+    named: &NamedParams,
+    path: Option<&str>,
+) -> Result<bool, ApiError> {
     let v = body.json_value()?;
-    Ok(truthy(v.get("hard")) || named.flag("hard") || path.is_some_and(|p| matches!(p, "1" | "true")))
+    Ok(truthy(v.get("hard"))
+        || named.flag("hard")
+        || path.is_some_and(|p| matches!(p, "1" | "true")))
 }
 
 fn invalid_attribute() -> ApiError {
@@ -406,7 +463,12 @@ fn invalid_attribute() -> ApiError {
 /// Loads the attribute for a change: unknown, invisible and (unless `deleted_ok`)
 /// soft-deleted answer "Invalid attribute."; visible but not the caller's to
 /// change answers 403.
-fn load_for_change(store: &Store, caller: &Caller, id: &str, deleted_ok: bool) -> Result<(Event, Slot), ApiError> {
+fn load_for_change(
+    store: &Store,
+    caller: &Caller,
+    id: &str,
+    deleted_ok: bool,
+) -> Result<(Event, Slot), ApiError> {
     let id = ElementId::parse(id).ok_or_else(invalid_attribute)?;
     let viewer = caller.viewer();
     let (ev, s) = load_attribute(store, id)?.ok_or_else(invalid_attribute)?;
@@ -451,7 +513,11 @@ pub(crate) fn touch(ev: &mut Event, s: Slot, ts: u64) {
 /// The live top-level attribute with the same (value, type, category), if any.
 fn similar(ev: &Event, a: &Attribute, except: Uuid) -> Option<usize> {
     ev.attributes.iter().position(|x| {
-        x.uuid != except && !x.deleted && x.value == a.value && x.attr_type == a.attr_type && x.category == a.category
+        x.uuid != except
+            && !x.deleted
+            && x.value == a.value
+            && x.attr_type == a.attr_type
+            && x.category == a.category
     })
 }
 
@@ -463,18 +529,33 @@ enum Added {
 }
 
 /// Prepares one requested attribute and adds it to `ev`.
-fn add_one(store: &Store, caller: &Caller, ev: &mut Event, item: &Value, ts: u64, break_on_duplicate: bool) -> Result<Added, Map<String, Value>> {
+fn add_one(
+    store: &Store,
+    caller: &Caller,
+    ev: &mut Event,
+    item: &Value,
+    ts: u64,
+    break_on_duplicate: bool,
+) -> Result<Added, Map<String, Value>> {
     let mut a = parse_attribute(item)?;
     a.object_relation = None;
     a.deleted = false;
     admit_tags(caller, &mut a.tags);
     let a = probe_attribute(a)?;
-    check_sharing_group(store, caller, a.distribution, a.sharing_group_id, a.sharing_group.is_some())?;
+    check_sharing_group(
+        store,
+        caller,
+        a.distribution,
+        a.sharing_group_id,
+        a.sharing_group.is_some(),
+    )?;
     if let Some(i) = similar(ev, &a, a.uuid) {
         if break_on_duplicate {
             return Err(field_error("value", SIMILAR_EXISTS));
         }
-        let Value::Object(patch) = item else { return Err(field_error("value", SIMILAR_EXISTS)) };
+        let Value::Object(patch) = item else {
+            return Err(field_error("value", SIMILAR_EXISTS));
+        };
         let existing = ev.attributes[i].clone();
         let mut merged = merge_attribute(caller, &existing, patch)?;
         merged.timestamp = newer(ts, existing.timestamp);
@@ -486,7 +567,10 @@ fn add_one(store: &Store, caller: &Caller, ev: &mut Event, item: &Value, ts: u64
         || ev.objects.iter().any(|o| o.uuid == a.uuid)
         || store.locate(&a.uuid).ok().flatten().is_some();
     if taken {
-        return Err(field_error("uuid", "An element with this uuid already exists."));
+        return Err(field_error(
+            "uuid",
+            "An element with this uuid already exists.",
+        ));
     }
     let mut a = a;
     if a.timestamp == 0 {
@@ -527,7 +611,11 @@ pub async fn add(
             }
             _ => (vec![Value::Object(m)], false),
         },
-        _ => return Err(ApiError::BadRequest("The body must be an attribute or a list of attributes.".into())),
+        _ => {
+            return Err(ApiError::BadRequest(
+                "The body must be an attribute or a list of attributes.".into(),
+            ))
+        }
     };
     if items.is_empty() {
         return Err(ApiError::BadRequest("No attribute to add.".into()));
@@ -556,7 +644,11 @@ pub async fn add(
                     }
                 }
             }
-            Ok(if added.is_empty() { Edit::Nothing((added, fails)) } else { Edit::Write((added, fails)) })
+            Ok(if added.is_empty() {
+                Edit::Nothing((added, fails))
+            } else {
+                Edit::Write((added, fails))
+            })
         })
         .map_err(|e| named_refusal(e, "Could not add Attribute"))?;
         Ok((stored, out))
@@ -592,11 +684,17 @@ pub async fn add(
 
 /// `GET attributes/view/<id|uuid>`: the attribute with its tags. MISP answers an
 /// unknown attribute with 405 "Invalid attribute"; an invisible one answers the same.
-pub async fn view(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn view(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     let store = state.store.clone();
     let viewer = caller.viewer();
     let found = blocking(move || {
-        let Some(id) = ElementId::parse(&id) else { return Ok(None) };
+        let Some(id) = ElementId::parse(&id) else {
+            return Ok(None);
+        };
         Ok(load_attribute(&store, id)?
             .filter(|(ev, s)| attr_visible(&viewer, ev, *s))
             .map(|(ev, s)| attribute_out(&ev, s)))
@@ -609,11 +707,17 @@ pub async fn view(State(state): State<AppState>, caller: Caller, Path(id): Path<
 }
 
 /// `HEAD attributes/view/<id>`: 200 or 404.
-pub async fn exists(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> StatusCode {
+pub async fn exists(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> StatusCode {
     let store = state.store.clone();
     let viewer = caller.viewer();
     let found = blocking(move || {
-        let Some(id) = ElementId::parse(&id) else { return Ok(false) };
+        let Some(id) = ElementId::parse(&id) else {
+            return Ok(false);
+        };
         Ok(load_attribute(&store, id)?.is_some_and(|(ev, s)| attr_visible(&viewer, &ev, s)))
     })
     .await;
@@ -628,17 +732,26 @@ pub async fn exists(State(state): State<AppState>, caller: Caller, Path(id): Pat
 /// fields left out (or null) keep their stored value. With a `timestamp` the
 /// edit applies only if it is newer than the stored one (405 otherwise, as MISP);
 /// without, it gets a new one.
-pub async fn edit(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, body: RawBody) -> Result<Response, ApiError> {
+pub async fn edit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: RawBody,
+) -> Result<Response, ApiError> {
     caller.require_write()?;
     let Value::Object(patch) = unwrap_key(body.json_value()?, "Attribute") else {
-        return Err(ApiError::BadRequest("The body must be an attribute.".into()));
+        return Err(ApiError::BadRequest(
+            "The body must be an attribute.".into(),
+        ));
     };
     let client_ts = match patch.get("timestamp") {
         None | Some(Value::Null) => None,
         Some(v) => Some(
-            serde_json::from_value::<Attribute>(json!({"type": "text", "value": "", "timestamp": v}))
-                .map(|a| a.timestamp)
-                .map_err(|e| ApiError::BadRequest(format!("Invalid timestamp: {e}")))?,
+            serde_json::from_value::<Attribute>(
+                json!({"type": "text", "value": "", "timestamp": v}),
+            )
+            .map(|a| a.timestamp)
+            .map_err(|e| ApiError::BadRequest(format!("Invalid timestamp: {e}")))?,
         ),
     };
     let store = state.store.clone();
@@ -675,7 +788,12 @@ pub async fn edit(State(state): State<AppState>, caller: Caller, Path(id): Path<
     Ok(Json(json!({"Attribute": attribute_out(&stored, s)})).into_response())
 }
 
-async fn delete_impl(state: AppState, caller: Caller, id: String, hard: bool) -> Result<Response, ApiError> {
+async fn delete_impl(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    hard: bool,
+) -> Result<Response, ApiError> {
     caller.require_write()?;
     let store = state.store.clone();
     let c2 = caller.clone();
@@ -729,7 +847,11 @@ pub async fn delete_hard_path(
 /// `POST attributes/restore/<id|uuid>`: undoes a soft delete (a live attribute is
 /// answered as is). Refused if the attribute's object is deleted, or if a live
 /// attribute with the same value, type and category now exists.
-pub async fn restore(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn restore(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     caller.require_write()?;
     let store = state.store.clone();
     let c2 = caller.clone();
@@ -750,7 +872,10 @@ pub async fn restore(State(state): State<AppState>, caller: Caller, Path(id): Pa
                 }
                 Slot::Top(_) => {
                     if similar(ev, attr_at(ev, s), uuid).is_some() {
-                        return Err(save_fail("Could not restore Attribute", field_error("value", SIMILAR_EXISTS)));
+                        return Err(save_fail(
+                            "Could not restore Attribute",
+                            field_error("value", SIMILAR_EXISTS),
+                        ));
                     }
                 }
                 Slot::InObject(..) => {}
@@ -796,7 +921,14 @@ pub(crate) mod testkit {
     impl Kit {
         pub fn new() -> Kit {
             let dir = tempfile::tempdir().unwrap();
-            let store = Store::open(dir.path(), StoreOptions { cache_bytes: 8 << 20, ..Default::default() }).unwrap();
+            let store = Store::open(
+                dir.path(),
+                StoreOptions {
+                    cache_bytes: 8 << 20,
+                    ..Default::default()
+                },
+            )
+            .unwrap();
             let org_a = store.add_org(Uuid::new_v4(), "Org A", true).unwrap();
             let org_b = store.add_org(Uuid::new_v4(), "Org B", true).unwrap();
             let key = |email: &str, org: Uuid, role: u64| {
@@ -804,41 +936,83 @@ pub(crate) mod testkit {
                 store.add_auth_key(u.id, "test", 0).unwrap().0
             };
             let a = key("a@a.example", org_a.uuid, crate::policy::roles::USER.id);
-            let a_ro = key("ro@a.example", org_a.uuid, crate::policy::roles::READ_ONLY.id);
+            let a_ro = key(
+                "ro@a.example",
+                org_a.uuid,
+                crate::policy::roles::READ_ONLY.id,
+            );
             let b = key("b@b.example", org_b.uuid, crate::policy::roles::USER.id);
             let state = AppState {
                 store: Arc::new(store),
-                node: Arc::new(NodeInfo { name: "test".into(), org: org_a.uuid }),
+                node: Arc::new(NodeInfo {
+                    name: "test".into(),
+                    org: org_a.uuid,
+                }),
                 metrics: Arc::new(Metrics::default()),
                 limits: Limits { max_body: 1 << 20 },
             };
-            Kit { state, _dir: dir, a, a_ro, b }
+            Kit {
+                state,
+                _dir: dir,
+                a,
+                a_ro,
+                b,
+            }
         }
 
-        pub async fn call(&self, method: &str, path: &str, key: &str, body: Option<Value>) -> (StatusCode, Value) {
+        pub async fn call(
+            &self,
+            method: &str,
+            path: &str,
+            key: &str,
+            body: Option<Value>,
+        ) -> (StatusCode, Value) {
             let req = Request::builder()
                 .method(method)
                 .uri(path)
                 .header("Authorization", key)
                 .header("Accept", "application/json")
                 .header("content-type", "application/json")
-                .body(body.map(|b| Body::from(b.to_string())).unwrap_or_else(Body::empty))
+                .body(
+                    body.map(|b| Body::from(b.to_string()))
+                        .unwrap_or_else(Body::empty),
+                )
                 .unwrap();
-            let resp = crate::api::handle(crate::api::router(self.state.clone()), self.state.clone(), req).await;
+            let resp = crate::api::handle(
+                crate::api::router(self.state.clone()),
+                self.state.clone(),
+                req,
+            )
+            .await;
             let status = resp.status();
-            let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap();
-            (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+            let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (
+                status,
+                serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+            )
         }
 
         /// Creates an event as `key` and returns (local id, uuid).
         pub async fn event(&self, key: &str, body: Value) -> (String, String) {
             let (st, v) = self.call("POST", "/events/add", key, Some(body)).await;
             assert_eq!(st, StatusCode::OK, "{v}");
-            (v["Event"]["id"].as_str().unwrap().to_owned(), v["Event"]["uuid"].as_str().unwrap().to_owned())
+            (
+                v["Event"]["id"].as_str().unwrap().to_owned(),
+                v["Event"]["uuid"].as_str().unwrap().to_owned(),
+            )
         }
 
         pub async fn get_event(&self, id: &str) -> Value {
-            let (st, v) = self.call("POST", &format!("/events/view/{id}"), &self.a, Some(serde_json::json!({"deleted": [0, 1]}))).await;
+            let (st, v) = self
+                .call(
+                    "POST",
+                    &format!("/events/view/{id}"),
+                    &self.a,
+                    Some(serde_json::json!({"deleted": [0, 1]})),
+                )
+                .await;
             assert_eq!(st, StatusCode::OK, "{v}");
             v["Event"].clone()
         }
@@ -862,17 +1036,28 @@ mod tests {
     #[tokio::test]
     async fn add_single_list_batch_and_duplicates() {
         let k = Kit::new();
-        let (eid, _) = k.event(&k.a, json!({"info": "attrs", "distribution": "1"})).await;
+        let (eid, _) = k
+            .event(&k.a, json!({"info": "attrs", "distribution": "1"}))
+            .await;
         let path = format!("/attributes/add/{eid}");
 
-        let (st, v) = k.call("POST", &path, &k.a, Some(json!({"type": "ip-dst", "value": "198.51.100.7", "comment": "c"}))).await;
+        let (st, v) = k
+            .call(
+                "POST",
+                &path,
+                &k.a,
+                Some(json!({"type": "ip-dst", "value": "198.51.100.7", "comment": "c"})),
+            )
+            .await;
         assert_eq!(st, StatusCode::OK, "{v}");
         let a = &v["Attribute"];
         assert_eq!(a["category"], "Network activity");
         assert_eq!(a["to_ids"], true);
         assert_eq!(a["event_id"], eid.as_str());
         assert_eq!(a["object_id"], "0");
-        assert!(a["id"].as_str().unwrap().parse::<u64>().unwrap() >> 24 == eid.parse::<u64>().unwrap());
+        assert!(
+            a["id"].as_str().unwrap().parse::<u64>().unwrap() >> 24 == eid.parse::<u64>().unwrap()
+        );
         assert!(v.get("errors").is_none());
 
         // A list: one bad value fails alone, under errors.attribute_<i>.
@@ -884,18 +1069,35 @@ mod tests {
         assert!(v["errors"]["attribute_1"]["value"].is_array(), "{v}");
 
         // A list of one answers a single attribute (what PyMISP expects).
-        let (st, v) = k.call("POST", &path, &k.a, Some(json!([{"type": "comment", "value": "one"}]))).await;
+        let (st, v) = k
+            .call(
+                "POST",
+                &path,
+                &k.a,
+                Some(json!([{"type": "comment", "value": "one"}])),
+            )
+            .await;
         assert_eq!(st, StatusCode::OK, "{v}");
         assert_eq!(v["Attribute"]["value"], "one");
 
         // MISP's batch form.
-        let (st, v) = k.call("POST", &path, &k.a, Some(json!({"type": "hostname", "value": ["h1.example", "h2.example"]}))).await;
+        let (st, v) = k
+            .call(
+                "POST",
+                &path,
+                &k.a,
+                Some(json!({"type": "hostname", "value": ["h1.example", "h2.example"]})),
+            )
+            .await;
         assert_eq!(st, StatusCode::OK, "{v}");
         assert_eq!(v["Attribute"].as_array().unwrap().len(), 2);
 
         let before = k.get_event(&eid).await;
         // Duplicates, also after normalisation: 403 with MISP's message, nothing stored.
-        for dup in [json!({"type": "ip-dst", "value": "198.51.100.7"}), json!({"type": "domain", "value": "a.EXAMPLE"})] {
+        for dup in [
+            json!({"type": "ip-dst", "value": "198.51.100.7"}),
+            json!({"type": "domain", "value": "a.EXAMPLE"}),
+        ] {
             let (st, v) = k.call("POST", &path, &k.a, Some(dup)).await;
             assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
             assert_eq!(v["errors"]["value"], json!([SIMILAR_EXISTS]));
@@ -910,7 +1112,12 @@ mod tests {
 
         // breakOnDuplicate:0 updates the existing attribute instead.
         let (st, v) = k
-            .call("POST", &format!("{path}/breakOnDuplicate:0"), &k.a, Some(json!({"type": "ip-dst", "value": "198.51.100.7", "comment": "again"})))
+            .call(
+                "POST",
+                &format!("{path}/breakOnDuplicate:0"),
+                &k.a,
+                Some(json!({"type": "ip-dst", "value": "198.51.100.7", "comment": "again"})),
+            )
             .await;
         assert_eq!(st, StatusCode::OK, "{v}");
         assert_eq!(v["Attribute"]["comment"], "again");
@@ -920,11 +1127,25 @@ mod tests {
 
         // A uuid already used elsewhere is refused.
         let used = ev["Attribute"][0]["uuid"].as_str().unwrap().to_owned();
-        let (st, v) = k.call("POST", &path, &k.a, Some(json!({"uuid": used, "type": "text", "value": "x"}))).await;
+        let (st, v) = k
+            .call(
+                "POST",
+                &path,
+                &k.a,
+                Some(json!({"uuid": used, "type": "text", "value": "x"})),
+            )
+            .await;
         assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
         assert!(v["errors"]["uuid"].is_array());
         // Unknown event.
-        let (st, _) = k.call("POST", "/attributes/add/999", &k.a, Some(json!({"type": "text", "value": "x"}))).await;
+        let (st, _) = k
+            .call(
+                "POST",
+                "/attributes/add/999",
+                &k.a,
+                Some(json!({"type": "text", "value": "x"})),
+            )
+            .await;
         assert_eq!(st, StatusCode::NOT_FOUND);
     }
 
@@ -934,24 +1155,45 @@ mod tests {
         let (eid, _) = k.event(&k.a, json!({"info": "edit", "Attribute": [{"type": "domain", "value": "a.example", "comment": "first"}, {"type": "domain", "value": "b.example"}]})).await;
         let ev = k.get_event(&eid).await;
         let a = ev["Attribute"][0].clone();
-        let (id, uuid) = (a["id"].as_str().unwrap().to_owned(), a["uuid"].as_str().unwrap().to_owned());
+        let (id, uuid) = (
+            a["id"].as_str().unwrap().to_owned(),
+            a["uuid"].as_str().unwrap().to_owned(),
+        );
 
         for key in [&id, &uuid] {
-            let (st, v) = k.call("GET", &format!("/attributes/view/{key}"), &k.a, None).await;
+            let (st, v) = k
+                .call("GET", &format!("/attributes/view/{key}"), &k.a, None)
+                .await;
             assert_eq!(st, StatusCode::OK, "{v}");
             assert_eq!(v["Attribute"]["uuid"], uuid.as_str());
             assert!(v["Attribute"]["Tag"].is_array());
-            let (st, _) = k.call("HEAD", &format!("/attributes/view/{key}"), &k.a, None).await;
+            let (st, _) = k
+                .call("HEAD", &format!("/attributes/view/{key}"), &k.a, None)
+                .await;
             assert_eq!(st, StatusCode::OK);
         }
         let (st, v) = k.call("GET", "/attributes/view/12345", &k.a, None).await;
         assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(v["message"], "Invalid attribute");
-        let (st, _) = k.call("HEAD", "/attributes/view/5c1b1cc1-0000-4000-8000-000000000001", &k.a, None).await;
+        let (st, _) = k
+            .call(
+                "HEAD",
+                "/attributes/view/5c1b1cc1-0000-4000-8000-000000000001",
+                &k.a,
+                None,
+            )
+            .await;
         assert_eq!(st, StatusCode::NOT_FOUND);
 
         // Partial edit: what is left out keeps its value.
-        let (st, v) = k.call("POST", &format!("/attributes/edit/{uuid}"), &k.a, Some(json!({"comment": "changed", "to_ids": "1"}))).await;
+        let (st, v) = k
+            .call(
+                "POST",
+                &format!("/attributes/edit/{uuid}"),
+                &k.a,
+                Some(json!({"comment": "changed", "to_ids": "1"})),
+            )
+            .await;
         assert_eq!(st, StatusCode::OK, "{v}");
         let e = &v["Attribute"];
         assert_eq!(e["comment"], "changed");
@@ -961,21 +1203,52 @@ mod tests {
         assert!(ts(e) > ts(&a));
         let ev2 = k.get_event(&eid).await;
         assert!(ts(&ev2) > ts(&ev));
-        assert_eq!(ev2["Attribute"][1], ev["Attribute"][1], "the other attribute is untouched");
+        assert_eq!(
+            ev2["Attribute"][1], ev["Attribute"][1],
+            "the other attribute is untouched"
+        );
 
         // A timestamp not newer than the stored one: 405, as MISP.
-        let (st, v) = k.call("POST", &format!("/attributes/edit/{id}"), &k.a, Some(json!({"comment": "old", "timestamp": a["timestamp"]}))).await;
+        let (st, v) = k
+            .call(
+                "POST",
+                &format!("/attributes/edit/{id}"),
+                &k.a,
+                Some(json!({"comment": "old", "timestamp": a["timestamp"]})),
+            )
+            .await;
         assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED, "{v}");
         // Editing into a duplicate.
-        let (st, v) = k.call("POST", &format!("/attributes/edit/{id}"), &k.a, Some(json!({"Attribute": {"value": "B.example"}}))).await;
+        let (st, v) = k
+            .call(
+                "POST",
+                &format!("/attributes/edit/{id}"),
+                &k.a,
+                Some(json!({"Attribute": {"value": "B.example"}})),
+            )
+            .await;
         assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
         assert_eq!(v["errors"]["value"], json!([SIMILAR_EXISTS]));
         // An invalid value names the field.
-        let (st, v) = k.call("POST", &format!("/attributes/edit/{id}"), &k.a, Some(json!({"value": "not a domain"}))).await;
+        let (st, v) = k
+            .call(
+                "POST",
+                &format!("/attributes/edit/{id}"),
+                &k.a,
+                Some(json!({"value": "not a domain"})),
+            )
+            .await;
         assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
         assert!(v["errors"]["value"].is_array(), "{v}");
         // Unknown id.
-        let (st, _) = k.call("POST", "/attributes/edit/5c1b1cc1-0000-4000-8000-000000000001", &k.a, Some(json!({"comment": "x"}))).await;
+        let (st, _) = k
+            .call(
+                "POST",
+                "/attributes/edit/5c1b1cc1-0000-4000-8000-000000000001",
+                &k.a,
+                Some(json!({"comment": "x"})),
+            )
+            .await;
         assert_eq!(st, StatusCode::NOT_FOUND);
     }
 
@@ -986,33 +1259,71 @@ mod tests {
         let ev = k.get_event(&eid).await;
         let uuid = ev["Attribute"][0]["uuid"].as_str().unwrap().to_owned();
         let store = k.state.store.clone();
-        let hits = |deleted: bool| store.lookup_value("203.0.113.9", deleted, 10).unwrap().len();
+        let hits = |deleted: bool| {
+            store
+                .lookup_value("203.0.113.9", deleted, 10)
+                .unwrap()
+                .len()
+        };
         assert_eq!(hits(false), 1);
 
-        let (st, v) = k.call("POST", &format!("/attributes/delete/{uuid}"), &k.a, Some(json!({}))).await;
+        let (st, v) = k
+            .call(
+                "POST",
+                &format!("/attributes/delete/{uuid}"),
+                &k.a,
+                Some(json!({})),
+            )
+            .await;
         assert_eq!(st, StatusCode::OK, "{v}");
         assert_eq!(v, json!({"message": "Attribute deleted."}));
         assert_eq!(hits(false), 0);
         assert_eq!(hits(true), 1);
-        let (_, v) = k.call("GET", &format!("/events/view/{eid}"), &k.a, None).await;
-        assert_eq!(v["Event"]["Attribute"].as_array().unwrap().len(), 1, "soft-deleted hidden from the event view");
-        let (st, v) = k.call("GET", &format!("/attributes/view/{uuid}"), &k.a, None).await;
+        let (_, v) = k
+            .call("GET", &format!("/events/view/{eid}"), &k.a, None)
+            .await;
+        assert_eq!(
+            v["Event"]["Attribute"].as_array().unwrap().len(),
+            1,
+            "soft-deleted hidden from the event view"
+        );
+        let (st, v) = k
+            .call("GET", &format!("/attributes/view/{uuid}"), &k.a, None)
+            .await;
         assert_eq!(st, StatusCode::OK);
         assert_eq!(v["Attribute"]["deleted"], true);
-        let (st, _) = k.call("POST", &format!("/attributes/delete/{uuid}"), &k.a, Some(json!({}))).await;
+        let (st, _) = k
+            .call(
+                "POST",
+                &format!("/attributes/delete/{uuid}"),
+                &k.a,
+                Some(json!({})),
+            )
+            .await;
         assert_eq!(st, StatusCode::NOT_FOUND, "already soft-deleted");
 
-        let (st, v) = k.call("POST", &format!("/attributes/restore/{uuid}"), &k.a, None).await;
+        let (st, v) = k
+            .call("POST", &format!("/attributes/restore/{uuid}"), &k.a, None)
+            .await;
         assert_eq!(st, StatusCode::OK, "{v}");
         assert_eq!(v["Attribute"]["deleted"], false);
         assert_eq!(hits(false), 1);
 
         // Hard: gone from reads, lookups and the uuid registry; the event lives on.
-        let (st, v) = k.call("POST", &format!("/attributes/delete/{uuid}"), &k.a, Some(json!({"hard": 1}))).await;
+        let (st, v) = k
+            .call(
+                "POST",
+                &format!("/attributes/delete/{uuid}"),
+                &k.a,
+                Some(json!({"hard": 1})),
+            )
+            .await;
         assert_eq!(st, StatusCode::OK, "{v}");
         assert_eq!(hits(true), 0);
         assert!(store.locate(&uuid.parse().unwrap()).unwrap().is_none());
-        let (st, _) = k.call("GET", &format!("/attributes/view/{uuid}"), &k.a, None).await;
+        let (st, _) = k
+            .call("GET", &format!("/attributes/view/{uuid}"), &k.a, None)
+            .await;
         assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED);
         let after = k.get_event(&eid).await;
         assert_eq!(after["Attribute"].as_array().unwrap().len(), 1);
@@ -1021,14 +1332,25 @@ mod tests {
         assert!(store.events_with_type("ip-dst").unwrap().is_empty());
         assert!(store.last_sequence().unwrap() > 0);
         // The value can be added again, and the event still takes edits.
-        let (st, v) = k.call("POST", &format!("/attributes/add/{euuid}"), &k.a, Some(json!({"type": "ip-dst", "value": "203.0.113.9"}))).await;
+        let (st, v) = k
+            .call(
+                "POST",
+                &format!("/attributes/add/{euuid}"),
+                &k.a,
+                Some(json!({"type": "ip-dst", "value": "203.0.113.9"})),
+            )
+            .await;
         assert_eq!(st, StatusCode::OK, "{v}");
         assert_eq!(hits(false), 1);
         // Hard delete of a soft-deleted attribute works too.
         let id2 = v["Attribute"]["id"].as_str().unwrap().to_owned();
-        let (st, _) = k.call("POST", &format!("/attributes/delete/{id2}"), &k.a, None).await;
+        let (st, _) = k
+            .call("POST", &format!("/attributes/delete/{id2}"), &k.a, None)
+            .await;
         assert_eq!(st, StatusCode::OK);
-        let (st, _) = k.call("POST", &format!("/attributes/delete/{id2}/1"), &k.a, None).await;
+        let (st, _) = k
+            .call("POST", &format!("/attributes/delete/{id2}/1"), &k.a, None)
+            .await;
         assert_eq!(st, StatusCode::OK);
         assert_eq!(hits(true), 0);
     }
@@ -1038,23 +1360,63 @@ mod tests {
         let k = Kit::new();
         let (eid, _) = k.event(&k.a, json!({"info": "shared", "distribution": "1", "Attribute": [{"type": "text", "value": "visible"}]})).await;
         let (hid, _) = k.event(&k.a, json!({"info": "hidden", "distribution": "0", "Attribute": [{"type": "text", "value": "secret"}]})).await;
-        let shared = k.get_event(&eid).await["Attribute"][0]["uuid"].as_str().unwrap().to_owned();
+        let shared = k.get_event(&eid).await["Attribute"][0]["uuid"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let hidden_ev = k.get_event(&hid).await;
-        let hidden = hidden_ev["Attribute"][0]["uuid"].as_str().unwrap().to_owned();
+        let hidden = hidden_ev["Attribute"][0]["uuid"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let hidden_id = hidden_ev["Attribute"][0]["id"].as_str().unwrap().to_owned();
         let before = (k.get_event(&eid).await, hidden_ev.clone());
 
         // Read-only: 403 with the message PyMISP knows, on every write.
         let writes = [
-            ("POST", format!("/attributes/add/{eid}"), Some(json!({"type": "text", "value": "x"}))),
-            ("POST", format!("/attributes/edit/{shared}"), Some(json!({"comment": "x"}))),
-            ("POST", format!("/attributes/delete/{shared}"), Some(json!({}))),
-            ("POST", format!("/attributes/delete/{shared}"), Some(json!({"hard": 1}))),
+            (
+                "POST",
+                format!("/attributes/add/{eid}"),
+                Some(json!({"type": "text", "value": "x"})),
+            ),
+            (
+                "POST",
+                format!("/attributes/edit/{shared}"),
+                Some(json!({"comment": "x"})),
+            ),
+            (
+                "POST",
+                format!("/attributes/delete/{shared}"),
+                Some(json!({})),
+            ),
+            (
+                "POST",
+                format!("/attributes/delete/{shared}"),
+                Some(json!({"hard": 1})),
+            ),
             ("POST", format!("/attributes/restore/{shared}"), None),
-            ("POST", format!("/objects/add/{eid}"), Some(json!({"name": "domain-ip", "Attribute": [{"type": "domain", "object_relation": "domain", "value": "r.example"}]}))),
-            ("POST", "/tags/attachTagToObject".to_owned(), Some(json!({"uuid": shared, "tag": "tlp:red"}))),
-            ("POST", "/tags/attachTagToObject".to_owned(), Some(json!({"uuid": shared, "tag": "mine", "local": true}))),
-            ("POST", "/tags/removeTagFromObject".to_owned(), Some(json!({"uuid": shared, "tag": "tlp:red"}))),
+            (
+                "POST",
+                format!("/objects/add/{eid}"),
+                Some(
+                    json!({"name": "domain-ip", "Attribute": [{"type": "domain", "object_relation": "domain", "value": "r.example"}]}),
+                ),
+            ),
+            (
+                "POST",
+                "/tags/attachTagToObject".to_owned(),
+                Some(json!({"uuid": shared, "tag": "tlp:red"})),
+            ),
+            (
+                "POST",
+                "/tags/attachTagToObject".to_owned(),
+                Some(json!({"uuid": shared, "tag": "mine", "local": true})),
+            ),
+            (
+                "POST",
+                "/tags/removeTagFromObject".to_owned(),
+                Some(json!({"uuid": shared, "tag": "tlp:red"})),
+            ),
         ];
         for (m, p, b) in &writes {
             let (st, v) = k.call(m, p, &k.a_ro, b.clone()).await;
@@ -1062,25 +1424,61 @@ mod tests {
             assert_eq!(v["message"], NO_PERMISSION, "{p}");
         }
         // Reading is fine.
-        let (st, _) = k.call("GET", &format!("/attributes/view/{shared}"), &k.a_ro, None).await;
+        let (st, _) = k
+            .call("GET", &format!("/attributes/view/{shared}"), &k.a_ro, None)
+            .await;
         assert_eq!(st, StatusCode::OK);
 
         // Another org: an invisible attribute answers like an unknown one…
         let unknown = "5c1b1cc1-0000-4000-8000-000000000009";
         for p in [hidden.as_str(), hidden_id.as_str()] {
-            let (st1, v1) = k.call("GET", &format!("/attributes/view/{p}"), &k.b, None).await;
-            let (st2, v2) = k.call("GET", &format!("/attributes/view/{unknown}"), &k.b, None).await;
+            let (st1, v1) = k
+                .call("GET", &format!("/attributes/view/{p}"), &k.b, None)
+                .await;
+            let (st2, v2) = k
+                .call("GET", &format!("/attributes/view/{unknown}"), &k.b, None)
+                .await;
             assert_eq!((st1, &v1["message"]), (st2, &v2["message"]));
-            let (st, _) = k.call("HEAD", &format!("/attributes/view/{p}"), &k.b, None).await;
+            let (st, _) = k
+                .call("HEAD", &format!("/attributes/view/{p}"), &k.b, None)
+                .await;
             assert_eq!(st, StatusCode::NOT_FOUND);
-            let (st1, v1) = k.call("POST", &format!("/attributes/edit/{p}"), &k.b, Some(json!({"comment": "x"}))).await;
-            let (st2, v2) = k.call("POST", &format!("/attributes/edit/{unknown}"), &k.b, Some(json!({"comment": "x"}))).await;
+            let (st1, v1) = k
+                .call(
+                    "POST",
+                    &format!("/attributes/edit/{p}"),
+                    &k.b,
+                    Some(json!({"comment": "x"})),
+                )
+                .await;
+            let (st2, v2) = k
+                .call(
+                    "POST",
+                    &format!("/attributes/edit/{unknown}"),
+                    &k.b,
+                    Some(json!({"comment": "x"})),
+                )
+                .await;
             assert_eq!((st1, &v1["message"]), (st2, &v2["message"]));
             assert_eq!(st1, StatusCode::NOT_FOUND);
-            let (st, _) = k.call("POST", &format!("/attributes/delete/{p}"), &k.b, Some(json!({"hard": 1}))).await;
+            let (st, _) = k
+                .call(
+                    "POST",
+                    &format!("/attributes/delete/{p}"),
+                    &k.b,
+                    Some(json!({"hard": 1})),
+                )
+                .await;
             assert_eq!(st, StatusCode::NOT_FOUND);
         }
-        let (st, _) = k.call("POST", &format!("/attributes/add/{hid}"), &k.b, Some(json!({"type": "text", "value": "x"}))).await;
+        let (st, _) = k
+            .call(
+                "POST",
+                &format!("/attributes/add/{hid}"),
+                &k.b,
+                Some(json!({"type": "text", "value": "x"})),
+            )
+            .await;
         assert_eq!(st, StatusCode::NOT_FOUND);
         // …and a visible one it does not own is a 403 with PyMISP's message.
         for (m, p, b) in &writes[..5] {
@@ -1088,8 +1486,14 @@ mod tests {
             assert_eq!(st, StatusCode::FORBIDDEN, "{p}: {v}");
             assert_eq!(v["message"], NO_PERMISSION, "{p}");
         }
-        let (st, _) = k.call("GET", &format!("/attributes/view/{shared}"), &k.b, None).await;
+        let (st, _) = k
+            .call("GET", &format!("/attributes/view/{shared}"), &k.b, None)
+            .await;
         assert_eq!(st, StatusCode::OK);
-        assert_eq!((k.get_event(&eid).await, k.get_event(&hid).await), before, "nothing changed");
+        assert_eq!(
+            (k.get_event(&eid).await, k.get_event(&hid).await),
+            before,
+            "nothing changed"
+        );
     }
 }

@@ -14,7 +14,9 @@
 //! get a newer timestamp, because every change goes through the store's
 //! strictly-newer merge.
 
-use super::attributes::{attr_at, attr_at_mut, attr_visible, find_attr, modify_event, not_allowed, touch, Edit, Slot};
+use super::attributes::{
+    attr_at, attr_at_mut, attr_visible, find_attr, modify_event, not_allowed, touch, Edit, Slot,
+};
 use super::auth::Caller;
 use super::body::{unwrap_key, NamedParams, RawBody};
 use super::error::{save_success, ApiError};
@@ -93,11 +95,15 @@ fn visible_tags(store: &Store, viewer: &Viewer) -> Result<BTreeMap<String, Seen>
     };
     for u in store.event_uuids() {
         let u = u?;
-        let Some(head) = store.get_event_header(&u)? else { continue };
+        let Some(head) = store.get_event_header(&u)? else {
+            continue;
+        };
         if !event_visible(viewer, &head) {
             continue;
         }
-        let Some(ev) = store.get_event(&u)?.and_then(|e| redact_event(viewer, e)) else { continue };
+        let Some(ev) = store.get_event(&u)?.and_then(|e| redact_event(viewer, e)) else {
+            continue;
+        };
         for t in &ev.tags {
             note(t, true);
         }
@@ -142,14 +148,20 @@ fn find_target(store: &Store, viewer: &Viewer, uuid: Uuid) -> Result<(Uuid, Targ
     let event = store.locate(&uuid)?.ok_or_else(invalid_target)?;
     let ev = store.get_event(&event)?.ok_or_else(invalid_target)?;
     match find_attr(&ev, |a| a.uuid == uuid) {
-        Some(s) if attr_visible(viewer, &ev, s) && !attr_at(&ev, s).deleted => Ok((event, Target::Attribute(uuid))),
+        Some(s) if attr_visible(viewer, &ev, s) && !attr_at(&ev, s).deleted => {
+            Ok((event, Target::Attribute(uuid)))
+        }
         _ => Err(invalid_target()),
     }
 }
 
 /// The tags of the target in a fresh copy of its event, after checking the caller
 /// may still change them; `None` for a target that went away.
-fn target_tags<'a>(ev: &'a mut Event, target: Target, viewer: &Viewer) -> Result<(&'a mut Vec<Tag>, Option<Slot>), ApiError> {
+fn target_tags<'a>(
+    ev: &'a mut Event,
+    target: Target,
+    viewer: &Viewer,
+) -> Result<(&'a mut Vec<Tag>, Option<Slot>), ApiError> {
     match target {
         Target::Event => {
             if !event_visible(viewer, ev) {
@@ -195,8 +207,13 @@ fn truthy(v: Option<&Value>) -> bool {
 
 /// The `uuid` of a tag request: missing is MISP's 405, malformed a 400.
 fn request_uuid(body: &Value) -> Result<Uuid, ApiError> {
-    let raw = body.get("uuid").and_then(string_of).filter(|s| !s.is_empty()).ok_or_else(|| not_allowed("Invalid object uuid"))?;
-    raw.parse::<Uuid>().map_err(|_| ApiError::BadRequest("Invalid UUID".into()))
+    let raw = body
+        .get("uuid")
+        .and_then(string_of)
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| not_allowed("Invalid object uuid"))?;
+    raw.parse::<Uuid>()
+        .map_err(|_| ApiError::BadRequest("Invalid UUID".into()))
 }
 
 /// The requested tag names (MISP also takes a list); digits are tag ids.
@@ -218,7 +235,12 @@ fn is_id(name: &str) -> bool {
 }
 
 /// A requested tag as a name: ids are looked up among the tags the caller can see.
-fn tag_name(store: &Store, viewer: &Viewer, requested: &str, known: &mut Option<BTreeMap<String, Seen>>) -> Result<Option<String>, ApiError> {
+fn tag_name(
+    store: &Store,
+    viewer: &Viewer,
+    requested: &str,
+    known: &mut Option<BTreeMap<String, Seen>>,
+) -> Result<Option<String>, ApiError> {
     if !is_id(requested) {
         return Ok(Some(requested.to_owned()));
     }
@@ -233,7 +255,11 @@ fn tag_name(store: &Store, viewer: &Viewer, requested: &str, known: &mut Option<
 }
 
 /// `POST tags/attachTagToObject` `{"uuid", "tag", "local"}`.
-pub async fn attach(State(state): State<AppState>, caller: Caller, body: RawBody) -> Result<Response, ApiError> {
+pub async fn attach(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: RawBody,
+) -> Result<Response, ApiError> {
     caller.require(caller.role.perm_tagger)?;
     let req = unwrap_key(body.json_value()?, "Tag");
     let uuid = request_uuid(&req)?;
@@ -332,7 +358,11 @@ pub async fn attach(State(state): State<AppState>, caller: Caller, body: RawBody
 }
 
 /// `POST tags/removeTagFromObject` `{"uuid", "tag"}`.
-pub async fn remove(State(state): State<AppState>, caller: Caller, body: RawBody) -> Result<Response, ApiError> {
+pub async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: RawBody,
+) -> Result<Response, ApiError> {
     caller.require(caller.role.perm_tagger)?;
     let req = unwrap_key(body.json_value()?, "Tag");
     let uuid = request_uuid(&req)?;
@@ -343,7 +373,11 @@ pub async fn remove(State(state): State<AppState>, caller: Caller, body: RawBody
         let viewer = c2.viewer();
         let (event, target) = find_target(&store, &viewer, uuid)?;
         let kind = target.kind();
-        let not_attached = || ApiError::NotFound(format!("Could not remove tag as it is not attached to the target {kind}"));
+        let not_attached = || {
+            ApiError::NotFound(format!(
+                "Could not remove tag as it is not attached to the target {kind}"
+            ))
+        };
         let matches = |t: &Tag| {
             if is_id(&requested) {
                 tag_id(&t.name).to_string() == requested
@@ -388,13 +422,19 @@ pub async fn remove(State(state): State<AppState>, caller: Caller, body: RawBody
 /// `attribute_count`: attributes). Named parameters `searchall` (substring),
 /// `name`/`filter`/`search` (exact, case-insensitive), `favouritesOnly` (there are
 /// no favourites here) and `exclude_statistics` filter as in MISP.
-pub async fn index(State(state): State<AppState>, caller: Caller, Extension(named): Extension<NamedParams>) -> Result<Json<Value>, ApiError> {
+pub async fn index(
+    State(state): State<AppState>,
+    caller: Caller,
+    Extension(named): Extension<NamedParams>,
+) -> Result<Json<Value>, ApiError> {
     let store = state.store.clone();
     let viewer = caller.viewer();
     if named.flag("favouritesOnly") {
         return Ok(Json(json!({"Tag": []})));
     }
-    let searchall = named.get("searchall").map(|s| s.trim_matches('%').to_lowercase());
+    let searchall = named
+        .get("searchall")
+        .map(|s| s.trim_matches('%').to_lowercase());
     let exact: Vec<String> = ["name", "filter", "search"]
         .iter()
         .filter_map(|k| named.get(k))
@@ -409,7 +449,11 @@ pub async fn index(State(state): State<AppState>, caller: Caller, Extension(name
         .filter(|(k, _)| exact.iter().all(|e| e == k))
         .map(|(_, s)| {
             let t = &s.tag;
-            let colour = if t.colour.is_empty() { tag_colour(&t.name) } else { t.colour.clone() };
+            let colour = if t.colour.is_empty() {
+                tag_colour(&t.name)
+            } else {
+                t.colour.clone()
+            };
             let mut row = json!({
                 "id": tag_id(&t.name).to_string(),
                 "name": t.name,
@@ -432,4 +476,262 @@ pub async fn index(State(state): State<AppState>, caller: Caller, Extension(name
         })
         .collect();
     Ok(Json(json!({"Tag": rows})))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tag_id;
+    use crate::api::attributes::testkit::{Kit, NO_PERMISSION};
+    use axum::http::StatusCode;
+    use serde_json::{json, Value};
+
+    fn names(tags: &Value) -> Vec<String> {
+        tags.as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|t| t["name"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn attach_and_remove_on_events_and_attributes() {
+        let k = Kit::new();
+        let (eid, euuid) = k.event(&k.a, json!({"info": "tags", "distribution": "1", "Attribute": [{"type": "text", "value": "t"}]})).await;
+        let ev = k.get_event(&eid).await;
+        let auuid = ev["Attribute"][0]["uuid"].as_str().unwrap().to_owned();
+        let aid = ev["Attribute"][0]["id"].as_str().unwrap().to_owned();
+        let store = k.state.store.clone();
+
+        let (st, v) = k
+            .call(
+                "POST",
+                "/tags/attachTagToObject",
+                &k.a,
+                Some(json!({"uuid": euuid, "tag": "tlp:amber", "local": false})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let msg = format!(
+            "Global tag tlp:amber({}) successfully attached to Event({eid}).",
+            tag_id("tlp:amber")
+        );
+        assert_eq!(v["message"], msg.as_str());
+        assert_eq!(v["name"], msg.as_str());
+        assert_eq!(v["saved"], true);
+        assert_eq!(v["url"], "/tags/attachTagToObject");
+        let ev2 = k.get_event(&eid).await;
+        assert_eq!(names(&ev2["Tag"]), ["tlp:amber"]);
+        assert!(ev2["timestamp"].as_str().unwrap() > ev["timestamp"].as_str().unwrap());
+        assert_eq!(store.lookup_tag("TLP:AMBER", 10).unwrap().len(), 1);
+
+        let (st, v) = k
+            .call(
+                "POST",
+                "/tags/attachTagToObject",
+                &k.a,
+                Some(json!({"uuid": euuid, "tag": "TLP:amber"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert!(v["message"]
+            .as_str()
+            .unwrap()
+            .contains("already has the requested tag"));
+
+        let (st, v) = k
+            .call(
+                "POST",
+                "/tags/attachTagToObject",
+                &k.a,
+                Some(json!({"uuid": auuid, "tag": "malware"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert!(v["message"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("attached to Attribute({aid}).")));
+        let (_, v) = k
+            .call("GET", &format!("/attributes/view/{auuid}"), &k.a, None)
+            .await;
+        assert_eq!(names(&v["Attribute"]["Tag"]), ["malware"]);
+        assert_eq!(
+            v["Attribute"]["Tag"][0]["id"],
+            tag_id("malware").to_string()
+        );
+        assert_eq!(store.lookup_tag("malware", 10).unwrap().len(), 1);
+
+        // Another org may attach a local tag to what it sees, not a global one.
+        let (st, v) = k
+            .call(
+                "POST",
+                "/tags/attachTagToObject",
+                &k.b,
+                Some(json!({"uuid": euuid, "tag": "seen-by-b", "local": 1})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert!(v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Local tag seen-by-b("));
+        let (st, v) = k
+            .call(
+                "POST",
+                "/tags/attachTagToObject",
+                &k.b,
+                Some(json!({"uuid": euuid, "tag": "tlp:red"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+        assert_eq!(v["message"], NO_PERMISSION);
+        let (st, v) = k
+            .call(
+                "POST",
+                "/tags/removeTagFromObject",
+                &k.b,
+                Some(json!({"uuid": euuid, "tag": "tlp:amber"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+
+        // The index: what the caller can see, with counts and stable ids.
+        let (st, v) = k.call("GET", "/tags/index", &k.a, None).await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(names(&v["Tag"]), ["malware", "seen-by-b", "tlp:amber"]);
+        let amber = &v["Tag"][2];
+        assert_eq!(amber["id"], tag_id("tlp:amber").to_string());
+        assert_eq!(amber["count"], 1);
+        assert_eq!(amber["attribute_count"], 0);
+        assert_eq!(v["Tag"][0]["attribute_count"], 1);
+        let (_, v) = k.call("GET", "/tags/index/searchall:amb", &k.a, None).await;
+        assert_eq!(names(&v["Tag"]), ["tlp:amber"]);
+        // By id.
+        let (st, v) = k
+            .call(
+                "POST",
+                "/tags/attachTagToObject",
+                &k.a,
+                Some(json!({"uuid": auuid, "tag": tag_id("tlp:amber").to_string()})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let (st, v) = k
+            .call(
+                "POST",
+                "/tags/attachTagToObject",
+                &k.a,
+                Some(json!({"uuid": auuid, "tag": "99"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+
+        // Removal really removes: from the attribute, then the event.
+        let (st, v) = k
+            .call(
+                "POST",
+                "/tags/removeTagFromObject",
+                &k.a,
+                Some(json!({"uuid": auuid, "tag": "malware"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(
+            v["message"],
+            format!(
+                "Global tag malware ({}) successfully removed from Attribute({aid}).",
+                tag_id("malware")
+            )
+        );
+        let (_, v) = k
+            .call("GET", &format!("/attributes/view/{auuid}"), &k.a, None)
+            .await;
+        assert_eq!(names(&v["Attribute"]["Tag"]), ["tlp:amber"]);
+        assert!(store.lookup_tag("malware", 10).unwrap().is_empty());
+        let (st, v) = k
+            .call(
+                "POST",
+                "/tags/removeTagFromObject",
+                &k.a,
+                Some(json!({"uuid": euuid, "tag": "tlp:amber"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert!(v["message"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("successfully removed from Event({eid}).")));
+        let ev3 = k.get_event(&eid).await;
+        assert_eq!(names(&ev3["Tag"]), ["seen-by-b"]);
+        // Only the attribute's tlp:amber is left in the tag index.
+        let hits = store.lookup_tag("tlp:amber", 10).unwrap();
+        assert_eq!(hits.len(), 1);
+        assert_eq!(hits[0].attribute.to_string(), auuid);
+        let (st, v) = k
+            .call(
+                "POST",
+                "/tags/removeTagFromObject",
+                &k.a,
+                Some(json!({"uuid": euuid, "tag": "tlp:amber"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+        // The local tag: removable by the org that sees it.
+        let (st, v) = k
+            .call(
+                "POST",
+                "/tags/removeTagFromObject",
+                &k.b,
+                Some(json!({"uuid": euuid, "tag": "seen-by-b"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert!(v["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Local tag seen-by-b"));
+    }
+
+    #[tokio::test]
+    async fn invisible_targets_and_bad_requests() {
+        let k = Kit::new();
+        let (_, hidden) = k
+            .event(&k.a, json!({"info": "hidden", "distribution": "0"}))
+            .await;
+        let unknown = "5c1b1cc1-0000-4000-8000-000000000009";
+        for target in [hidden.as_str(), unknown] {
+            let (st, v) = k
+                .call(
+                    "POST",
+                    "/tags/attachTagToObject",
+                    &k.b,
+                    Some(json!({"uuid": target, "tag": "x", "local": true})),
+                )
+                .await;
+            assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+            assert_eq!(v["message"], "Invalid Target.");
+        }
+        let (st, _) = k
+            .call(
+                "POST",
+                "/tags/attachTagToObject",
+                &k.a,
+                Some(json!({"uuid": "nope", "tag": "x"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST);
+        let (st, _) = k
+            .call(
+                "POST",
+                "/tags/attachTagToObject",
+                &k.a,
+                Some(json!({"uuid": hidden})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED);
+        let (_, v) = k.call("GET", "/tags/index", &k.b, None).await;
+        assert_eq!(v["Tag"], json!([]));
+    }
 }

@@ -76,7 +76,7 @@ mod tests {
         assert!(!READ_ONLY.may_write());
         assert!(!SYNC.may_write());
         assert!(USER.may_write() && PUBLISHER.may_write() && ADMIN.may_write());
-        assert!(!USER.perm_publish && PUBLISHER.perm_publish);
+        const { assert!(!USER.perm_publish && PUBLISHER.perm_publish) };
         assert_eq!(by_id(4), Some(PUBLISHER));
         assert_eq!(by_id(99), None);
     }

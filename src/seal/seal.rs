@@ -117,7 +117,7 @@ pub fn seal_event(event: &mut Event, key: &NodeKey, origin_org: Uuid) -> Result<
         digests.push((d, r));
         Ok(())
     })?;
-    digests.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    digests.sort_unstable_by_key(|x| x.0);
     if let Some(w) = digests.windows(2).find(|w| w[0].0 == w[1].0) {
         return Err(SealError::DuplicateElement {
             element: w[1].1.to_string(),

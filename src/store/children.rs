@@ -64,7 +64,10 @@ impl Batch {
             }
         }
         for tag in &a.tags {
-            self.del(T::IdxTag, keys::value_key(&keys::fold(&tag.name), event, attr));
+            self.del(
+                T::IdxTag,
+                keys::value_key(&keys::fold(&tag.name), event, attr),
+            );
         }
     }
 }
@@ -144,8 +147,8 @@ impl Store {
             }
             for item in self.t.sightings.scan_prefix(event.as_bytes()) {
                 let (k, v) = item?;
-                let s: Sighting = serde_json::from_slice(&v)
-                    .map_err(|e| corrupt("sightings", e.to_string()))?;
+                let s: Sighting =
+                    serde_json::from_slice(&v).map_err(|e| corrupt("sightings", e.to_string()))?;
                 if gone.contains(&s.attribute_uuid) {
                     b.del(T::Sightings, &k);
                     b.del(T::Loc, s.uuid.as_bytes());
@@ -188,8 +191,7 @@ impl Store {
             let portable = serde_json::to_vec(&full.portable())
                 .map_err(|e| corrupt("events", e.to_string()))?;
             rec.digest = Sha256::digest(portable).into();
-            rec.header =
-                serde_json::to_vec(&head).map_err(|e| corrupt("events", e.to_string()))?;
+            rec.header = serde_json::to_vec(&head).map_err(|e| corrupt("events", e.to_string()))?;
             let bytes = postcard::to_stdvec(&rec).map_err(|e| corrupt("events", e.to_string()))?;
             b.put(T::Events, event.as_bytes(), bytes);
 
@@ -216,5 +218,117 @@ impl Store {
         }
         Ok(true)
     }
+}
 
+#[cfg(test)]
+mod tests {
+    use crate::model::parse::parse_event;
+    use crate::store::{Durability, Store, StoreOptions};
+    use uuid::Uuid;
+
+    const EV: &str = "5c1b1cc1-0000-4000-8000-0000000000e1";
+    const GONE: &str = "5c1b1cc1-0000-4000-8000-0000000000a1";
+    const KEPT: &str = "5c1b1cc1-0000-4000-8000-0000000000a2";
+    const OBJ: &str = "5c1b1cc1-0000-4000-8000-0000000000b1";
+    const OBJ_ATTR: &str = "5c1b1cc1-0000-4000-8000-0000000000b2";
+    const REF: &str = "5c1b1cc1-0000-4000-8000-0000000000c1";
+    const SIGHTING: &str = "5c1b1cc1-0000-4000-8000-0000000000d1";
+
+    fn doc() -> String {
+        format!(
+            r#"{{"Event":{{"uuid":"{EV}","info":"hard","published":true,"publish_timestamp":"1700000000","timestamp":"1700000000",
+            "Attribute":[
+              {{"uuid":"{GONE}","type":"domain|ip","value":"gone.example|198.51.100.1","Tag":[{{"name":"tlp:green"}}],
+                "Sighting":[{{"uuid":"{SIGHTING}","type":"0","date_sighting":"1700000000"}}]}},
+              {{"uuid":"{KEPT}","type":"text","value":"kept"}}],
+            "Object":[{{"uuid":"{OBJ}","name":"domain-ip",
+              "Attribute":[{{"uuid":"{OBJ_ATTR}","type":"ip-dst","object_relation":"ip","value":"192.0.2.77"}}],
+              "ObjectReference":[{{"uuid":"{REF}","referenced_uuid":"{KEPT}","relationship_type":"related-to"}}]}}]}}}}"#
+        )
+    }
+
+    /// Whether any key or value of the store still holds these uuid bytes.
+    fn mentions(store: &Store, u: &str) -> bool {
+        let u: Uuid = u.parse().unwrap();
+        let needle = u.as_bytes();
+        store.t.data.iter().any(|item| {
+            let (k, v) = item.unwrap();
+            k.windows(16).any(|w| w == needle) || v.windows(16).any(|w| w == needle)
+        })
+    }
+
+    #[test]
+    fn hard_delete_leaves_no_trace() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let ev = parse_event(doc().as_bytes(), 1 << 20).unwrap();
+        store.put_event(ev, Durability::Deferred).unwrap();
+        let event: Uuid = EV.parse().unwrap();
+        let seq = store.last_sequence().unwrap();
+        for u in [GONE, OBJ, OBJ_ATTR, REF, SIGHTING] {
+            assert!(mentions(&store, u), "{u} stored");
+        }
+
+        // Unknown uuids: nothing happens.
+        assert!(!store
+            .hard_delete_children(&event, &[Uuid::new_v4()], &[], Durability::Flush)
+            .unwrap());
+        assert!(!store
+            .hard_delete_children(&Uuid::new_v4(), &[], &[], Durability::Flush)
+            .unwrap());
+
+        assert!(store
+            .hard_delete_children(
+                &event,
+                &[GONE.parse().unwrap()],
+                &[OBJ.parse().unwrap()],
+                Durability::Flush
+            )
+            .unwrap());
+        for u in [GONE, OBJ, OBJ_ATTR, REF, SIGHTING] {
+            assert!(!mentions(&store, u), "{u} left behind");
+        }
+        assert!(store
+            .lookup_value("gone.example", true, 10)
+            .unwrap()
+            .is_empty());
+        assert!(store
+            .lookup_value("198.51.100.1", true, 10)
+            .unwrap()
+            .is_empty());
+        assert!(store
+            .lookup_ip_or_cidr("198.51.100.0/24", true, 10)
+            .unwrap()
+            .is_empty());
+        assert!(store.lookup_tag("tlp:green", 10).unwrap().is_empty());
+        assert!(store.events_with_type("domain|ip").unwrap().is_empty());
+        assert!(store.events_with_type("ip-dst").unwrap().is_empty());
+        assert_eq!(store.events_with_type("text").unwrap(), vec![event]);
+
+        let after = store.get_event(&event).unwrap().unwrap();
+        assert_eq!(after.attributes.len(), 1);
+        assert!(after.objects.is_empty());
+        assert!(after.timestamp > 1_700_000_000 && !after.published);
+        assert_eq!(after.attribute_count, Some(1));
+        assert_eq!(store.last_sequence().unwrap(), seq + 1);
+        assert_eq!(store.event_uuids_since(after.timestamp).count(), 1);
+        assert_eq!(store.event_uuids_since(after.timestamp + 1).count(), 0);
+        assert_eq!(store.event_uuids_published_since(0).count(), 0);
+
+        // The digest is that of what remains: the same document again is "unchanged",
+        // and the event still takes newer writes.
+        assert_eq!(
+            store
+                .put_event(after.clone(), Durability::Flush)
+                .unwrap()
+                .label(),
+            "unchanged"
+        );
+        let mut again = after;
+        again.timestamp += 1;
+        assert_eq!(
+            store.put_event(again, Durability::Flush).unwrap().label(),
+            "updated"
+        );
+    }
 }

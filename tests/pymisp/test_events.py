@@ -76,24 +76,45 @@ def test_add_event_keeps_what_was_sent(created, org_a):
     assert int(got.attribute_count) == 5
 
 
-def test_add_event_wire_encoding(admin, created):
+def _digits(d: dict, keys, what: str):
+    for k in keys:
+        assert isinstance(d.get(k), str) and d[k].isdigit(), f"{what}.{k} = {d.get(k, '<absent>')!r}"
+
+
+def test_event_wire_encoding(admin, created):
     """MISP's encoding: ids, timestamps, levels as decimal strings; flags as booleans."""
     _, got = created
     ev = ok(admin.get_event(got.id))["Event"]
-    for k in ("id", "timestamp", "publish_timestamp", "distribution", "threat_level_id", "analysis",
-              "attribute_count", "sharing_group_id", "org_id", "orgc_id"):
-        assert isinstance(ev.get(k), str) and ev[k].isdigit(), f"Event.{k} = {ev.get(k)!r}"
+    _digits(ev, ("id", "timestamp", "publish_timestamp", "distribution", "threat_level_id", "analysis",
+                 "attribute_count", "sharing_group_id"), "Event")
     assert isinstance(ev["published"], bool)
     assert isinstance(ev["date"], str) and len(ev["date"]) == 10
+
+
+def test_event_org_ids(admin, created, org_a):
+    _, got = created
+    ev = ok(admin.get_event(got.id))["Event"]
+    _digits(ev, ("org_id", "orgc_id"), "Event")
+    assert ev["org_id"] == ev["orgc_id"] == str(org_a["id"])
+
+
+def test_attribute_wire_encoding(admin, created):
+    _, got = created
+    ev = ok(admin.get_event(got.id))["Event"]
     for a in ev["Attribute"]:
-        for k in ("id", "event_id", "timestamp", "distribution", "sharing_group_id", "object_id"):
-            assert isinstance(a.get(k), str) and a[k].isdigit(), f"Attribute.{k} = {a.get(k)!r}"
+        _digits(a, ("id", "event_id", "timestamp", "distribution", "sharing_group_id", "object_id"), "Attribute")
+        assert a["object_id"] == "0"
         assert isinstance(a["to_ids"], bool) and isinstance(a["deleted"], bool)
         assert isinstance(a["disable_correlation"], bool)
+
+
+def test_object_wire_encoding(admin, created):
+    _, got = created
+    ev = ok(admin.get_event(got.id))["Event"]
     o = ev["Object"][0]
-    for k in ("id", "event_id", "timestamp", "distribution", "template_version", "sharing_group_id"):
-        assert isinstance(o.get(k), str) and o[k].isdigit(), f"Object.{k} = {o.get(k)!r}"
+    _digits(o, ("id", "event_id", "timestamp", "distribution", "template_version", "sharing_group_id"), "Object")
     for a in o["Attribute"]:
+        _digits(a, ("id", "object_id"), "Object.Attribute")
         assert a["object_id"] == o["id"]
 
 

@@ -1,0 +1,125 @@
+"""Organisations (admin/organisations/add, organisations/index, organisations/view),
+users (admin/users/add, admin/users/index, users/view/me) and auth_keys/add."""
+
+from __future__ import annotations
+
+import uuid
+
+from pymisp import MISPOrganisation, MISPRole, MISPUser
+
+from conftest import ROLE_PUBLISHER, ROLE_READ_ONLY, ROLE_USER, connect
+from misp_helpers import misp_error, ok, tok
+
+
+def test_add_organisation_with_uuid(admin):
+    o = MISPOrganisation()
+    o.name = f"CERT-X {tok()}"
+    o.uuid = str(uuid.uuid4())
+    o.description = "a partner CERT"
+    o.nationality = "Belgium"
+    o.sector = "Government"
+    got = ok(admin.add_organisation(o, pythonify=True))
+    assert isinstance(got, MISPOrganisation)
+    assert got.name == o.name and str(got.uuid) == o.uuid
+    assert str(got.id).isdigit()
+    assert got.description == "a partner CERT" and got.nationality == "Belgium"
+
+
+def test_add_organisation_duplicate_uuid_refused(admin, org_b):
+    before = len(ok(admin.organisations(scope="all")))
+    o = MISPOrganisation()
+    o.name = "CERT-B again"
+    o.uuid = org_b["uuid"]
+    misp_error(admin.add_organisation(o), 403)
+    assert len(ok(admin.organisations(scope="all"))) == before
+
+
+def test_organisations_index(admin, org_a, org_b):
+    rows = ok(admin.organisations())
+    assert isinstance(rows, list)
+    assert all("Organisation" in r for r in rows)
+    names = {r["Organisation"]["name"] for r in rows}
+    assert {"CERT-A", "CERT-B"} <= names
+    py = ok(admin.organisations(scope="all", pythonify=True))
+    assert all(isinstance(o, MISPOrganisation) for o in py)
+    assert org_b["uuid"] in {str(o.uuid) for o in py}
+
+
+def test_get_organisation(admin, org_b):
+    by_id = ok(admin.get_organisation(org_b["id"]))
+    by_uuid = ok(admin.get_organisation(org_b["uuid"]))
+    assert by_id == by_uuid
+    assert by_id["Organisation"]["name"] == "CERT-B"
+    py = ok(admin.get_organisation(org_b["uuid"], pythonify=True))
+    assert isinstance(py, MISPOrganisation) and py.name == "CERT-B"
+    assert admin.organisation_exists(org_b["uuid"]) is True
+    misp_error(admin.get_organisation(str(uuid.uuid4())), 404)
+
+
+def test_non_admin_cannot_add_organisation(user_a, admin):
+    before = len(ok(admin.organisations(scope="all")))
+    o = MISPOrganisation()
+    o.name = f"rogue {tok()}"
+    misp_error(user_a.add_organisation(o), 403)
+    assert len(ok(admin.organisations(scope="all"))) == before
+
+
+def test_add_user_and_key(admin, node, org_b):
+    u = MISPUser()
+    u.email = f"analyst-{tok()}@cert-b.example"
+    u.org_id = org_b["id"]
+    u.role_id = ROLE_PUBLISHER
+    got = ok(admin.add_user(u, pythonify=True))
+    assert isinstance(got, MISPUser)
+    assert got.email == u.email and str(got.org_id) == str(org_b["id"]) and str(got.role_id) == str(ROLE_PUBLISHER)
+    key = admin.get_new_authkey(got.id)
+    assert isinstance(key, str) and len(key) >= 32
+    m = connect(node, key)
+    me = ok(m.get_user("me"))
+    assert me["User"]["email"] == u.email
+    assert me["Role"]["perm_publish"] is True and me["Role"]["perm_site_admin"] is False
+
+
+def test_users_index(admin, accounts):
+    accounts.create("CERT-B", ROLE_USER)
+    rows = ok(admin.users())
+    assert isinstance(rows, list)
+    emails = {r["User"]["email"] for r in rows}
+    assert admin._current_user.email in emails
+    assert accounts.users[("CERT-B", ROLE_USER)]["email"] in emails
+    py = ok(admin.users(pythonify=True))
+    assert all(isinstance(u, MISPUser) for u in py)
+
+
+def test_get_user_me(user_a, readonly_b, accounts):
+    me = ok(user_a.get_user())
+    assert me["User"]["email"] == accounts.users[("CERT-A", ROLE_USER)]["email"]
+    assert me["Role"]["perm_add"] is True and me["Role"]["perm_publish"] is False
+    user, role, settings = readonly_b.get_user("me", pythonify=True, expanded=True)
+    assert isinstance(user, MISPUser) and isinstance(role, MISPRole)
+    assert user.email == accounts.users[("CERT-B", ROLE_READ_ONLY)]["email"]
+    assert role.perm_add is False
+    assert isinstance(settings, list)
+
+
+def test_non_admin_cannot_add_user_or_list_users(user_a, admin, org_a):
+    before = len(ok(admin.users()))
+    u = MISPUser()
+    u.email = f"sneaky-{tok()}@example.org"
+    u.org_id = org_a["id"]
+    u.role_id = 1
+    misp_error(user_a.add_user(u), 403)
+    misp_error(user_a.users(), 403)
+    assert len(ok(admin.users())) == before
+
+
+def test_user_cannot_mint_keys_for_others(user_a, admin):
+    other = admin._current_user.id
+    r = user_a.direct_call(f"auth_keys/add/{other}", {})
+    misp_error(r, 403, 404)
+
+
+def test_get_new_authkey_for_self(node, user_a):
+    key = user_a.get_new_authkey()  # auth_keys/add/me
+    m = connect(node, key)
+    assert ok(m.get_user())["User"]["email"] == ok(user_a.get_user())["User"]["email"]
