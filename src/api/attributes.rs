@@ -434,7 +434,8 @@ pub(crate) fn attribute_out(ev: &Event, s: Slot) -> Value {
     v
 }
 
-fn truthy(v: Option<&Value>) -> bool {
+/// A JSON flag as MISP clients send them: `true`, `1`, `"1"`, `"true"`.
+pub(crate) fn truthy(v: Option<&Value>) -> bool {
     match v {
         Some(Value::Bool(b)) => *b,
         Some(Value::Number(n)) => n.as_u64().is_some_and(|n| n != 0),
@@ -565,7 +566,10 @@ fn add_one(
     }
     let taken = find_attr(ev, |x| x.uuid == a.uuid).is_some()
         || ev.objects.iter().any(|o| o.uuid == a.uuid)
-        || store.locate(&a.uuid).ok().flatten().is_some();
+        || store
+            .locate(&a.uuid)
+            .map_err(|e| field_error("uuid", e.to_string()))?
+            .is_some();
     if taken {
         return Err(field_error(
             "uuid",
@@ -801,6 +805,16 @@ async fn delete_impl(
         let (ev, s) = load_for_change(&store, &c2, &id, hard)?;
         let uuid = attr_at(&ev, s).uuid;
         if hard {
+            if let Slot::InObject(o, i) = s {
+                // A hard delete bypasses the validator, so check here that the object
+                // still fits its template without the attribute; otherwise every
+                // later write of the event would be refused.
+                let mut probe = ev.clone();
+                probe.objects[o].attributes.remove(i);
+                validate_event(&mut probe, crate::model::time::now_secs()).map_err(|e| {
+                    named_refusal(StoreError::Invalid(e).into(), "Could not delete Attribute")
+                })?;
+            }
             if !store.hard_delete_children(&ev.uuid, &[uuid], &[], Durability::Flush)? {
                 return Err(invalid_attribute());
             }
@@ -810,7 +824,8 @@ async fn delete_impl(
                 attr_at_mut(ev, s).deleted = true;
                 touch(ev, s, ts);
                 Ok(Edit::Write(()))
-            })?;
+            })
+            .map_err(|e| named_refusal(e, "Could not delete Attribute"))?;
         }
         Ok(uuid)
     })

@@ -12,7 +12,7 @@
 
 use super::attributes::{
     admit_tags, check_sharing_group, field_error, hard_flag, merge_attribute, modify_event,
-    named_refusal, newer, parse_attribute, save_fail, Edit, ElementId,
+    named_refusal, newer, parse_attribute, save_fail, truthy, Edit, ElementId,
 };
 use super::auth::Caller;
 use super::body::{unwrap_key, NamedParams, RawBody};
@@ -143,15 +143,6 @@ fn load_for_change(
     let uuid = ev.objects[i].uuid;
     check_object(caller, &ev, uuid, deleted_ok)?;
     Ok((ev, uuid))
-}
-
-fn truthy(v: Option<&Value>) -> bool {
-    match v {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::Number(n)) => n.as_u64().is_some_and(|n| n != 0),
-        Some(Value::String(s)) => matches!(s.trim(), "1" | "true" | "True"),
-        _ => false,
-    }
 }
 
 fn parse_error(e: serde_path_to_error::Error<serde_json::Error>) -> Map<String, Value> {
@@ -708,6 +699,40 @@ mod tests {
             .await;
         assert_eq!(st, StatusCode::OK, "{v}");
         assert_eq!(v["Object"]["Attribute"].as_array().unwrap().len(), 2);
+
+        // An object attribute can go (soft or hard) only while the object still fits
+        // its template: domain-ip needs one of ip, domain, hostname.
+        let obj_attrs = v["Object"]["Attribute"].clone();
+        let (dom_uuid, ip_uuid) = (
+            obj_attrs[0]["uuid"].as_str().unwrap(),
+            obj_attrs[1]["uuid"].as_str().unwrap(),
+        );
+        let (st, v) = k
+            .call(
+                "POST",
+                &format!("/attributes/delete/{ip_uuid}"),
+                &k.a,
+                Some(json!({"hard": 1})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        for body in [json!({}), json!({"hard": 1})] {
+            let (st, v) = k
+                .call(
+                    "POST",
+                    &format!("/attributes/delete/{dom_uuid}"),
+                    &k.a,
+                    Some(body),
+                )
+                .await;
+            assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+            assert!(v["message"].as_str().unwrap().contains("domain-ip"), "{v}");
+        }
+        let (st, v) = k
+            .call("GET", &format!("/objects/view/{oid}"), &k.a, None)
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert_eq!(v["Object"]["Attribute"].as_array().unwrap().len(), 1);
 
         // Soft delete, then again (404), then hard.
         let (st, v) = k

@@ -15,7 +15,8 @@
 //! strictly-newer merge.
 
 use super::attributes::{
-    attr_at, attr_at_mut, attr_visible, find_attr, modify_event, not_allowed, touch, Edit, Slot,
+    attr_at, attr_at_mut, attr_visible, find_attr, modify_event, not_allowed, touch, truthy, Edit,
+    Slot,
 };
 use super::auth::Caller;
 use super::body::{unwrap_key, NamedParams, RawBody};
@@ -193,15 +194,6 @@ fn string_of(v: &Value) -> Option<String> {
         Value::String(s) => Some(s.trim().to_owned()),
         Value::Number(n) => Some(n.to_string()),
         _ => None,
-    }
-}
-
-fn truthy(v: Option<&Value>) -> bool {
-    match v {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::Number(n)) => n.as_u64().is_some_and(|n| n != 0),
-        Some(Value::String(s)) => matches!(s.trim(), "1" | "true" | "True"),
-        _ => false,
     }
 }
 

@@ -39,7 +39,7 @@ pub mod signed_form;
 mod trust;
 
 pub use canonical::Digest;
-pub use keys::{KeyError, KeyId, NodeKey};
+pub use keys::{parse_public_key, KeyError, KeyId, NodeKey};
 pub use records::{SealedSighting, Tombstone, TombstoneKind, VerifiedRecord};
 pub use seal::{seal_event, strip_unsealed, verify_event, VerifiedEvent};
 pub use trust::{TrustError, TrustList, TrustedKey};

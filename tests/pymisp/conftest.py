@@ -113,6 +113,17 @@ def _set_listen(config: Path, port: int) -> None:
     config.write_text(text)
 
 
+def _set_limit(config: Path) -> None:
+    """Sets [limits] max_document_mib, whether or not `sluis init` wrote a [limits] table."""
+    text = re.sub(r"(?m)^max_document_mib\s*=.*\n?", "", config.read_text())
+    line = f"max_document_mib = {MAX_DOCUMENT_MIB}\n"
+    if re.search(r"(?m)^\[limits\]\s*$", text):
+        text = re.sub(r"(?m)^\[limits\]\s*$\n?", "[limits]\n" + line, text, count=1)
+    else:
+        text = text.rstrip("\n") + "\n\n[limits]\n" + line
+    config.write_text(text)
+
+
 def _start(node: Node, config: Path) -> None:
     """Starts `sluis serve` and waits for its "listening" line."""
     err = open(node.stderr_path, "ab")
@@ -136,15 +147,18 @@ def _start(node: Node, config: Path) -> None:
     raise RuntimeError(f"sluis serve did not print 'sluis listening on …' within {STARTUP_TIMEOUT}s")
 
 
-def _stop(node: Node) -> None:
+def _stop(node: Node) -> bool:
+    """SIGTERM, then SIGKILL after 20 s; True if it stopped on SIGTERM (or had stopped)."""
     if node.proc is None or node.proc.poll() is not None:
-        return
+        return True
     node.proc.send_signal(signal.SIGTERM)
     try:
         node.proc.wait(timeout=20)
+        return True
     except subprocess.TimeoutExpired:
         node.proc.kill()
         node.proc.wait(timeout=10)
+        return False
 
 
 _NODE_KEY = pytest.StashKey[Node]()
@@ -165,8 +179,7 @@ def node(tmp_path_factory, request) -> Node:
     admin_key = m.group(1)
     assert (d / "admin.key").read_text().strip() == admin_key, "admin.key differs from the printed admin key"
     config = d / "sluis.toml"
-    with open(config, "a") as f:
-        f.write(f"\n[limits]\nmax_document_mib = {MAX_DOCUMENT_MIB}\n")
+    _set_limit(config)
     org_uuid = re.search(r'(?m)^org_uuid\s*=\s*"([^"]+)"', config.read_text()).group(1)
     node = Node(dir=d, url="", ca=str(d / "ca.crt"), admin_key=admin_key, org_uuid=org_uuid,
                 stderr_path=base / "node-a.stderr")
@@ -184,9 +197,12 @@ def node(tmp_path_factory, request) -> Node:
     request.config.stash[_NODE_KEY] = node
     yield node
     died = not node.alive()
-    _stop(node)
+    graceful = _stop(node)
+    tail = "\n".join(node.stderr().splitlines()[-200:])
     if died:
-        print(f"\nsluis serve died during the session (status {node.proc.returncode}); stderr:\n{node.stderr()}")
+        pytest.fail(f"sluis serve died during the session (status {node.proc.returncode}); stderr tail:\n{tail}", pytrace=False)
+    if not graceful:
+        pytest.fail(f"sluis serve did not stop within 20 s of SIGTERM; stderr tail:\n{tail}", pytrace=False)
 
 
 @pytest.fixture(autouse=True)
@@ -205,9 +221,10 @@ def pytest_runtest_makereport(item, call):
         node_obj = item.config.stash.get(_NODE_KEY, None)
         if node_obj is not None:
             offset = item.stash.get(_OFFSET_KEY, 0)
-            text = node_obj.stderr(offset)
-            if len(text) > 20000:
-                text = "…\n" + text[-20000:]
+            lines = node_obj.stderr(offset).splitlines()
+            if len(lines) > 60:
+                lines = [f"… ({len(lines) - 60} earlier lines)"] + lines[-60:]
+            text = "\n".join(lines)
             state = "running" if node_obj.alive() else f"EXITED with status {node_obj.proc.returncode if node_obj.proc else '?'}"
             rep.sections.append((f"sluis stderr during this test (node {state})", text or "(nothing)"))
 

@@ -9,7 +9,7 @@ from pymisp import MISPEvent, PyMISP
 from pymisp.exceptions import PyMISPError
 
 from conftest import connect, free_port, run_sluis
-from misp_helpers import misp_error, ok, tok
+from misp_helpers import ok, tok
 
 
 def test_constructor_reads_version_user_and_types(admin, node):

@@ -14,7 +14,6 @@ from __future__ import annotations
 import csv
 import io
 import time
-import uuid
 
 import pytest
 from pymisp import MISPAttribute, MISPEvent, MISPObject

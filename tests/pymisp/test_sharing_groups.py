@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import uuid
 
-import pytest
 from pymisp import MISPSharingGroup
 
 from misp_helpers import misp_error, ok, tok
