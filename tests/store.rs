@@ -272,7 +272,17 @@ fn strictly_newer_merge_element_by_element() {
         "old value unindexed"
     );
     assert_eq!(s.lookup_value("a2.example", false, 10).unwrap().len(), 1);
-    // Same timestamp again: unchanged if identical, refused otherwise; older refused.
+    // The stored version again: unchanged; same timestamp with other content
+    // (including the stale element the merge discarded): refused; older: refused.
+    let stored_version = json!([
+        attr(101, "domain", "a2.example", 200),
+        attr(102, "domain", "b.example", 100),
+        attr(103, "domain", "c.example", 200)
+    ]);
+    assert!(matches!(
+        put(&s, ev(1, 200, stored_version)),
+        Ok(Outcome::Unchanged { .. })
+    ));
     assert!(matches!(
         put(
             &s,
@@ -286,7 +296,7 @@ fn strictly_newer_merge_element_by_element() {
                 ])
             )
         ),
-        Ok(Outcome::Unchanged { .. })
+        Err(StoreError::NotNewer { .. })
     ));
     assert!(matches!(
         put(&s, ev(1, 200, json!([]))),

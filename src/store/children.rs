@@ -14,7 +14,6 @@ use super::record::{Change, ChangeKind, StoredAttr, StoredEvent};
 use super::write::{next_timestamp, Durability};
 use super::{corrupt, Store, StoreError, T};
 use crate::model::{value, Event, Object, Sighting};
-use sha2::{Digest, Sha256};
 use std::collections::HashSet;
 use uuid::Uuid;
 
@@ -188,9 +187,7 @@ impl Store {
             full.timestamp = head.timestamp;
             full.published = false;
             full.seal = None;
-            let portable = serde_json::to_vec(&full.portable())
-                .map_err(|e| corrupt("events", e.to_string()))?;
-            rec.digest = Sha256::digest(portable).into();
+            rec.digest = super::write::content_digest(&full);
             rec.header = serde_json::to_vec(&head).map_err(|e| corrupt("events", e.to_string()))?;
             let bytes = postcard::to_stdvec(&rec).map_err(|e| corrupt("events", e.to_string()))?;
             b.put(T::Events, event.as_bytes(), bytes);

@@ -33,6 +33,7 @@
 pub mod accounts;
 mod keys;
 mod lookup;
+pub mod merge;
 mod read;
 pub mod record;
 mod sharing;

@@ -137,6 +137,11 @@ impl Store {
             .unwrap_or(0) as usize
     }
 
+    /// The full stored event whatever its state (a soft-deleted one too).
+    pub(crate) fn assemble_any(&self, uuid: &Uuid, rec: &StoredEvent) -> Result<Event, StoreError> {
+        self.assemble(uuid, rec, true)
+    }
+
     fn assemble(
         &self,
         uuid: &Uuid,

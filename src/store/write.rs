@@ -367,16 +367,24 @@ impl Store {
     /// that is not newer keeps its attributes too, as MISP does). Equal timestamps
     /// with identical content are "unchanged"; anything else not newer is refused.
     /// On any error nothing is written.
-    pub fn put_event(
+    pub fn put_event(&self, event: Event, durability: Durability) -> Result<Outcome, StoreError> {
+        self.put_event_with(event, durability, &|_| Ok(()))
+    }
+
+    /// [`Store::put_event`], with `finish` applied to the exact event about to be
+    /// stored (the incoming one for a new event, the merged one for an update),
+    /// under the writer lock: the node seals it there, so the seal covers what is
+    /// stored. An error from `finish` refuses the write.
+    pub fn put_event_with(
         &self,
         mut event: Event,
         durability: Durability,
+        finish: &dyn Fn(&mut Event) -> Result<(), StoreError>,
     ) -> Result<Outcome, StoreError> {
         validate_event(&mut event, time::now_secs())?;
-        let digest: [u8; 32] = Sha256::digest(to_json(&event.portable())).into();
         let outcome = {
-            // A poisoned lock only means another writer panicked mid-way; sled's
-            // transaction either applied whole or not at all, so carrying on is safe.
+            // A poisoned lock only means another writer panicked mid-way; a sled
+            // batch either applied whole or not at all, so carrying on is safe.
             let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
             let existing = match self.t.events.get(event.uuid.as_bytes())? {
                 Some(v) => Some(
@@ -386,12 +394,16 @@ impl Store {
                 None => None,
             };
             let (w, outcome) = match existing {
-                None => self.plan_new(&event, digest)?,
+                None => {
+                    finish(&mut event)?;
+                    let digest = content_digest(&event);
+                    self.plan_new(&event, digest)?
+                }
                 Some(old) => {
                     let old_head: Event = serde_json::from_slice(&old.header)
                         .map_err(|e| corrupt("events", e.to_string()))?;
                     if event.timestamp <= old_head.timestamp {
-                        if event.timestamp == old_head.timestamp && digest == old.digest {
+                        if event.timestamp == old_head.timestamp && content_digest(&event) == old.digest {
                             return Ok(Outcome::Unchanged {
                                 uuid: event.uuid,
                                 id: old.id,
@@ -403,7 +415,11 @@ impl Store {
                             incoming: event.timestamp,
                         });
                     }
-                    self.plan_update(&event, digest, old, &old_head)?
+                    let stored = self.assemble_any(&event.uuid, &old)?;
+                    let mut merged = super::merge::merge(&stored, &event);
+                    finish(&mut merged)?;
+                    let digest = content_digest(&merged);
+                    self.plan_update(&merged, digest, old, &old_head)?
                 }
             };
             self.commit(w)?;
@@ -852,6 +868,19 @@ impl Store {
 /// quick edits still order strictly (timestamps are whole seconds).
 pub fn next_timestamp(stored: u64) -> u64 {
     time::now_secs().max(stored.saturating_add(1))
+}
+
+/// What "the same content" means for an event: its portable form (no local ids)
+/// without the seal and nested sightings, so a re-import of a MISP file the node
+/// has since sealed, or of the node's own sealed export, is recognised as
+/// unchanged.
+pub(crate) fn content_digest(event: &Event) -> [u8; 32] {
+    let mut p = event.portable();
+    p.seal = None;
+    for a in p.attributes.iter_mut().chain(p.objects.iter_mut().flat_map(|o| o.attributes.iter_mut())) {
+        a.sightings.clear();
+    }
+    Sha256::digest(to_json(&p)).into()
 }
 
 /// The local id of the `n`-th attribute of event `event_id`.
