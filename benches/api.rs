@@ -52,7 +52,12 @@ fn main() {
     let cfg = sluis::config::Config::load(&report.config).unwrap();
     let prepared = sluis::cli::serve::prepare(&cfg).unwrap();
     let store = prepared.state.store.clone();
-    let owner = sluis::model::Org { id: None, name: cfg.node.org.clone(), uuid: cfg.node.org_uuid.unwrap(), local: true };
+    let owner = sluis::model::Org {
+        id: None,
+        name: cfg.node.org.clone(),
+        uuid: cfg.node.org_uuid.unwrap(),
+        local: true,
+    };
     let events = attributes.div_ceil(per_event);
     eprintln!("loading {attributes} attributes…");
     let t = Instant::now();
@@ -60,7 +65,10 @@ fn main() {
     for seed in 0..events as u64 {
         let doc = generated_event_json(seed, per_event);
         if seed == events as u64 / 2 {
-            probe = doc["Event"]["Attribute"][3]["value"].as_str().unwrap().to_owned();
+            probe = doc["Event"]["Attribute"][3]["value"]
+                .as_str()
+                .unwrap()
+                .to_owned();
         }
         let mut e = parse_event(&serde_json::to_vec(&doc).unwrap(), 1 << 30).unwrap();
         e.org = Some(owner.clone());
@@ -72,7 +80,11 @@ fn main() {
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let server = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async move {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             addr_tx.send(l.local_addr().unwrap()).unwrap();
@@ -99,14 +111,25 @@ fn main() {
     )
     .unwrap();
     let out = std::process::Command::new("wrk")
-        .args(["-t2", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency", "-s"])
+        .args([
+            "-t2",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            "-s",
+        ])
         .arg(&script)
         .arg(format!("{url}/attributes/restSearch"))
         .output();
     match out {
         Ok(o) => {
             let text = String::from_utf8_lossy(&o.stdout);
-            let pick = |prefix: &str| text.lines().find(|l| l.trim_start().starts_with(prefix)).map(|l| l.trim().to_owned()).unwrap_or_default();
+            let pick = |prefix: &str| {
+                text.lines()
+                    .find(|l| l.trim_start().starts_with(prefix))
+                    .map(|l| l.trim().to_owned())
+                    .unwrap_or_default()
+            };
             println!("| restSearch one value, {connections} connections, {seconds} s (wrk) | |");
             println!("|---|---|");
             println!("| {} | |", pick("Requests/sec"));
@@ -120,8 +143,15 @@ fn main() {
     println!();
 
     // 2. CSV export of everything, streamed.
-    let ca = reqwest::Certificate::from_pem(std::fs::read(dir.path().join("ca.crt")).unwrap().as_slice()).unwrap();
-    let client = reqwest::blocking::Client::builder().tls_certs_only([ca]).timeout(Duration::from_secs(600)).build().unwrap();
+    let ca = reqwest::Certificate::from_pem(
+        std::fs::read(dir.path().join("ca.crt")).unwrap().as_slice(),
+    )
+    .unwrap();
+    let client = reqwest::blocking::Client::builder()
+        .tls_certs_only([ca])
+        .timeout(Duration::from_secs(600))
+        .build()
+        .unwrap();
     let before = rss_mib("VmRSS:");
     let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let s2 = sampling.clone();
@@ -140,7 +170,12 @@ fn main() {
         .json(&serde_json::json!({"returnFormat": "csv"}))
         .send()
         .unwrap();
-    let count = resp.headers().get("x-result-count").and_then(|v| v.to_str().ok()).unwrap_or("?").to_owned();
+    let count = resp
+        .headers()
+        .get("x-result-count")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("?")
+        .to_owned();
     let mut buf = vec![0u8; 1 << 16];
     let (mut bytes, mut lines) = (0u64, 0u64);
     loop {

@@ -15,7 +15,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "sluis", version, about = "Threat-intelligence exchange node for national CERTs")]
+#[command(
+    name = "sluis",
+    version,
+    about = "Threat-intelligence exchange node for national CERTs"
+)]
 struct Args {
     #[command(subcommand)]
     command: Command,
@@ -103,8 +107,14 @@ fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUIS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let json = std::env::var("SLUIS_LOG_FORMAT").is_ok_and(|f| f == "json");
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 fn open_store(cfg: &Config) -> anyhow::Result<Store> {
@@ -148,7 +158,10 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
                     ca_dir: None,
                 })?;
                 eprintln!("created the default node in ./{DEFAULT_DIR}");
-                eprintln!("admin key (shown once; also in ./{DEFAULT_DIR}/admin.key): {}", report.admin_key);
+                eprintln!(
+                    "admin key (shown once; also in ./{DEFAULT_DIR}/admin.key): {}",
+                    report.admin_key
+                );
                 eprintln!("CA certificate for clients (ssl=): ./{DEFAULT_DIR}/ca.crt");
                 println!("{}", report.admin_key);
             }
@@ -156,7 +169,9 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         }
     };
     let prepared = cli::serve::prepare(&cfg)?;
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&cfg.node.listen)
             .await
@@ -164,7 +179,14 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         let addr = listener.local_addr()?;
         tracing::info!(%addr, node = %cfg.node.name, "listening");
         eprintln!("sluis listening on https://{addr}");
-        sluis::server::run(listener, prepared.acceptor, prepared.state, prepared.opts, shutdown_signal()).await?;
+        sluis::server::run(
+            listener,
+            prepared.acceptor,
+            prepared.state,
+            prepared.opts,
+            shutdown_signal(),
+        )
+        .await?;
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)
@@ -172,14 +194,25 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
 
 fn keys(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let cfg = Config::resolve(config.as_deref())?;
-    let signing = cfg.signing.as_ref().context("the config has no [signing] section")?;
+    let signing = cfg
+        .signing
+        .as_ref()
+        .context("the config has no [signing] section")?;
     let key = sluis::seal::keys::NodeKey::load(&signing.key)?;
-    let tls = cfg.tls.as_ref().context("the config has no [tls] section")?;
+    let tls = cfg
+        .tls
+        .as_ref()
+        .context("the config has no [tls] section")?;
     let certs = sluis::tls::load_certs(&tls.cert)?;
-    let leaf = certs.first().context("the node certificate file holds no certificate")?;
+    let leaf = certs
+        .first()
+        .context("the node certificate file holds no certificate")?;
     println!("name: {}", cfg.node.name);
     println!("org: {}", cfg.node.org);
-    println!("org_uuid: {}", cfg.node.org_uuid.map(|u| u.to_string()).unwrap_or_default());
+    println!(
+        "org_uuid: {}",
+        cfg.node.org_uuid.map(|u| u.to_string()).unwrap_or_default()
+    );
     println!("public_key: {}", key.public_key_b64());
     println!("tls_fingerprint: {}", sluis::tls::fingerprint_sha256(leaf));
     println!("key_id: {}", key.key_id());
@@ -189,8 +222,22 @@ fn keys(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
 fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Serve { config } => serve(config),
-        Command::Init { dir, name, org, listen, ca, org_uuid } => {
-            let report = init(&InitOptions { dir, name, org, org_uuid, listen, ca_dir: ca })?;
+        Command::Init {
+            dir,
+            name,
+            org,
+            listen,
+            ca,
+            org_uuid,
+        } => {
+            let report = init(&InitOptions {
+                dir,
+                name,
+                org,
+                org_uuid,
+                listen,
+                ca_dir: ca,
+            })?;
             println!("admin key: {}", report.admin_key);
             println!("admin user: {}", report.admin_email);
             println!("config: {}", report.config.display());
@@ -218,17 +265,36 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             });
             let files = cli::import::collect_files(&paths)?;
             let stdout = std::io::stdout();
-            let summary = cli::import::import(&store, &files, cfg.max_document_bytes(), owner.as_ref(), &mut |r| {
-                let mut out = stdout.lock();
-                for line in r.lines() {
-                    let _ = writeln!(out, "{line}");
-                }
-                let _ = out.flush();
-            })?;
+            let summary = cli::import::import(
+                &store,
+                &files,
+                cfg.max_document_bytes(),
+                owner.as_ref(),
+                &mut |r| {
+                    let mut out = stdout.lock();
+                    for line in r.lines() {
+                        let _ = writeln!(out, "{line}");
+                    }
+                    let _ = out.flush();
+                },
+            )?;
             eprintln!("imported {summary}");
-            Ok(if summary.rejected > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+            Ok(if summary.rejected > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
         }
-        Command::Export { config, format, types, values, tags, since, include_deleted, output } => {
+        Command::Export {
+            config,
+            format,
+            types,
+            values,
+            tags,
+            since,
+            include_deleted,
+            output,
+        } => {
             let cfg = Config::resolve(config.as_deref())?;
             let store = open_store(&cfg)?;
             let filter = Filter {
@@ -240,7 +306,8 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             let stats = match output {
                 Some(path) => {
-                    let f = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+                    let f = std::fs::File::create(&path)
+                        .with_context(|| format!("cannot create {}", path.display()))?;
                     let mut w = std::io::BufWriter::new(f);
                     let s = cli::export::export(&store, &filter, format, &mut w)?;
                     w.into_inner()
@@ -255,7 +322,10 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                     cli::export::export(&store, &filter, format, &mut w)?
                 }
             };
-            eprintln!("exported {} events, {} attributes", stats.events, stats.attributes);
+            eprintln!(
+                "exported {} events, {} attributes",
+                stats.events, stats.attributes
+            );
             Ok(ExitCode::SUCCESS)
         }
     }

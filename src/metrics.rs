@@ -11,7 +11,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 /// Upper bounds of the latency histogram buckets, seconds.
-const BUCKETS: [f64; 12] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0];
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
 
 #[derive(Default)]
 struct Histogram {
@@ -63,14 +65,23 @@ impl Metrics {
     /// (store size, event count) taken by the caller.
     pub fn render(&self, gauges: &[(&str, &str, f64)]) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "# HELP sluis_http_requests_total HTTP requests by route and status.");
+        let _ = writeln!(
+            out,
+            "# HELP sluis_http_requests_total HTTP requests by route and status."
+        );
         let _ = writeln!(out, "# TYPE sluis_http_requests_total counter");
         if let Ok(m) = self.requests.lock() {
             for ((route, status), n) in m.iter() {
-                let _ = writeln!(out, "sluis_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}");
+                let _ = writeln!(
+                    out,
+                    "sluis_http_requests_total{{route=\"{route}\",status=\"{status}\"}} {n}"
+                );
             }
         }
-        let _ = writeln!(out, "# HELP sluis_http_request_duration_seconds Request latency by route.");
+        let _ = writeln!(
+            out,
+            "# HELP sluis_http_request_duration_seconds Request latency by route."
+        );
         let _ = writeln!(out, "# TYPE sluis_http_request_duration_seconds histogram");
         if let Ok(m) = self.latency.lock() {
             for (route, h) in m.iter() {
@@ -78,16 +89,39 @@ impl Metrics {
                     let _ = writeln!(out, "sluis_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"{b}\"}} {}", h.counts[i]);
                 }
                 let _ = writeln!(out, "sluis_http_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}", h.count);
-                let _ = writeln!(out, "sluis_http_request_duration_seconds_sum{{route=\"{route}\"}} {}", h.sum);
-                let _ = writeln!(out, "sluis_http_request_duration_seconds_count{{route=\"{route}\"}} {}", h.count);
+                let _ = writeln!(
+                    out,
+                    "sluis_http_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                    h.sum
+                );
+                let _ = writeln!(
+                    out,
+                    "sluis_http_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                    h.count
+                );
             }
         }
         for (name, help, v) in [
-            ("sluis_auth_failures_total", "Requests refused for a missing or bad API key.", self.auth_failures.load(Ordering::Relaxed)),
-            ("sluis_connections_total", "TCP connections accepted.", self.connections.load(Ordering::Relaxed)),
-            ("sluis_tls_handshake_failures_total", "TLS handshakes that failed or timed out.", self.handshake_failures.load(Ordering::Relaxed)),
+            (
+                "sluis_auth_failures_total",
+                "Requests refused for a missing or bad API key.",
+                self.auth_failures.load(Ordering::Relaxed),
+            ),
+            (
+                "sluis_connections_total",
+                "TCP connections accepted.",
+                self.connections.load(Ordering::Relaxed),
+            ),
+            (
+                "sluis_tls_handshake_failures_total",
+                "TLS handshakes that failed or timed out.",
+                self.handshake_failures.load(Ordering::Relaxed),
+            ),
         ] {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
+            );
         }
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
@@ -107,7 +141,9 @@ mod tests {
         m.request("/events/view", 404, Duration::from_millis(2));
         let text = m.render(&[("sluis_store_bytes", "Bytes on disk.", 42.0)]);
         assert!(text.contains("sluis_http_requests_total{route=\"/events/view\",status=\"200\"} 1"));
-        assert!(text.contains("sluis_http_request_duration_seconds_bucket{route=\"/events/view\",le=\"0.0025\"} 2"));
+        assert!(text.contains(
+            "sluis_http_request_duration_seconds_bucket{route=\"/events/view\",le=\"0.0025\"} 2"
+        ));
         assert!(text.contains("sluis_store_bytes 42"));
     }
 }

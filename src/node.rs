@@ -16,7 +16,10 @@ pub enum NodeError {
     #[error("{0} already holds a node (sluis.toml exists); refusing to overwrite it")]
     Exists(PathBuf),
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error(transparent)]
@@ -51,7 +54,10 @@ pub struct InitReport {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> NodeError + '_ {
-    move |source| NodeError::Io { path: path.to_owned(), source }
+    move |source| NodeError::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 /// Writes a secret file with mode 0600 from the start (never briefly readable).
@@ -85,7 +91,10 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, NodeError> {
         why: format!("\"{}\" is not an address:port", opts.listen),
     })?;
     if opts.name.trim().is_empty() || opts.org.trim().is_empty() {
-        return Err(NodeError::Invalid { what: "name", why: "--name and --org must not be empty".into() });
+        return Err(NodeError::Invalid {
+            what: "name",
+            why: "--name and --org must not be empty".into(),
+        });
     }
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let ca_dir = opts.ca_dir.clone().unwrap_or_else(|| dir.clone());
@@ -95,7 +104,11 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, NodeError> {
         std::fs::write(&dst, ca.cert_pem()).map_err(io(&dst))?;
     }
     let ip = listen.ip().to_string();
-    let extra: Vec<&str> = if listen.ip().is_loopback() || listen.ip().is_unspecified() { vec![] } else { vec![ip.as_str()] };
+    let extra: Vec<&str> = if listen.ip().is_loopback() || listen.ip().is_unspecified() {
+        vec![]
+    } else {
+        vec![ip.as_str()]
+    };
     let issued = ca.issue_node_cert(&opts.name, &extra)?;
     write_cert_and_key(dir, "node", &issued)?;
     let key_path = dir.join("signing.key");
@@ -127,5 +140,9 @@ pub fn init(opts: &InitOptions) -> Result<InitReport, NodeError> {
     let tmp = dir.join(".sluis.toml.tmp");
     std::fs::write(&tmp, text).map_err(io(&tmp))?;
     std::fs::rename(&tmp, &config_path).map_err(io(&config_path))?;
-    Ok(InitReport { config: config_path, admin_key: key, admin_email: email })
+    Ok(InitReport {
+        config: config_path,
+        admin_key: key,
+        admin_email: email,
+    })
 }

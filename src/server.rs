@@ -112,7 +112,10 @@ pub async fn run(
                 .timer(TokioTimer::new())
                 .header_read_timeout(opts.header_timeout)
                 .keep_alive(true);
-            builder.http2().timer(TokioTimer::new()).keep_alive_interval(Some(opts.header_timeout));
+            builder
+                .http2()
+                .timer(TokioTimer::new())
+                .keep_alive_interval(Some(opts.header_timeout));
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
             let conn = watcher.watch(conn.into_owned());
             if let Err(e) = conn.await {

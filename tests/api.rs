@@ -7,7 +7,10 @@ use common::*;
 use serde_json::json;
 
 fn event_count(node: &RunningNode) -> (usize, u64) {
-    (node.state.store.event_count(), node.state.store.last_sequence().unwrap())
+    (
+        node.state.store.event_count(),
+        node.state.store.last_sequence().unwrap(),
+    )
 }
 
 #[test]
@@ -16,61 +19,134 @@ fn wrong_or_missing_key_is_refused_with_misp_shape() {
     for key in ["", "nope", &"A".repeat(40)] {
         let (status, body) = node.get(key, "/events/index");
         assert_eq!(status, 403, "{key:?}");
-        assert!(body["message"].as_str().unwrap().starts_with("Authentication failed"), "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("Authentication failed"),
+            "{body}"
+        );
         assert_eq!(body["url"], "/events/index");
     }
     let (status, _) = node.get(&node.admin_key, "/events/index");
     assert_eq!(status, 200);
     // X-MISP-AUTH works too.
-    let r = node.client().get(format!("{}/users/view/me", node.url)).header("X-MISP-AUTH", &node.admin_key).send().unwrap();
+    let r = node
+        .client()
+        .get(format!("{}/users/view/me", node.url))
+        .header("X-MISP-AUTH", &node.admin_key)
+        .send()
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
 }
 
 #[test]
 fn bad_input_gets_misp_errors_and_changes_nothing() {
-    let node = RunningNode::start_with("localhost", "CERT-A", |t| t.push_str("\n[limits]\nmax_document_mib = 1\n"));
+    let node = RunningNode::start_with("localhost", "CERT-A", |t| {
+        t.push_str("\n[limits]\nmax_document_mib = 1\n")
+    });
     let key = node.admin_key.clone();
-    let (s, _, _) = node.post(&key, "/events/add", &json!({"info": "baseline", "Attribute": [{"type": "domain", "value": "base.example"}]}));
+    let (s, _, _) = node.post(
+        &key,
+        "/events/add",
+        &json!({"info": "baseline", "Attribute": [{"type": "domain", "value": "base.example"}]}),
+    );
     assert_eq!(s, 200);
     let before = event_count(&node);
     let client = node.client();
     let raw = |path: &str, body: Vec<u8>| {
-        let r = client.post(format!("{}{path}", node.url)).header("Authorization", &key).body(body).send().unwrap();
+        let r = client
+            .post(format!("{}{path}", node.url))
+            .header("Authorization", &key)
+            .body(body)
+            .send()
+            .unwrap();
         let status = r.status().as_u16();
-        let v: serde_json::Value = serde_json::from_str(&r.text().unwrap()).unwrap_or(serde_json::Value::Null);
+        let v: serde_json::Value =
+            serde_json::from_str(&r.text().unwrap()).unwrap_or(serde_json::Value::Null);
         (status, v)
     };
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
-        ("/events/add", b"{\"info\": \"x\", \"Attribute\": [}".to_vec(), 400, "malformed JSON"),
-        ("/events/add", br#"{"info": "x", "distribution": "nine"}"#.to_vec(), 400, "distribution"),
-        ("/events/add", br#"{"info": "x", "Attribute": [{"type": "no-such-type", "value": "v"}]}"#.to_vec(), 403, "unknown attribute type"),
-        ("/events/add", br#"{"info": "x", "Attribute": [{"type": "ip-dst", "value": "999.1.1.1"}]}"#.to_vec(), 403, "value"),
-        ("/events/edit/5c1b1cc1-0000-4000-8000-00000000dead", br#"{"info": "x"}"#.to_vec(), 404, "Invalid event"),
-        ("/events/delete/5c1b1cc1-0000-4000-8000-00000000dead", Vec::new(), 403, "not deleted"),
-        ("/events/add", format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes(), 400, "recursion limit"),
+        (
+            "/events/add",
+            b"{\"info\": \"x\", \"Attribute\": [}".to_vec(),
+            400,
+            "malformed JSON",
+        ),
+        (
+            "/events/add",
+            br#"{"info": "x", "distribution": "nine"}"#.to_vec(),
+            400,
+            "distribution",
+        ),
+        (
+            "/events/add",
+            br#"{"info": "x", "Attribute": [{"type": "no-such-type", "value": "v"}]}"#.to_vec(),
+            403,
+            "unknown attribute type",
+        ),
+        (
+            "/events/add",
+            br#"{"info": "x", "Attribute": [{"type": "ip-dst", "value": "999.1.1.1"}]}"#.to_vec(),
+            403,
+            "value",
+        ),
+        (
+            "/events/edit/5c1b1cc1-0000-4000-8000-00000000dead",
+            br#"{"info": "x"}"#.to_vec(),
+            404,
+            "Invalid event",
+        ),
+        (
+            "/events/delete/5c1b1cc1-0000-4000-8000-00000000dead",
+            Vec::new(),
+            403,
+            "not deleted",
+        ),
+        (
+            "/events/add",
+            format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_bytes(),
+            400,
+            "recursion limit",
+        ),
     ];
     for (path, body, status, needle) in cases {
         let (s, v) = raw(path, body);
         assert_eq!(s, status, "{path}: {v}");
-        assert!(v["message"].as_str().is_some_and(|m| m.contains(needle)), "{path}: expected {needle:?} in {v}");
+        assert!(
+            v["message"].as_str().is_some_and(|m| m.contains(needle)),
+            "{path}: expected {needle:?} in {v}"
+        );
         assert!(v["name"].is_string(), "{v}");
     }
     // Oversized body: refused before parsing.
     let big = vec![b' '; 2 * 1024 * 1024];
-    let r = client.post(format!("{}/events/add", node.url)).header("Authorization", &key).body(big).send().unwrap();
+    let r = client
+        .post(format!("{}/events/add", node.url))
+        .header("Authorization", &key)
+        .body(big)
+        .send()
+        .unwrap();
     assert_eq!(r.status().as_u16(), 413);
     let (s, v) = node.get(&key, "/events/view/5c1b1cc1-0000-4000-8000-00000000dead");
     assert_eq!(s, 404);
     assert_eq!(v["message"], "Invalid event.");
-    assert_eq!(event_count(&node), before, "a refused request changed the store");
+    assert_eq!(
+        event_count(&node),
+        before,
+        "a refused request changed the store"
+    );
 }
 
 #[test]
 fn stalled_tls_handshake_is_dropped() {
-    let node = RunningNode::start_with("localhost", "CERT-A", |t| t.push_str("\n[limits]\nheader_timeout_secs = 1\n"));
+    let node = RunningNode::start_with("localhost", "CERT-A", |t| {
+        t.push_str("\n[limits]\nheader_timeout_secs = 1\n")
+    });
     let addr = node.url.trim_start_matches("https://").to_owned();
     let mut s = std::net::TcpStream::connect(&addr).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
     let started = std::time::Instant::now();
     let mut buf = [0u8; 16];
     // Send nothing: the server must hang up after the handshake deadline.
@@ -83,9 +159,16 @@ fn stalled_tls_handshake_is_dropped() {
 fn metrics_and_health() {
     let node = RunningNode::start("localhost", "CERT-A");
     node.get(&node.admin_key, "/events/index");
-    let r = node.client().get(format!("{}/metrics", node.url)).send().unwrap();
+    let r = node
+        .client()
+        .get(format!("{}/metrics", node.url))
+        .send()
+        .unwrap();
     let text = r.text().unwrap();
-    assert!(text.contains("sluis_http_requests_total{route=\"/events/index\",status=\"200\"} 1"), "{text}");
+    assert!(
+        text.contains("sluis_http_requests_total{route=\"/events/index\",status=\"200\"} 1"),
+        "{text}"
+    );
     assert!(text.contains("sluis_store_disk_bytes"));
     let (s, v) = node.get("", "/healthz");
     assert_eq!(s, 200);
@@ -97,15 +180,38 @@ fn client_certificates_from_our_ca_only() {
     let node = RunningNode::start("localhost", "CERT-A");
     let ca = sluis::tls::Ca::load(node.dir.path()).unwrap();
     let issued = ca.issue_client_cert("analyst-1").unwrap();
-    let id = reqwest::Identity::from_pem(format!("{}{}", issued.cert_pem, issued.key_pem).as_bytes()).unwrap();
+    let id =
+        reqwest::Identity::from_pem(format!("{}{}", issued.cert_pem, issued.key_pem).as_bytes())
+            .unwrap();
     let root = reqwest::Certificate::from_pem(node.ca_pem.as_bytes()).unwrap();
-    let c = reqwest::blocking::Client::builder().tls_certs_only([root.clone()]).identity(id).build().unwrap();
-    let r = c.get(format!("{}/users/view/me", node.url)).header("Authorization", &node.admin_key).send().unwrap();
+    let c = reqwest::blocking::Client::builder()
+        .tls_certs_only([root.clone()])
+        .identity(id)
+        .build()
+        .unwrap();
+    let r = c
+        .get(format!("{}/users/view/me", node.url))
+        .header("Authorization", &node.admin_key)
+        .send()
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     // A certificate from another CA fails the handshake.
     let other = tempfile::tempdir().unwrap();
-    let foreign = sluis::tls::Ca::create(other.path(), "someone else").unwrap().issue_client_cert("mallory").unwrap();
-    let id = reqwest::Identity::from_pem(format!("{}{}", foreign.cert_pem, foreign.key_pem).as_bytes()).unwrap();
-    let c = reqwest::blocking::Client::builder().tls_certs_only([root]).identity(id).build().unwrap();
-    assert!(c.get(format!("{}/users/view/me", node.url)).header("Authorization", &node.admin_key).send().is_err());
+    let foreign = sluis::tls::Ca::create(other.path(), "someone else")
+        .unwrap()
+        .issue_client_cert("mallory")
+        .unwrap();
+    let id =
+        reqwest::Identity::from_pem(format!("{}{}", foreign.cert_pem, foreign.key_pem).as_bytes())
+            .unwrap();
+    let c = reqwest::blocking::Client::builder()
+        .tls_certs_only([root])
+        .identity(id)
+        .build()
+        .unwrap();
+    assert!(c
+        .get(format!("{}/users/view/me", node.url))
+        .header("Authorization", &node.admin_key)
+        .send()
+        .is_err());
 }

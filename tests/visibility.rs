@@ -30,8 +30,21 @@ struct GenEvent {
 }
 
 fn gen_event() -> impl Strategy<Value = GenEvent> {
-    (0..3usize, 0..=4u8, 0..2usize, prop::collection::vec((0..=5u8, 0..2usize).prop_map(|(dist, sg)| GenAttr { dist, sg }), 1..5))
-        .prop_map(|(creator, dist, sg, attrs)| GenEvent { creator, dist, sg, attrs })
+    (
+        0..3usize,
+        0..=4u8,
+        0..2usize,
+        prop::collection::vec(
+            (0..=5u8, 0..2usize).prop_map(|(dist, sg)| GenAttr { dist, sg }),
+            1..5,
+        ),
+    )
+        .prop_map(|(creator, dist, sg, attrs)| GenEvent {
+            creator,
+            dist,
+            sg,
+            attrs,
+        })
 }
 
 struct Org {
@@ -60,20 +73,38 @@ impl World {
             let (uuid, writer) = node.org_with_user(name, 4);
             let (_, user) = node.org_with_user(name, 3);
             let (_, ro) = node.org_with_user(name, 6);
-            orgs.push(Org { uuid, writer, readers: vec![user, ro] });
+            orgs.push(Org {
+                uuid,
+                writer,
+                readers: vec![user, ro],
+            });
         }
         let (_, sync_key) = node.org_with_user("CERT-B", 5);
         // sg0 = {A, B}, sg1 = {A, C}, both created by A.
         let mut sgs = Vec::new();
         for (name, other) in [("A+B", 1usize), ("A+C", 2usize)] {
-            let (s, v, _) = node.post(&orgs[0].writer, "/sharing_groups/add", &json!({"name": name, "releasability": "test"}));
+            let (s, v, _) = node.post(
+                &orgs[0].writer,
+                "/sharing_groups/add",
+                &json!({"name": name, "releasability": "test"}),
+            );
             assert_eq!(s, 200, "{v}");
             let id: u64 = v["SharingGroup"]["id"].as_str().unwrap().parse().unwrap();
-            let (s, v, _) = node.post(&orgs[0].writer, "/sharing_groups/addOrg", &json!({"sg_id": id, "org_id": orgs[other].uuid.to_string()}));
+            let (s, v, _) = node.post(
+                &orgs[0].writer,
+                "/sharing_groups/addOrg",
+                &json!({"sg_id": id, "org_id": orgs[other].uuid.to_string()}),
+            );
             assert_eq!(s, 200, "{v}");
             sgs.push((id, HashSet::from([0, other])));
         }
-        World { node, orgs, sgs, sync_key, events: HashMap::new() }
+        World {
+            node,
+            orgs,
+            sgs,
+            sync_key,
+            events: HashMap::new(),
+        }
     }
 
     fn in_sg(&self, viewer: usize, sg: usize) -> bool {
@@ -89,7 +120,10 @@ impl World {
     fn attr_visible(&self, viewer: usize, ev: &Uuid, attr: &Uuid) -> bool {
         let (owner, _, _, attrs) = &self.events[ev];
         let (dist, sg) = attrs[attr];
-        self.event_visible(viewer, ev) && (*owner == viewer || matches!(dist, 1..=3 | 5) || (dist == 4 && self.in_sg(viewer, sg)))
+        self.event_visible(viewer, ev)
+            && (*owner == viewer
+                || matches!(dist, 1..=3 | 5)
+                || (dist == 4 && self.in_sg(viewer, sg)))
     }
 
     fn create(&mut self, g: &GenEvent) -> Uuid {
@@ -109,7 +143,9 @@ impl World {
         if g.dist == 4 {
             body["sharing_group_id"] = json!(self.sgs[g.sg].0.to_string());
         }
-        let (s, v, _) = self.node.post(&self.orgs[g.creator].writer, "/events/add", &body);
+        let (s, v, _) = self
+            .node
+            .post(&self.orgs[g.creator].writer, "/events/add", &body);
         assert_eq!(s, 200, "{v}");
         let uuid: Uuid = v["Event"]["uuid"].as_str().unwrap().parse().unwrap();
         self.events.insert(uuid, (g.creator, g.dist, g.sg, model));
@@ -131,16 +167,29 @@ impl World {
 
     /// Asks every endpoint that shows events or attributes, as `viewer`, and checks
     /// each answer against the model.
-    fn check_viewer(&self, viewer: usize, key: &str, created: &[Uuid]) -> Result<(), TestCaseError> {
+    fn check_viewer(
+        &self,
+        viewer: usize,
+        key: &str,
+        created: &[Uuid],
+    ) -> Result<(), TestCaseError> {
         let node = &self.node;
         for ev in created {
             let (s, v) = node.get(key, &format!("/events/view/{ev}"));
             if self.event_visible(viewer, ev) {
                 prop_assert_eq!(s, 200, "{}", v);
                 let got: HashSet<Uuid> = Self::attr_uuids(&v["Event"]).into_iter().collect();
-                let want: HashSet<Uuid> = self.events[ev].3.keys().filter(|a| self.attr_visible(viewer, ev, a)).copied().collect();
+                let want: HashSet<Uuid> = self.events[ev]
+                    .3
+                    .keys()
+                    .filter(|a| self.attr_visible(viewer, ev, a))
+                    .copied()
+                    .collect();
                 prop_assert_eq!(&got, &want, "event view of {} for org {}", ev, viewer);
-                prop_assert_eq!(v["Event"]["attribute_count"].as_str().map(str::to_owned), Some(want.len().to_string()));
+                prop_assert_eq!(
+                    v["Event"]["attribute_count"].as_str().map(str::to_owned),
+                    Some(want.len().to_string())
+                );
             } else {
                 prop_assert_eq!(s, 404, "invisible event {} answered {}", ev, v);
                 prop_assert_eq!(&v["message"], "Invalid event.");
@@ -151,7 +200,12 @@ impl World {
                 if self.attr_visible(viewer, ev, a) {
                     prop_assert_eq!(s, 200);
                 } else {
-                    prop_assert!(s == 404 || s == 405, "invisible attribute {} answered {}", a, s);
+                    prop_assert!(
+                        s == 404 || s == 405,
+                        "invisible attribute {} answered {}",
+                        a,
+                        s
+                    );
                 }
             }
         }
@@ -161,29 +215,71 @@ impl World {
         for row in v.as_array().unwrap() {
             let u: Uuid = row["uuid"].as_str().unwrap().parse().unwrap();
             if let Some(ev) = self.events.get(&u) {
-                prop_assert!(self.event_visible(viewer, &u), "index lists invisible {}", u);
-                let visible = ev.3.keys().filter(|a| self.attr_visible(viewer, &u, a)).count();
-                prop_assert_eq!(row["attribute_count"].as_str().map(str::to_owned), Some(visible.to_string()));
+                prop_assert!(
+                    self.event_visible(viewer, &u),
+                    "index lists invisible {}",
+                    u
+                );
+                let visible =
+                    ev.3.keys()
+                        .filter(|a| self.attr_visible(viewer, &u, a))
+                        .count();
+                prop_assert_eq!(
+                    row["attribute_count"].as_str().map(str::to_owned),
+                    Some(visible.to_string())
+                );
             }
         }
         // Searches: json, csv, text; counts in X-Result-Count.
-        let (s, v, h) = node.post(key, "/attributes/restSearch", &json!({"value": "%.vis.example"}));
+        let (s, v, h) = node.post(
+            key,
+            "/attributes/restSearch",
+            &json!({"value": "%.vis.example"}),
+        );
         prop_assert_eq!(s, 200, "{}", v);
-        let rows = v["response"]["Attribute"].as_array().cloned().unwrap_or_default();
+        let rows = v["response"]["Attribute"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         for r in &rows {
             let a: Uuid = r["uuid"].as_str().unwrap().parse().unwrap();
             let e: Uuid = r["Event"]["uuid"].as_str().unwrap().parse().unwrap();
-            prop_assert!(self.attr_visible(viewer, &e, &a), "search returned invisible {}", a);
+            prop_assert!(
+                self.attr_visible(viewer, &e, &a),
+                "search returned invisible {}",
+                a
+            );
         }
-        let expected: usize = self.events.iter().map(|(e, m)| m.3.keys().filter(|a| self.attr_visible(viewer, e, a)).count()).sum();
+        let expected: usize = self
+            .events
+            .iter()
+            .map(|(e, m)| {
+                m.3.keys()
+                    .filter(|a| self.attr_visible(viewer, e, a))
+                    .count()
+            })
+            .sum();
         prop_assert_eq!(rows.len(), expected);
-        prop_assert_eq!(h.get("x-result-count").and_then(|x| x.to_str().ok()).map(str::to_owned), Some(expected.to_string()));
-        let (s, v, _) = node.post(key, "/attributes/restSearch", &json!({"value": "%.vis.example", "returnFormat": "csv"}));
+        prop_assert_eq!(
+            h.get("x-result-count")
+                .and_then(|x| x.to_str().ok())
+                .map(str::to_owned),
+            Some(expected.to_string())
+        );
+        let (s, v, _) = node.post(
+            key,
+            "/attributes/restSearch",
+            &json!({"value": "%.vis.example", "returnFormat": "csv"}),
+        );
         prop_assert_eq!(s, 200);
         let csv = v.as_str().unwrap_or_default().to_owned();
         let csv_rows = csv.lines().skip(1).filter(|l| !l.is_empty()).count();
         prop_assert_eq!(csv_rows, expected, "csv rows");
-        let (s, v, _) = node.post(key, "/events/restSearch", &json!({"value": "%.vis.example"}));
+        let (s, v, _) = node.post(
+            key,
+            "/events/restSearch",
+            &json!({"value": "%.vis.example"}),
+        );
         prop_assert_eq!(s, 200);
         for e in v["response"].as_array().unwrap() {
             let u: Uuid = e["Event"]["uuid"].as_str().unwrap().parse().unwrap();
@@ -199,19 +295,38 @@ impl World {
         let before = self.node.state.store.last_sequence().unwrap();
         let attempts = [
             ("/events/add", json!({"info": "forbidden"})),
-            (&*format!("/events/edit/{target}"), json!({"info": "forbidden edit"})),
+            (
+                &*format!("/events/edit/{target}"),
+                json!({"info": "forbidden edit"}),
+            ),
             (&*format!("/events/delete/{target}"), json!({})),
             (&*format!("/events/publish/{target}"), json!({})),
-            (&*format!("/attributes/add/{target}"), json!({"type": "domain", "value": "forbidden.example"})),
-            ("/tags/attachTagToObject", json!({"uuid": target.to_string(), "tag": "tlp:red"})),
+            (
+                &*format!("/attributes/add/{target}"),
+                json!({"type": "domain", "value": "forbidden.example"}),
+            ),
+            (
+                "/tags/attachTagToObject",
+                json!({"uuid": target.to_string(), "tag": "tlp:red"}),
+            ),
             ("/sharing_groups/add", json!({"name": "forbidden"})),
             ("/admin/organisations/add", json!({"name": "forbidden org"})),
         ];
         for (path, body) in attempts {
             let (s, v, _) = self.node.post(key, path, &body);
-            prop_assert!(s == 403 || s == 404 || s == 405, "{} answered {} {}", path, s, v);
+            prop_assert!(
+                s == 403 || s == 404 || s == 405,
+                "{} answered {} {}",
+                path,
+                s,
+                v
+            );
         }
-        prop_assert_eq!(self.node.state.store.last_sequence().unwrap(), before, "a refused write changed the store");
+        prop_assert_eq!(
+            self.node.state.store.last_sequence().unwrap(),
+            before,
+            "a refused write changed the store"
+        );
         Ok(())
     }
 }
@@ -219,7 +334,10 @@ impl World {
 #[test]
 fn no_endpoint_leaks_and_read_only_keys_never_write() {
     let mut world = World::new();
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig { cases: 16, ..ProptestConfig::default() });
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: 16,
+        ..ProptestConfig::default()
+    });
     let world_ref = std::cell::RefCell::new(&mut world);
     runner
         .run(&prop::collection::vec(gen_event(), 1..4), |events| {

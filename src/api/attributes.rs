@@ -915,8 +915,7 @@ pub async fn restore(
 /// store with two organisations, and requests through the real router.
 #[cfg(test)]
 pub(crate) mod testkit {
-    use crate::api::{AppState, Limits, NodeInfo};
-    use crate::metrics::Metrics;
+    use crate::api::AppState;
     use crate::store::{Store, StoreOptions};
     use axum::body::Body;
     use axum::http::{Request, StatusCode};
@@ -957,15 +956,7 @@ pub(crate) mod testkit {
                 crate::policy::roles::READ_ONLY.id,
             );
             let b = key("b@b.example", org_b.uuid, crate::policy::roles::USER.id);
-            let state = AppState {
-                store: Arc::new(store),
-                node: Arc::new(NodeInfo {
-                    name: "test".into(),
-                    org: org_a.uuid,
-                }),
-                metrics: Arc::new(Metrics::default()),
-                limits: Limits { max_body: 1 << 20 },
-            };
+            let state = crate::api::test_state(Arc::new(store), org_a.uuid);
             Kit {
                 state,
                 _dir: dir,

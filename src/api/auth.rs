@@ -90,6 +90,11 @@ impl FromRequestParts<AppState> for Caller {
             .store
             .org(&user.org)?
             .ok_or_else(|| ApiError::Internal(format!("user {} has no organisation", user.id)))?;
-        Ok(Caller { user, role, org, cert })
+        Ok(Caller {
+            user,
+            role,
+            org,
+            cert,
+        })
     }
 }

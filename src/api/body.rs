@@ -37,7 +37,9 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
             Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(ApiError::TooLarge(0))
             }
-            Err(e) => Err(ApiError::BadRequest(format!("Could not read the request body: {e}"))),
+            Err(e) => Err(ApiError::BadRequest(format!(
+                "Could not read the request body: {e}"
+            ))),
         }
     }
 }
@@ -48,7 +50,8 @@ impl RawBody {
         if self.0.iter().all(u8::is_ascii_whitespace) {
             return Ok(Value::Object(Default::default()));
         }
-        serde_json::from_slice(&self.0).map_err(|e| ApiError::BadRequest(format!("Malformed JSON in the request body: {e}")))
+        serde_json::from_slice(&self.0)
+            .map_err(|e| ApiError::BadRequest(format!("Malformed JSON in the request body: {e}")))
     }
 
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, ApiError> {
@@ -122,9 +125,23 @@ mod tests {
         assert_eq!(p, "/events/view/12");
         assert_eq!(n.get("noSightings"), Some("1"));
         assert!(!n.flag("extended"));
-        assert_eq!(normalise_path("/attributes/describeTypes.json").0, "/attributes/describeTypes");
-        assert_eq!(normalise_path("/sharingGroups/addOrg").0, "/sharing_groups/addOrg");
-        assert_eq!(normalise_path("/organisations/index/scope:local").1.get("scope"), Some("local"));
-        assert_eq!(normalise_path("/events/view/5c1b1cc1-0000-4000-8000-000000000001/").0, "/events/view/5c1b1cc1-0000-4000-8000-000000000001");
+        assert_eq!(
+            normalise_path("/attributes/describeTypes.json").0,
+            "/attributes/describeTypes"
+        );
+        assert_eq!(
+            normalise_path("/sharingGroups/addOrg").0,
+            "/sharing_groups/addOrg"
+        );
+        assert_eq!(
+            normalise_path("/organisations/index/scope:local")
+                .1
+                .get("scope"),
+            Some("local")
+        );
+        assert_eq!(
+            normalise_path("/events/view/5c1b1cc1-0000-4000-8000-000000000001/").0,
+            "/events/view/5c1b1cc1-0000-4000-8000-000000000001"
+        );
     }
 }

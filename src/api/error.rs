@@ -98,7 +98,9 @@ impl From<crate::store::StoreError> for ApiError {
                 status: StatusCode::FORBIDDEN,
             },
             e @ S::NotNewer { .. } => ApiError::Refused {
-                name: "Event could not be saved: Event in the request not newer than the local copy.".into(),
+                name:
+                    "Event could not be saved: Event in the request not newer than the local copy."
+                        .into(),
                 message: e.to_string(),
                 errors: Map::new(),
                 status: StatusCode::FORBIDDEN,
@@ -116,7 +118,12 @@ impl IntoResponse for ApiError {
         let url = current_path();
         let status = self.status();
         let body = match &self {
-            ApiError::Refused { name, message, errors, .. } => json!({
+            ApiError::Refused {
+                name,
+                message,
+                errors,
+                ..
+            } => json!({
                 "saved": false, "name": name, "message": message, "url": url, "errors": errors,
             }),
             ApiError::Internal(detail) => {

@@ -63,23 +63,35 @@ fn org_of(caller: &Caller) -> Org {
 /// `{"Event": …}`, serialised straight from the model so fields keep MISP's order.
 pub(crate) fn event_response(ev: &Event) -> Response {
     match serde_json::to_vec(&Wrapped { event: ev }) {
-        Ok(bytes) => ([(axum::http::header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+        Ok(bytes) => (
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            bytes,
+        )
+            .into_response(),
         Err(e) => ApiError::Internal(e.to_string()).into_response(),
     }
 }
 
 fn parse_body(state: &AppState, body: &RawBody) -> Result<Event, ApiError> {
-    parse_event(&body.0, state.limits.max_body).map_err(|e| ApiError::BadRequest(format!("Could not parse the event: {e}")))
+    parse_event(&body.0, state.limits.max_body)
+        .map_err(|e| ApiError::BadRequest(format!("Could not parse the event: {e}")))
 }
 
 /// Stores `ev` (validated by the store) and answers with the stored event as the
 /// caller sees it.
-async fn store_and_answer(state: &AppState, caller: &Caller, ev: Event) -> Result<Response, ApiError> {
+async fn store_and_answer(
+    state: &AppState,
+    caller: &Caller,
+    ev: Event,
+) -> Result<Response, ApiError> {
     let store = state.store.clone();
     let viewer = caller.viewer();
+    let st = state.clone();
     let stored = blocking(move || {
-        let outcome = store.put_event(ev, Durability::Flush)?;
-        let ev = store.get_event(&outcome.uuid())?.ok_or_else(invalid_event)?;
+        let outcome = st.store_event(ev)?;
+        let ev = store
+            .get_event(&outcome.uuid())?
+            .ok_or_else(invalid_event)?;
         Ok(ev)
     })
     .await?;
@@ -88,7 +100,11 @@ async fn store_and_answer(state: &AppState, caller: &Caller, ev: Event) -> Resul
     Ok(event_response(&ev))
 }
 
-pub async fn add(State(state): State<AppState>, caller: Caller, body: RawBody) -> Result<Response, ApiError> {
+pub async fn add(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: RawBody,
+) -> Result<Response, ApiError> {
     caller.require_write()?;
     let mut ev = parse_body(&state, &body)?;
     if !ev.uuid.is_nil() && state.store.get_event_header(&ev.uuid)?.is_some() {
@@ -135,7 +151,11 @@ pub async fn view(
         ev = hide_deleted(ev);
     }
     if named.flag("noSightings") {
-        for a in ev.attributes.iter_mut().chain(ev.objects.iter_mut().flat_map(|o| o.attributes.iter_mut())) {
+        for a in ev
+            .attributes
+            .iter_mut()
+            .chain(ev.objects.iter_mut().flat_map(|o| o.attributes.iter_mut()))
+        {
             a.sightings.clear();
         }
     }
@@ -143,7 +163,11 @@ pub async fn view(
 }
 
 /// `HEAD events/view/<id>`: 200 or 404, nothing else.
-pub async fn exists(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> StatusCode {
+pub async fn exists(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> StatusCode {
     let store = state.store.clone();
     let viewer = caller.viewer();
     match blocking(move || load_visible(&store, &viewer, &id)).await {
@@ -153,7 +177,11 @@ pub async fn exists(State(state): State<AppState>, caller: Caller, Path(id): Pat
 }
 
 /// Loads an event the caller may modify, or the matching error.
-pub(crate) fn load_modifiable(store: &Arc<Store>, caller: &Caller, id: &str) -> Result<Event, ApiError> {
+pub(crate) fn load_modifiable(
+    store: &Arc<Store>,
+    caller: &Caller,
+    id: &str,
+) -> Result<Event, ApiError> {
     let viewer = caller.viewer();
     let uuid = resolve(store, id)?.ok_or_else(invalid_event)?;
     let ev = store.get_event(&uuid)?.ok_or_else(invalid_event)?;
@@ -169,7 +197,12 @@ pub(crate) fn load_modifiable(store: &Arc<Store>, caller: &Caller, id: &str) -> 
 /// `events/edit/<id|uuid>`: the body is the whole event or part of it; elements
 /// without a timestamp are the edited ones and get a new one, the rest apply only
 /// if newer (MISP's rule).
-pub async fn edit(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, body: RawBody) -> Result<Response, ApiError> {
+pub async fn edit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: RawBody,
+) -> Result<Response, ApiError> {
     caller.require_write()?;
     let mut incoming = parse_body(&state, &body)?;
     let store = state.store.clone();
@@ -197,7 +230,11 @@ pub async fn edit(State(state): State<AppState>, caller: Caller, Path(id): Path<
     store_and_answer(&state, &caller, incoming).await
 }
 
-pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     caller.require_write()?;
     let store = state.store.clone();
     let c2 = caller.clone();
@@ -222,7 +259,12 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Pat
     }
 }
 
-async fn set_published(state: AppState, caller: Caller, id: String, published: bool) -> Result<Response, ApiError> {
+async fn set_published(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    published: bool,
+) -> Result<Response, ApiError> {
     caller.require_write()?;
     caller.require(caller.role.perm_publish)?;
     let store = state.store.clone();
@@ -234,15 +276,27 @@ async fn set_published(state: AppState, caller: Caller, id: String, published: b
     })
     .await?;
     tracing::info!(user = caller.user.id, event = %ev.uuid, published, "publication changed");
-    let msg = if published { "Event published without alerts" } else { "Event unpublished." };
+    let msg = if published {
+        "Event published without alerts"
+    } else {
+        "Event unpublished."
+    };
     Ok(Json(save_success(msg, ev.id)).into_response())
 }
 
-pub async fn publish(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn publish(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     set_published(state, caller, id, true).await
 }
 
-pub async fn unpublish(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, ApiError> {
+pub async fn unpublish(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
     set_published(state, caller, id, false).await
 }
 
@@ -281,48 +335,89 @@ pub(crate) fn index_row(ev: &Event) -> Value {
 }
 
 /// `GET|POST events/index`: event rows without attributes, as `search_index`.
-pub async fn index(State(state): State<AppState>, caller: Caller, body: RawBody) -> Result<Json<Value>, ApiError> {
+pub async fn index(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: RawBody,
+) -> Result<Json<Value>, ApiError> {
     let f = body.json_value()?;
     let viewer = caller.viewer();
     let store = state.store.clone();
     let rows = blocking(move || {
-        let info: Vec<String> = strings(f.get("eventinfo")).iter().map(|s| s.to_lowercase().replace('%', "")).collect();
+        let info: Vec<String> = strings(f.get("eventinfo"))
+            .iter()
+            .map(|s| s.to_lowercase().replace('%', ""))
+            .collect();
         let ids = strings(f.get("eventid").or_else(|| f.get("uuid")));
         let tags = strings(f.get("tags"));
         let orgs = strings(f.get("org"));
         let published = f.get("published").and_then(s);
-        let since = f.get("timestamp").and_then(s).and_then(|t| crate::export::parse_since(&t, crate::model::time::now_secs()).ok());
+        let since = f
+            .get("timestamp")
+            .and_then(s)
+            .and_then(|t| crate::export::parse_since(&t, crate::model::time::now_secs()).ok());
         let from = f.get("datefrom").and_then(s);
         let until = f.get("dateuntil").and_then(s);
-        let limit = f.get("limit").and_then(s).and_then(|l| l.parse::<usize>().ok()).unwrap_or(usize::MAX);
-        let page = f.get("page").and_then(s).and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).max(1);
+        let limit = f
+            .get("limit")
+            .and_then(s)
+            .and_then(|l| l.parse::<usize>().ok())
+            .unwrap_or(usize::MAX);
+        let page = f
+            .get("page")
+            .and_then(s)
+            .and_then(|p| p.parse::<usize>().ok())
+            .unwrap_or(1)
+            .max(1);
         let mut out = Vec::new();
         let mut skipped = 0usize;
         for u in store.event_uuids() {
             let u = u?;
-            let Some(head) = store.get_event_header(&u)? else { continue };
+            let Some(head) = store.get_event_header(&u)? else {
+                continue;
+            };
             if !crate::policy::event_visible(&viewer, &head) {
                 continue;
             }
             if !info.is_empty() && !info.iter().any(|i| head.info.to_lowercase().contains(i)) {
                 continue;
             }
-            if !ids.is_empty() && !ids.iter().any(|i| *i == head.uuid.to_string() || Some(i.as_str()) == head.id.map(|x| x.to_string()).as_deref()) {
+            if !ids.is_empty()
+                && !ids.iter().any(|i| {
+                    *i == head.uuid.to_string()
+                        || Some(i.as_str()) == head.id.map(|x| x.to_string()).as_deref()
+                })
+            {
                 continue;
             }
-            if !tags.is_empty() && !tags.iter().any(|t| head.tags.iter().any(|x| x.name.eq_ignore_ascii_case(t))) {
+            if !tags.is_empty()
+                && !tags
+                    .iter()
+                    .any(|t| head.tags.iter().any(|x| x.name.eq_ignore_ascii_case(t)))
+            {
                 continue;
             }
-            if !orgs.is_empty() && !orgs.iter().any(|o| head.orgc.as_ref().is_some_and(|c| c.name.eq_ignore_ascii_case(o) || c.uuid.to_string() == *o)) {
+            if !orgs.is_empty()
+                && !orgs.iter().any(|o| {
+                    head.orgc
+                        .as_ref()
+                        .is_some_and(|c| c.name.eq_ignore_ascii_case(o) || c.uuid.to_string() == *o)
+                })
+            {
                 continue;
             }
-            if published.as_deref().is_some_and(|p| (p == "1" || p == "true") != head.published) {
+            if published
+                .as_deref()
+                .is_some_and(|p| (p == "1" || p == "true") != head.published)
+            {
                 continue;
             }
             if since.is_some_and(|t| head.timestamp < t) {
                 continue;
             }
-            if from.as_deref().is_some_and(|d| head.date.as_str() < d) || until.as_deref().is_some_and(|d| head.date.as_str() > d) {
+            if from.as_deref().is_some_and(|d| head.date.as_str() < d)
+                || until.as_deref().is_some_and(|d| head.date.as_str() > d)
+            {
                 continue;
             }
             if skipped < (page - 1).saturating_mul(limit) {
@@ -333,7 +428,9 @@ pub async fn index(State(state): State<AppState>, caller: Caller, body: RawBody)
                 break;
             }
             // Non-owners are shown the count of what they may see.
-            let row_event = if viewer.site_admin || crate::policy::visibility::owner(&head) == Some(viewer.org) {
+            let row_event = if viewer.site_admin
+                || crate::policy::visibility::owner(&head) == Some(viewer.org)
+            {
                 head
             } else {
                 let full = store.get_event(&u)?.and_then(|e| redact_event(&viewer, e));

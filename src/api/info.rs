@@ -18,7 +18,11 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     let store = state.store.clone();
     match super::blocking(move || Ok(store.last_sequence()?)).await {
         Ok(seq) => Json(json!({"status": "ok", "last_change": seq})).into_response(),
-        Err(e) => (axum::http::StatusCode::SERVICE_UNAVAILABLE, Json(json!({"status": "error", "error": e.to_string()}))).into_response(),
+        Err(e) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "error", "error": e.to_string()})),
+        )
+            .into_response(),
     }
 }
 
@@ -28,7 +32,11 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
         .await
         .unwrap_or((0, 0));
     let text = state.metrics.render(&[
-        ("sluis_store_disk_bytes", "Bytes the database occupies on disk.", gauges.0 as f64),
+        (
+            "sluis_store_disk_bytes",
+            "Bytes the database occupies on disk.",
+            gauges.0 as f64,
+        ),
         ("sluis_store_events", "Live events stored.", gauges.1 as f64),
     ]);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()

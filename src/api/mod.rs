@@ -33,6 +33,44 @@ pub struct AppState {
     pub node: Arc<NodeInfo>,
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
+    /// Seals every event version this node stores through the API.
+    pub sealer: Arc<crate::seal::Sealer>,
+}
+
+impl AppState {
+    /// Stores an event written through the API (validated, merged, sealed by the
+    /// store's finisher, flushed).
+    pub fn store_event(
+        &self,
+        ev: crate::model::Event,
+    ) -> Result<crate::store::Outcome, crate::store::StoreError> {
+        self.store.put_event(ev, crate::store::Durability::Flush)
+    }
+}
+
+/// An `AppState` over `store` for in-process handler tests: the node's org is
+/// `org`, with a fresh signing key installed as the store's sealer.
+#[cfg(test)]
+pub(crate) fn test_state(store: Arc<Store>, org: uuid::Uuid) -> AppState {
+    let sealer = Arc::new(crate::seal::Sealer::new(
+        crate::seal::NodeKey::generate().expect("OS randomness"),
+        org,
+    ));
+    let hook = sealer.clone();
+    store.set_finisher(Arc::new(move |e| {
+        hook.seal(e)
+            .map_err(|x| crate::store::StoreError::Rejected(x.to_string()))
+    }));
+    AppState {
+        store,
+        node: Arc::new(NodeInfo {
+            name: "test".into(),
+            org,
+        }),
+        metrics: Arc::new(Metrics::default()),
+        limits: Limits { max_body: 1 << 20 },
+        sealer,
+    }
 }
 
 /// This node, as shown to clients.
@@ -76,11 +114,20 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/organisations/add", post(users::add_org))
         .route("/organisations/index", get(users::org_index))
         .route("/organisations", get(users::org_index))
-        .route("/organisations/view/{id}", get(users::view_org).head(users::view_org))
+        .route(
+            "/organisations/view/{id}",
+            get(users::view_org).head(users::view_org),
+        )
         .route("/events/add", post(events::add))
-        .route("/events/view/{id}", get(events::view).post(events::view).head(events::exists))
+        .route(
+            "/events/view/{id}",
+            get(events::view).post(events::view).head(events::exists),
+        )
         .route("/events/edit/{id}", post(events::edit).put(events::edit))
-        .route("/events/delete/{id}", post(events::delete).delete(events::delete))
+        .route(
+            "/events/delete/{id}",
+            post(events::delete).delete(events::delete),
+        )
         .route("/events/publish/{id}", post(events::publish))
         .route("/events/alert/{id}", post(events::publish))
         .route("/events/unpublish/{id}", post(events::unpublish))
@@ -133,7 +180,9 @@ pub async fn handle(router: Router, state: AppState, mut req: Request<Body>) -> 
             }
         })
         .await;
-    state.metrics.request(&label, resp.status().as_u16(), started.elapsed());
+    state
+        .metrics
+        .request(&label, resp.status().as_u16(), started.elapsed());
     resp
 }
 

@@ -2438,8 +2438,7 @@ mod tests {
 /// visibility as PyMISP sees them.
 #[cfg(test)]
 mod api_tests {
-    use crate::api::{AppState, Limits, NodeInfo};
-    use crate::metrics::Metrics;
+    use crate::api::AppState;
     use crate::store::{Store, StoreOptions};
     use axum::body::Body;
     use axum::http::{Request, StatusCode};
@@ -2520,15 +2519,7 @@ mod api_tests {
         let user_b = store.add_user("b@b.test", org_b.uuid, 3).unwrap();
         let (key_a, _) = store.add_auth_key(user_a.id, "test", 0).unwrap();
         let (key_b, _) = store.add_auth_key(user_b.id, "test", 0).unwrap();
-        let state = AppState {
-            store,
-            node: Arc::new(NodeInfo {
-                name: "test".into(),
-                org: org_a.uuid,
-            }),
-            metrics: Arc::new(Metrics::default()),
-            limits: Limits { max_body: 1 << 20 },
-        };
+        let state = crate::api::test_state(store, org_a.uuid);
         let private_a = add_event(
             &state,
             &key_a,

@@ -9,8 +9,8 @@ use super::auth::Caller;
 use super::body::{unwrap_key, RawBody};
 use super::error::{save_success, ApiError};
 use super::{blocking, AppState};
-use crate::model::{Org, SharingGroup};
 use crate::model::sharing_group::SharingGroupOrg;
+use crate::model::{Org, SharingGroup};
 use crate::store::accounts::OrgRecord;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -28,7 +28,10 @@ pub fn routes() -> Router<AppState> {
         .route("/sharing_groups/addOrg", post(add_org_body))
         .route("/sharing_groups/addOrg/{sg}/{org}", post(add_org_path))
         .route("/sharing_groups/removeOrg", post(remove_org_body))
-        .route("/sharing_groups/removeOrg/{sg}/{org}", post(remove_org_path))
+        .route(
+            "/sharing_groups/removeOrg/{sg}/{org}",
+            post(remove_org_path),
+        )
         .route("/sharing_groups/delete/{id}", post(delete).delete(delete))
 }
 
@@ -40,11 +43,19 @@ fn editable(caller: &Caller, sg: &SharingGroup) -> bool {
     caller.role.may_write()
         && (caller.role.perm_site_admin
             || sg.organisation_uuid == caller.org.uuid
-            || sg.orgs.iter().any(|o| o.extend && o.org.uuid == caller.org.uuid))
+            || sg
+                .orgs
+                .iter()
+                .any(|o| o.extend && o.org.uuid == caller.org.uuid))
 }
 
 fn org_wire(o: &OrgRecord) -> Org {
-    Org { id: Some(o.id), name: o.name.clone(), uuid: o.uuid, local: o.local }
+    Org {
+        id: Some(o.id),
+        name: o.name.clone(),
+        uuid: o.uuid,
+        local: o.local,
+    }
 }
 
 /// MISP's answer shape: the group, its creator organisation and members.
@@ -87,18 +98,33 @@ fn now_string() -> String {
     ts.strftime("%Y-%m-%d %H:%M:%S").to_string()
 }
 
-pub async fn add(State(state): State<AppState>, caller: Caller, body: RawBody) -> Result<Json<Value>, ApiError> {
+pub async fn add(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: RawBody,
+) -> Result<Json<Value>, ApiError> {
     caller.require_write()?;
     let v = unwrap_key(body.json_value()?, "SharingGroup");
-    let mut sg: SharingGroup = serde_json::from_value(v.clone()).map_err(|e| ApiError::BadRequest(format!("Invalid sharing group: {e}")))?;
+    let mut sg: SharingGroup = serde_json::from_value(v.clone())
+        .map_err(|e| ApiError::BadRequest(format!("Invalid sharing group: {e}")))?;
     if sg.name.trim().is_empty() {
-        return Err(ApiError::refused("Could not add SharingGroup", "name", "A name is required."));
+        return Err(ApiError::refused(
+            "Could not add SharingGroup",
+            "name",
+            "A name is required.",
+        ));
     }
     // The creator is the caller's organisation, whatever the body claims.
     sg.organisation_uuid = caller.org.uuid;
     sg.organisation = Some(org_wire(&caller.org));
     if !sg.orgs.iter().any(|o| o.org.uuid == caller.org.uuid) {
-        sg.orgs.insert(0, SharingGroupOrg { extend: true, org: org_wire(&caller.org) });
+        sg.orgs.insert(
+            0,
+            SharingGroupOrg {
+                extend: true,
+                org: org_wire(&caller.org),
+            },
+        );
     }
     sg.created = now_string();
     sg.modified = sg.created.clone();
@@ -119,12 +145,20 @@ pub async fn index(State(state): State<AppState>, caller: Caller) -> Result<Json
     Ok(Json(json!({"response": rows})))
 }
 
-pub async fn view(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn view(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let sg = load(&state, &caller, &id)?;
     Ok(Json(sg_json(&sg, &caller)))
 }
 
-pub async fn exists(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> StatusCode {
+pub async fn exists(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> StatusCode {
     match load(&state, &caller, &id) {
         Ok(_) => StatusCode::OK,
         Err(_) => StatusCode::NOT_FOUND,
@@ -150,25 +184,42 @@ fn text(v: Option<&Value>) -> Option<String> {
     }
 }
 
-async fn change_member(state: AppState, caller: Caller, sg_id: String, org_id: String, extend: bool, add: bool) -> Result<Json<Value>, ApiError> {
+async fn change_member(
+    state: AppState,
+    caller: Caller,
+    sg_id: String,
+    org_id: String,
+    extend: bool,
+    add: bool,
+) -> Result<Json<Value>, ApiError> {
     let mut sg = load(&state, &caller, &sg_id)?;
     if !editable(&caller, &sg) {
         return Err(ApiError::Forbidden);
     }
-    let org = find_org(&state, &org_id)?.ok_or_else(|| ApiError::NotFound("Invalid organisation.".into()))?;
+    let org = find_org(&state, &org_id)?
+        .ok_or_else(|| ApiError::NotFound("Invalid organisation.".into()))?;
     if add {
         match sg.orgs.iter_mut().find(|o| o.org.uuid == org.uuid) {
             Some(o) => o.extend = extend,
-            None => sg.orgs.push(SharingGroupOrg { extend, org: org_wire(&org) }),
+            None => sg.orgs.push(SharingGroupOrg {
+                extend,
+                org: org_wire(&org),
+            }),
         }
     } else {
         if org.uuid == sg.organisation_uuid {
-            return Err(ApiError::refused("Could not remove the organisation", "org_id", "The creator organisation cannot leave its sharing group."));
+            return Err(ApiError::refused(
+                "Could not remove the organisation",
+                "org_id",
+                "The creator organisation cannot leave its sharing group.",
+            ));
         }
         let before = sg.orgs.len();
         sg.orgs.retain(|o| o.org.uuid != org.uuid);
         if sg.orgs.len() == before {
-            return Err(ApiError::NotFound("The organisation is not in this sharing group.".into()));
+            return Err(ApiError::NotFound(
+                "The organisation is not in this sharing group.".into(),
+            ));
         }
     }
     sg.modified = now_string();
@@ -176,34 +227,63 @@ async fn change_member(state: AppState, caller: Caller, sg_id: String, org_id: S
     let saved = sg.clone();
     blocking(move || Ok(store.update_sharing_group(&saved)?)).await?;
     tracing::info!(user = caller.user.id, sg = %sg.uuid, org = %org.uuid, add, "sharing group membership changed");
-    let msg = if add { "Organisation added to the sharing group." } else { "Organisation removed from the sharing group." };
+    let msg = if add {
+        "Organisation added to the sharing group."
+    } else {
+        "Organisation removed from the sharing group."
+    };
     Ok(Json(save_success(msg, sg.id)))
 }
 
-pub async fn add_org_body(State(state): State<AppState>, caller: Caller, body: RawBody) -> Result<Json<Value>, ApiError> {
+pub async fn add_org_body(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: RawBody,
+) -> Result<Json<Value>, ApiError> {
     let v = body.json_value()?;
-    let sg = text(v.get("sg_id")).ok_or_else(|| ApiError::BadRequest("sg_id is required".into()))?;
-    let org = text(v.get("org_id")).ok_or_else(|| ApiError::BadRequest("org_id is required".into()))?;
-    let extend = matches!(v.get("extend"), Some(Value::Bool(true))) || text(v.get("extend")).as_deref() == Some("1");
+    let sg =
+        text(v.get("sg_id")).ok_or_else(|| ApiError::BadRequest("sg_id is required".into()))?;
+    let org =
+        text(v.get("org_id")).ok_or_else(|| ApiError::BadRequest("org_id is required".into()))?;
+    let extend = matches!(v.get("extend"), Some(Value::Bool(true)))
+        || text(v.get("extend")).as_deref() == Some("1");
     change_member(state, caller, sg, org, extend, true).await
 }
 
-pub async fn add_org_path(State(state): State<AppState>, caller: Caller, Path((sg, org)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
+pub async fn add_org_path(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sg, org)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
     change_member(state, caller, sg, org, false, true).await
 }
 
-pub async fn remove_org_body(State(state): State<AppState>, caller: Caller, body: RawBody) -> Result<Json<Value>, ApiError> {
+pub async fn remove_org_body(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: RawBody,
+) -> Result<Json<Value>, ApiError> {
     let v = body.json_value()?;
-    let sg = text(v.get("sg_id")).ok_or_else(|| ApiError::BadRequest("sg_id is required".into()))?;
-    let org = text(v.get("org_id")).ok_or_else(|| ApiError::BadRequest("org_id is required".into()))?;
+    let sg =
+        text(v.get("sg_id")).ok_or_else(|| ApiError::BadRequest("sg_id is required".into()))?;
+    let org =
+        text(v.get("org_id")).ok_or_else(|| ApiError::BadRequest("org_id is required".into()))?;
     change_member(state, caller, sg, org, false, false).await
 }
 
-pub async fn remove_org_path(State(state): State<AppState>, caller: Caller, Path((sg, org)): Path<(String, String)>) -> Result<Json<Value>, ApiError> {
+pub async fn remove_org_path(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((sg, org)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
     change_member(state, caller, sg, org, false, false).await
 }
 
-pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let sg = load(&state, &caller, &id)?;
     if !editable(&caller, &sg) {
         return Err(ApiError::Forbidden);

@@ -36,7 +36,11 @@ fn text(v: Option<&Value>) -> Option<String> {
 }
 
 /// The attribute named by a local id or uuid, with its event, if visible.
-fn find_attribute(store: &Store, viewer: &Viewer, id: &str) -> Result<Option<(Event, Uuid)>, ApiError> {
+fn find_attribute(
+    store: &Store,
+    viewer: &Viewer,
+    id: &str,
+) -> Result<Option<(Event, Uuid)>, ApiError> {
     let (event_uuid, attr) = if let Ok(u) = id.parse::<Uuid>() {
         match store.locate(&u)? {
             Some(e) => (e, Some(u)),
@@ -50,12 +54,19 @@ fn find_attribute(store: &Store, viewer: &Viewer, id: &str) -> Result<Option<(Ev
     } else {
         return Ok(None);
     };
-    let Some(ev) = store.get_event(&event_uuid)?.and_then(|e| redact_event(viewer, e)) else {
+    let Some(ev) = store
+        .get_event(&event_uuid)?
+        .and_then(|e| redact_event(viewer, e))
+    else {
         return Ok(None);
     };
     let found = ev
         .all_attributes()
-        .find(|a| !a.deleted && (Some(a.uuid) == attr || (attr.is_none() && a.id.map(|i| i.to_string()).as_deref() == Some(id))))
+        .find(|a| {
+            !a.deleted
+                && (Some(a.uuid) == attr
+                    || (attr.is_none() && a.id.map(|i| i.to_string()).as_deref() == Some(id)))
+        })
         .map(|a| a.uuid);
     Ok(found.map(|a| (ev, a)))
 }
@@ -78,11 +89,28 @@ fn sighting_json(s: &Sighting, event_id: Option<u64>, attr_id: Option<u64>) -> V
 fn new_sighting(caller: &Caller, body: &Value, attribute: Uuid) -> Result<Sighting, ApiError> {
     let kind = match text(body.get("type")).as_deref() {
         None | Some("") => 0,
-        Some(t) => t.parse::<u8>().ok().filter(|k| *k <= 2).ok_or_else(|| ApiError::refused("Could not add Sighting", "type", "Sighting type must be 0, 1 or 2."))?,
+        Some(t) => t.parse::<u8>().ok().filter(|k| *k <= 2).ok_or_else(|| {
+            ApiError::refused(
+                "Could not add Sighting",
+                "type",
+                "Sighting type must be 0, 1 or 2.",
+            )
+        })?,
     };
     let now = crate::model::time::now_secs();
     let date = match text(body.get("timestamp").or_else(|| body.get("date_sighting"))) {
-        Some(t) => t.split('.').next().unwrap_or("").parse::<u64>().map_err(|_| ApiError::refused("Could not add Sighting", "timestamp", "Not a Unix timestamp."))?,
+        Some(t) => t
+            .split('.')
+            .next()
+            .unwrap_or("")
+            .parse::<u64>()
+            .map_err(|_| {
+                ApiError::refused(
+                    "Could not add Sighting",
+                    "timestamp",
+                    "Not a Unix timestamp.",
+                )
+            })?,
         None => now,
     };
     Ok(Sighting {
@@ -93,12 +121,22 @@ fn new_sighting(caller: &Caller, body: &Value, attribute: Uuid) -> Result<Sighti
         uuid: Uuid::new_v4(),
         source: text(body.get("source")).unwrap_or_default(),
         kind,
-        org: Some(Org { id: Some(caller.org.id), name: caller.org.name.clone(), uuid: caller.org.uuid, local: true }),
+        org: Some(Org {
+            id: Some(caller.org.id),
+            name: caller.org.name.clone(),
+            uuid: caller.org.uuid,
+            local: true,
+        }),
         attribute_uuid: attribute,
     })
 }
 
-async fn add_for(state: AppState, caller: Caller, target: Option<String>, body: Value) -> Result<Json<Value>, ApiError> {
+async fn add_for(
+    state: AppState,
+    caller: Caller,
+    target: Option<String>,
+    body: Value,
+) -> Result<Json<Value>, ApiError> {
     caller.require(caller.role.perm_sighting)?;
     let store = state.store.clone();
     let viewer = caller.viewer();
@@ -139,23 +177,41 @@ async fn add_for(state: AppState, caller: Caller, target: Option<String>, body: 
     Ok(Json(json!({"Sighting": saved})))
 }
 
-pub async fn add(State(state): State<AppState>, caller: Caller, body: RawBody) -> Result<Json<Value>, ApiError> {
+pub async fn add(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: RawBody,
+) -> Result<Json<Value>, ApiError> {
     let v = super::body::unwrap_key(body.json_value()?, "Sighting");
     add_for(state, caller, None, v).await
 }
 
-pub async fn add_to(State(state): State<AppState>, caller: Caller, Path(id): Path<String>, body: RawBody) -> Result<Json<Value>, ApiError> {
+pub async fn add_to(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: RawBody,
+) -> Result<Json<Value>, ApiError> {
     let v = super::body::unwrap_key(body.json_value()?, "Sighting");
     add_for(state, caller, Some(id), v).await
 }
 
 /// Sightings of a visible event the caller may see, as `[{"Sighting", "Organisation"}]`.
-fn visible_sightings(store: &Store, viewer: &Viewer, ev: &Event, attr: Option<Uuid>, org: Option<&str>) -> Result<Vec<Value>, ApiError> {
+fn visible_sightings(
+    store: &Store,
+    viewer: &Viewer,
+    ev: &Event,
+    attr: Option<Uuid>,
+    org: Option<&str>,
+) -> Result<Vec<Value>, ApiError> {
     let owner = viewer.site_admin || crate::policy::visibility::owner(ev) == Some(viewer.org);
-    let live: std::collections::HashMap<Uuid, Option<u64>> = ev.all_attributes().map(|a| (a.uuid, a.id)).collect();
+    let live: std::collections::HashMap<Uuid, Option<u64>> =
+        ev.all_attributes().map(|a| (a.uuid, a.id)).collect();
     let mut out = Vec::new();
     for s in store.sightings_of(&ev.uuid)? {
-        let Some(attr_id) = live.get(&s.attribute_uuid) else { continue };
+        let Some(attr_id) = live.get(&s.attribute_uuid) else {
+            continue;
+        };
         if attr.is_some_and(|a| a != s.attribute_uuid) {
             continue;
         }
@@ -164,7 +220,11 @@ fn visible_sightings(store: &Store, viewer: &Viewer, ev: &Event, attr: Option<Uu
             continue;
         }
         if let Some(org) = org {
-            if !s.org.as_ref().is_some_and(|o| o.uuid.to_string() == org || o.id.map(|i| i.to_string()).as_deref() == Some(org) || o.name == org) {
+            if !s.org.as_ref().is_some_and(|o| {
+                o.uuid.to_string() == org
+                    || o.id.map(|i| i.to_string()).as_deref() == Some(org)
+                    || o.name == org
+            }) {
                 continue;
             }
         }
@@ -176,21 +236,30 @@ fn visible_sightings(store: &Store, viewer: &Viewer, ev: &Event, attr: Option<Uu
 }
 
 /// `sightings/listSightings {"context": "event"|"attribute", "id": …, "org_id"?}`.
-pub async fn list(State(state): State<AppState>, caller: Caller, body: RawBody) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: RawBody,
+) -> Result<Json<Value>, ApiError> {
     let body = body.json_value()?;
     let context = text(body.get("context")).unwrap_or_else(|| "event".into());
-    let id = text(body.get("id")).ok_or_else(|| ApiError::BadRequest("listSightings needs an id".into()))?;
+    let id = text(body.get("id"))
+        .ok_or_else(|| ApiError::BadRequest("listSightings needs an id".into()))?;
     let org = text(body.get("org_id"));
     let store = state.store.clone();
     let viewer = caller.viewer();
     let rows = blocking(move || match context.as_str() {
         "attribute" => {
-            let (ev, attr) = find_attribute(&store, &viewer, &id)?.ok_or_else(|| ApiError::NotFound("Invalid attribute.".into()))?;
+            let (ev, attr) = find_attribute(&store, &viewer, &id)?
+                .ok_or_else(|| ApiError::NotFound("Invalid attribute.".into()))?;
             visible_sightings(&store, &viewer, &ev, Some(attr), org.as_deref())
         }
         _ => {
             let uuid = resolve(&store, &id)?.ok_or_else(invalid_event)?;
-            let ev = store.get_event(&uuid)?.and_then(|e| redact_event(&viewer, e)).ok_or_else(invalid_event)?;
+            let ev = store
+                .get_event(&uuid)?
+                .and_then(|e| redact_event(&viewer, e))
+                .ok_or_else(invalid_event)?;
             visible_sightings(&store, &viewer, &ev, None, org.as_deref())
         }
     })

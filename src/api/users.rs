@@ -41,12 +41,21 @@ fn role_json(r: &roles::Role) -> Value {
 }
 
 /// `users/view/me` or `users/view/<id>`.
-pub async fn view(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn view(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let user = if id == "me" {
         caller.user.clone()
     } else {
-        let id: u64 = id.parse().map_err(|_| ApiError::NotFound("Invalid user".into()))?;
-        let u = state.store.user(id)?.ok_or_else(|| ApiError::NotFound("Invalid user".into()))?;
+        let id: u64 = id
+            .parse()
+            .map_err(|_| ApiError::NotFound("Invalid user".into()))?;
+        let u = state
+            .store
+            .user(id)?
+            .ok_or_else(|| ApiError::NotFound("Invalid user".into()))?;
         // Site admins see every user, org admins their org's, everyone else themselves.
         let allowed = caller.role.perm_site_admin
             || u.id == caller.user.id
@@ -91,23 +100,42 @@ fn resolve_org(state: &AppState, v: &Value) -> Result<Option<OrgRecord>, ApiErro
     if let Ok(id) = s.parse::<u64>() {
         return Ok(state.store.org_by_id(id)?);
     }
-    Ok(state.store.orgs()?.into_iter().find(|o| o.name.eq_ignore_ascii_case(&s)))
+    Ok(state
+        .store
+        .orgs()?
+        .into_iter()
+        .find(|o| o.name.eq_ignore_ascii_case(&s)))
 }
 
 /// `admin/users/add`: site admins anywhere, org admins in their own organisation.
-pub async fn add(State(state): State<AppState>, caller: Caller, body: RawBody) -> Result<Json<Value>, ApiError> {
+pub async fn add(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: RawBody,
+) -> Result<Json<Value>, ApiError> {
     caller.require(caller.role.perm_admin)?;
     let v = super::body::unwrap_key(body.json_value()?, "User");
-    let email = field(&v, "email").and_then(Value::as_str).ok_or_else(|| ApiError::refused("Could not add User", "email", "An e-mail address is required."))?;
+    let email = field(&v, "email").and_then(Value::as_str).ok_or_else(|| {
+        ApiError::refused(
+            "Could not add User",
+            "email",
+            "An e-mail address is required.",
+        )
+    })?;
     let org = match field(&v, "org_id") {
-        Some(o) => resolve_org(&state, o)?.ok_or_else(|| ApiError::refused("Could not add User", "org_id", "Unknown organisation."))?,
+        Some(o) => resolve_org(&state, o)?.ok_or_else(|| {
+            ApiError::refused("Could not add User", "org_id", "Unknown organisation.")
+        })?,
         None => caller.org.clone(),
     };
     if !caller.role.perm_site_admin && org.uuid != caller.org.uuid {
         return Err(ApiError::Forbidden);
     }
-    let role_id = field(&v, "role_id").and_then(as_u64).unwrap_or(roles::USER.id);
-    let role = roles::by_id(role_id).ok_or_else(|| ApiError::refused("Could not add User", "role_id", "Unknown role."))?;
+    let role_id = field(&v, "role_id")
+        .and_then(as_u64)
+        .unwrap_or(roles::USER.id);
+    let role = roles::by_id(role_id)
+        .ok_or_else(|| ApiError::refused("Could not add User", "role_id", "Unknown role."))?;
     // An org admin cannot mint site admins or peer (sync) identities.
     if !caller.role.perm_site_admin && (role.perm_site_admin || role.perm_sync) {
         return Err(ApiError::Forbidden);
@@ -128,7 +156,11 @@ fn visible_users(state: &AppState, caller: &Caller) -> Result<Vec<UserRecord>, A
         .store
         .users()?
         .into_iter()
-        .filter(|u| caller.role.perm_site_admin || (caller.role.perm_admin && u.org == caller.org.uuid) || u.id == caller.user.id)
+        .filter(|u| {
+            caller.role.perm_site_admin
+                || (caller.role.perm_admin && u.org == caller.org.uuid)
+                || u.id == caller.user.id
+        })
         .collect())
 }
 
@@ -143,7 +175,12 @@ pub async fn index(State(state): State<AppState>, caller: Caller) -> Result<Json
     Ok(Json(Value::Array(out)))
 }
 
-pub async fn edit(State(state): State<AppState>, caller: Caller, Path(id): Path<u64>, body: RawBody) -> Result<Json<Value>, ApiError> {
+pub async fn edit(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+    body: RawBody,
+) -> Result<Json<Value>, ApiError> {
     caller.require(caller.role.perm_admin)?;
     let mut u = visible_users(&state, &caller)?
         .into_iter()
@@ -154,7 +191,8 @@ pub async fn edit(State(state): State<AppState>, caller: Caller, Path(id): Path<
         u.disabled = matches!(d, Value::Bool(true)) || as_u64(d) == Some(1);
     }
     if let Some(r) = field(&v, "role_id").and_then(as_u64) {
-        let role = roles::by_id(r).ok_or_else(|| ApiError::refused("Could not edit User", "role_id", "Unknown role."))?;
+        let role = roles::by_id(r)
+            .ok_or_else(|| ApiError::refused("Could not edit User", "role_id", "Unknown role."))?;
         if !caller.role.perm_site_admin && (role.perm_site_admin || role.perm_sync) {
             return Err(ApiError::Forbidden);
         }
@@ -168,7 +206,11 @@ pub async fn edit(State(state): State<AppState>, caller: Caller, Path(id): Path<
 
 /// Disables the user (their keys stop working); users are never erased, so the
 /// audit trail keeps its referents.
-pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Path<u64>) -> Result<Json<Value>, ApiError> {
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<u64>,
+) -> Result<Json<Value>, ApiError> {
     caller.require(caller.role.perm_admin)?;
     let mut u = visible_users(&state, &caller)?
         .into_iter()
@@ -177,24 +219,49 @@ pub async fn delete(State(state): State<AppState>, caller: Caller, Path(id): Pat
     u.disabled = true;
     state.store.update_user(&u)?;
     tracing::info!(by = caller.user.id, user = u.id, "user disabled");
-    Ok(Json(super::error::save_success("User deleted.", Some(u.id))))
+    Ok(Json(super::error::save_success(
+        "User deleted.",
+        Some(u.id),
+    )))
 }
 
 /// `auth_keys/add/<user id>`: a new key, shown once as `authkey_raw`.
-pub async fn add_auth_key(State(state): State<AppState>, caller: Caller, Path(user): Path<String>, body: RawBody) -> Result<Json<Value>, ApiError> {
-    let target = if user == "me" { caller.user.id } else { user.parse().map_err(|_| ApiError::NotFound("Invalid user".into()))? };
+pub async fn add_auth_key(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(user): Path<String>,
+    body: RawBody,
+) -> Result<Json<Value>, ApiError> {
+    let target = if user == "me" {
+        caller.user.id
+    } else {
+        user.parse()
+            .map_err(|_| ApiError::NotFound("Invalid user".into()))?
+    };
     let allowed = target == caller.user.id
         || caller.role.perm_site_admin
-        || (caller.role.perm_admin && visible_users(&state, &caller)?.iter().any(|u| u.id == target));
+        || (caller.role.perm_admin
+            && visible_users(&state, &caller)?
+                .iter()
+                .any(|u| u.id == target));
     if !allowed || caller.role.perm_sync {
         return Err(ApiError::Forbidden);
     }
     let v = super::body::unwrap_key(body.json_value()?, "AuthKey");
-    let comment = field(&v, "comment").and_then(Value::as_str).unwrap_or("").to_owned();
+    let comment = field(&v, "comment")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
     let expiration = field(&v, "expiration").and_then(as_u64).unwrap_or(0);
     let store = state.store.clone();
-    let (key, rec) = blocking(move || Ok(store.add_auth_key(target, &comment, expiration)?)).await?;
-    tracing::info!(by = caller.user.id, user = target, key = rec.id, "auth key created");
+    let (key, rec) =
+        blocking(move || Ok(store.add_auth_key(target, &comment, expiration)?)).await?;
+    tracing::info!(
+        by = caller.user.id,
+        user = target,
+        key = rec.id,
+        "auth key created"
+    );
     Ok(Json(json!({"AuthKey": {
         "id": rec.id.to_string(), "uuid": rec.uuid, "user_id": rec.user_id.to_string(),
         "authkey_start": rec.key_start, "authkey_end": rec.key_end,
@@ -203,8 +270,14 @@ pub async fn add_auth_key(State(state): State<AppState>, caller: Caller, Path(us
     }})))
 }
 
-pub async fn auth_key_index(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
-    let users: Vec<u64> = visible_users(&state, &caller)?.iter().map(|u| u.id).collect();
+pub async fn auth_key_index(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Value>, ApiError> {
+    let users: Vec<u64> = visible_users(&state, &caller)?
+        .iter()
+        .map(|u| u.id)
+        .collect();
     let keys: Vec<Value> = state
         .store
         .auth_keys()?
@@ -219,21 +292,42 @@ pub async fn auth_key_index(State(state): State<AppState>, caller: Caller) -> Re
 
 /// `admin/organisations/add` (site admins): an organisation of another CERT is
 /// added with its own uuid, so data and sharing groups match it across nodes.
-pub async fn add_org(State(state): State<AppState>, caller: Caller, body: RawBody) -> Result<Json<Value>, ApiError> {
+pub async fn add_org(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: RawBody,
+) -> Result<Json<Value>, ApiError> {
     caller.require(caller.role.perm_site_admin)?;
     let v = super::body::unwrap_key(body.json_value()?, "Organisation");
-    let name = field(&v, "name").and_then(Value::as_str).ok_or_else(|| ApiError::refused("Could not add Organisation", "name", "A name is required."))?.to_owned();
+    let name = field(&v, "name")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            ApiError::refused("Could not add Organisation", "name", "A name is required.")
+        })?
+        .to_owned();
     let uuid = match field(&v, "uuid").and_then(Value::as_str) {
-        Some(u) => u.parse::<Uuid>().map_err(|_| ApiError::refused("Could not add Organisation", "uuid", "Not a valid UUID."))?,
+        Some(u) => u.parse::<Uuid>().map_err(|_| {
+            ApiError::refused("Could not add Organisation", "uuid", "Not a valid UUID.")
+        })?,
         None => Uuid::new_v4(),
     };
     if state.store.org(&uuid)?.is_some() {
-        return Err(ApiError::refused("Could not add Organisation", "uuid", "An organisation with this UUID already exists."));
+        return Err(ApiError::refused(
+            "Could not add Organisation",
+            "uuid",
+            "An organisation with this UUID already exists.",
+        ));
     }
-    let local = field(&v, "local").map(|l| matches!(l, Value::Bool(true)) || as_u64(l) == Some(1)).unwrap_or(true);
+    let local = field(&v, "local")
+        .map(|l| matches!(l, Value::Bool(true)) || as_u64(l) == Some(1))
+        .unwrap_or(true);
     let store = state.store.clone();
     let mut org = blocking(move || Ok(store.add_org(uuid, &name, local)?)).await?;
-    for (k, slot) in [("description", &mut org.description), ("nationality", &mut org.nationality), ("sector", &mut org.sector)] {
+    for (k, slot) in [
+        ("description", &mut org.description),
+        ("nationality", &mut org.nationality),
+        ("sector", &mut org.sector),
+    ] {
         if let Some(s) = field(&v, k).and_then(Value::as_str) {
             *slot = s.to_owned();
         }
@@ -243,7 +337,11 @@ pub async fn add_org(State(state): State<AppState>, caller: Caller, body: RawBod
     Ok(Json(json!({"Organisation": org_json(&org)})))
 }
 
-pub async fn org_index(State(state): State<AppState>, _caller: Caller, axum::Extension(named): axum::Extension<super::body::NamedParams>) -> Result<Json<Value>, ApiError> {
+pub async fn org_index(
+    State(state): State<AppState>,
+    _caller: Caller,
+    axum::Extension(named): axum::Extension<super::body::NamedParams>,
+) -> Result<Json<Value>, ApiError> {
     let scope = named.get("scope").unwrap_or("local").to_owned();
     let orgs: Vec<Value> = state
         .store
@@ -255,7 +353,12 @@ pub async fn org_index(State(state): State<AppState>, _caller: Caller, axum::Ext
     Ok(Json(Value::Array(orgs)))
 }
 
-pub async fn view_org(State(state): State<AppState>, _caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let org = resolve_org(&state, &Value::String(id))?.ok_or_else(|| ApiError::NotFound("Invalid organisation".into()))?;
+pub async fn view_org(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let org = resolve_org(&state, &Value::String(id))?
+        .ok_or_else(|| ApiError::NotFound("Invalid organisation".into()))?;
     Ok(Json(json!({"Organisation": org_json(&org)})))
 }

@@ -172,7 +172,12 @@ pub fn import(
 }
 
 /// Imports one file without flushing; storage failures abort, bad input is reported.
-fn import_file(store: &Store, path: &Path, max: usize, owner: Option<&crate::model::Org>) -> Result<FileReport, CliError> {
+fn import_file(
+    store: &Store,
+    path: &Path,
+    max: usize,
+    owner: Option<&crate::model::Org>,
+) -> Result<FileReport, CliError> {
     let mut rep = FileReport {
         path: path.to_owned(),
         events: Vec::new(),

@@ -36,7 +36,24 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, CliError> {
     // Analysts may present a client certificate (verified against the CA if they
     // do); the API key is what authenticates them.
     let server = server_config(&tls.cert, &tls.key, &tls.ca, &tls.crl, ClientAuth::Optional)?;
+    let signing = cfg.signing.as_ref().ok_or_else(|| {
+        CliError::Config(crate::config::ConfigError::Invalid {
+            path: cfg.source.clone(),
+            key: "signing",
+            message: "the [signing] section (key) is required: the node seals what it stores"
+                .into(),
+        })
+    })?;
+    let sealer = Arc::new(crate::seal::Sealer::new(
+        crate::seal::NodeKey::load(&signing.key)?,
+        org_uuid,
+    ));
     let store = Store::open(&cfg.db_dir(), cfg.store_options())?;
+    let hook = sealer.clone();
+    store.set_finisher(Arc::new(move |e| {
+        hook.seal(e)
+            .map_err(|x| crate::store::StoreError::Rejected(format!("cannot seal the event: {x}")))
+    }));
     if store.org(&org_uuid)?.is_none() {
         store.add_org(org_uuid, &cfg.node.org, true)?;
     }
@@ -50,6 +67,7 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, CliError> {
         limits: Limits {
             max_body: cfg.max_document_bytes(),
         },
+        sealer,
     };
     Ok(Prepared {
         state,

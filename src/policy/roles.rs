@@ -46,12 +46,38 @@ const fn role(id: u64, name: &'static str, p: [bool; 9]) -> Role {
 }
 
 //                                       add    modify modorg publish tagger sighting admin  site   sync
-pub const ADMIN: Role = role(1, "admin", [true, true, true, true, true, true, true, true, false]);
-pub const ORG_ADMIN: Role = role(2, "Org Admin", [true, true, true, true, true, true, true, false, false]);
-pub const USER: Role = role(3, "User", [true, true, true, false, true, true, false, false, false]);
-pub const PUBLISHER: Role = role(4, "Publisher", [true, true, true, true, true, true, false, false, false]);
-pub const SYNC: Role = role(5, "Sync user", [false, false, false, false, false, false, false, false, true]);
-pub const READ_ONLY: Role = role(6, "Read Only", [false, false, false, false, false, false, false, false, false]);
+pub const ADMIN: Role = role(
+    1,
+    "admin",
+    [true, true, true, true, true, true, true, true, false],
+);
+pub const ORG_ADMIN: Role = role(
+    2,
+    "Org Admin",
+    [true, true, true, true, true, true, true, false, false],
+);
+pub const USER: Role = role(
+    3,
+    "User",
+    [true, true, true, false, true, true, false, false, false],
+);
+pub const PUBLISHER: Role = role(
+    4,
+    "Publisher",
+    [true, true, true, true, true, true, false, false, false],
+);
+pub const SYNC: Role = role(
+    5,
+    "Sync user",
+    [false, false, false, false, false, false, false, false, true],
+);
+pub const READ_ONLY: Role = role(
+    6,
+    "Read Only",
+    [
+        false, false, false, false, false, false, false, false, false,
+    ],
+);
 
 pub const ALL: [Role; 6] = [ADMIN, ORG_ADMIN, USER, PUBLISHER, SYNC, READ_ONLY];
 

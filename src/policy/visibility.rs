@@ -48,9 +48,15 @@ fn element_visible(v: &Viewer, event: &Event, dist: u8, sg: Option<&SharingGroup
 
 /// Whether an attribute of a visible event is visible (`object` is its parent
 /// object, if any, which must be visible too).
-pub fn attribute_visible(v: &Viewer, event: &Event, object: Option<&Object>, a: &Attribute) -> bool {
+pub fn attribute_visible(
+    v: &Viewer,
+    event: &Event,
+    object: Option<&Object>,
+    a: &Attribute,
+) -> bool {
     event_visible(v, event)
-        && object.is_none_or(|o| element_visible(v, event, o.distribution, o.sharing_group.as_ref()))
+        && object
+            .is_none_or(|o| element_visible(v, event, o.distribution, o.sharing_group.as_ref()))
         && element_visible(v, event, a.distribution, a.sharing_group.as_ref())
 }
 
@@ -69,11 +75,16 @@ pub fn redact_event(v: &Viewer, mut event: Event) -> Option<Event> {
                 .retain(|s| s.org.as_ref().is_some_and(|o| o.uuid == v.org));
         }
     };
-    event.attributes.retain(|a| element_visible(v, &snapshot, a.distribution, a.sharing_group.as_ref()));
+    event
+        .attributes
+        .retain(|a| element_visible(v, &snapshot, a.distribution, a.sharing_group.as_ref()));
     event.attributes.iter_mut().for_each(keep_sightings);
-    event.objects.retain(|o| element_visible(v, &snapshot, o.distribution, o.sharing_group.as_ref()));
+    event
+        .objects
+        .retain(|o| element_visible(v, &snapshot, o.distribution, o.sharing_group.as_ref()));
     for o in &mut event.objects {
-        o.attributes.retain(|a| element_visible(v, &snapshot, a.distribution, a.sharing_group.as_ref()));
+        o.attributes
+            .retain(|a| element_visible(v, &snapshot, a.distribution, a.sharing_group.as_ref()));
         o.attributes.iter_mut().for_each(keep_sightings);
         // A reference to something removed would leak its uuid.
     }
@@ -83,9 +94,12 @@ pub fn redact_event(v: &Viewer, mut event: Event) -> Option<Event> {
         .chain(event.objects.iter().map(|o| o.uuid))
         .collect();
     for o in &mut event.objects {
-        o.references.retain(|r| visible.contains(&r.referenced_uuid));
+        o.references
+            .retain(|r| visible.contains(&r.referenced_uuid));
     }
-    event.reports.retain(|r| element_visible(v, &snapshot, r.distribution, r.sharing_group.as_ref()));
+    event
+        .reports
+        .retain(|r| element_visible(v, &snapshot, r.distribution, r.sharing_group.as_ref()));
     event.attribute_count = Some(event.all_attributes().filter(|a| !a.deleted).count() as u64);
     Some(event)
 }
@@ -97,5 +111,6 @@ pub fn may_modify(v: &Viewer, role: &super::roles::Role, event: &Event) -> bool 
         return false;
     }
     v.site_admin
-        || (role.perm_modify_org && event.orgc.as_ref().map(|o| o.uuid).or(owner(event)) == Some(v.org))
+        || (role.perm_modify_org
+            && event.orgc.as_ref().map(|o| o.uuid).or(owner(event)) == Some(v.org))
 }

@@ -46,6 +46,32 @@ pub use trust::{TrustError, TrustList, TrustedKey};
 
 use uuid::Uuid;
 
+/// This node's signing identity: its key and the organisation it seals for.
+/// Everything the node creates, edits or introduces is sealed through it.
+pub struct Sealer {
+    key: NodeKey,
+    org: Uuid,
+}
+
+impl Sealer {
+    pub fn new(key: NodeKey, org: Uuid) -> Self {
+        Sealer { key, org }
+    }
+
+    /// Seals `event` as this node (replacing any previous seal).
+    pub fn seal(&self, event: &mut crate::model::Event) -> Result<(), SealError> {
+        seal_event(event, &self.key, self.org)
+    }
+
+    pub fn key(&self) -> &NodeKey {
+        &self.key
+    }
+
+    pub fn org(&self) -> Uuid {
+        self.org
+    }
+}
+
 /// The seal format this node writes and reads (`Seal.version`, and the first byte
 /// after the domain string of every signed message).
 pub const SEAL_VERSION: u8 = 1;

@@ -55,7 +55,8 @@ pub fn generate_key() -> Result<String, StoreError> {
     let mut out = String::with_capacity(40);
     while out.len() < 40 {
         let mut buf = [0u8; 64];
-        getrandom::fill(&mut buf).map_err(|e| StoreError::Rejected(format!("no OS randomness: {e}")))?;
+        getrandom::fill(&mut buf)
+            .map_err(|e| StoreError::Rejected(format!("no OS randomness: {e}")))?;
         // Rejection sampling keeps the distribution uniform: 248 = 4 * 62.
         for b in buf {
             if b < 248 && out.len() < 40 {
@@ -101,9 +102,15 @@ impl Store {
             return Ok(o);
         }
         if name.trim().is_empty() {
-            return Err(StoreError::Rejected("Organisation: name: must not be empty".into()));
+            return Err(StoreError::Rejected(
+                "Organisation: name: must not be empty".into(),
+            ));
         }
-        if self.orgs()?.iter().any(|o| o.name.eq_ignore_ascii_case(name.trim())) {
+        if self
+            .orgs()?
+            .iter()
+            .any(|o| o.name.eq_ignore_ascii_case(name.trim()))
+        {
             return Err(StoreError::Rejected(format!(
                 "Organisation: name: an organisation named \"{}\" already exists",
                 name.trim()
@@ -129,7 +136,9 @@ impl Store {
 
     pub fn org(&self, uuid: &Uuid) -> Result<Option<OrgRecord>, StoreError> {
         match self.t.orgs.get(uuid.as_bytes())? {
-            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(|e| corrupt("orgs", e.to_string()))?)),
+            Some(v) => Ok(Some(
+                serde_json::from_slice(&v).map_err(|e| corrupt("orgs", e.to_string()))?,
+            )),
             None => Ok(None),
         }
     }
@@ -151,16 +160,24 @@ impl Store {
     pub fn add_user(&self, email: &str, org: Uuid, role_id: u64) -> Result<UserRecord, StoreError> {
         let email = email.trim().to_lowercase();
         if !email.contains('@') {
-            return Err(StoreError::Rejected("User: email: not an e-mail address".into()));
+            return Err(StoreError::Rejected(
+                "User: email: not an e-mail address".into(),
+            ));
         }
         if self.users()?.iter().any(|u| u.email == email) {
-            return Err(StoreError::Rejected(format!("User: email: {email} already exists")));
+            return Err(StoreError::Rejected(format!(
+                "User: email: {email} already exists"
+            )));
         }
         if self.org(&org)?.is_none() {
-            return Err(StoreError::Rejected("User: org_id: unknown organisation".into()));
+            return Err(StoreError::Rejected(
+                "User: org_id: unknown organisation".into(),
+            ));
         }
         if crate::policy::roles::by_id(role_id).is_none() {
-            return Err(StoreError::Rejected(format!("User: role_id: unknown role {role_id}")));
+            return Err(StoreError::Rejected(format!(
+                "User: role_id: unknown role {role_id}"
+            )));
         }
         let rec = UserRecord {
             id: self.next_id("id:user")?,
@@ -180,7 +197,9 @@ impl Store {
 
     pub fn user(&self, id: u64) -> Result<Option<UserRecord>, StoreError> {
         match self.t.users.get(id.to_be_bytes())? {
-            Some(v) => Ok(Some(serde_json::from_slice(&v).map_err(|e| corrupt("users", e.to_string()))?)),
+            Some(v) => Ok(Some(
+                serde_json::from_slice(&v).map_err(|e| corrupt("users", e.to_string()))?,
+            )),
             None => Ok(None),
         }
     }
@@ -195,9 +214,16 @@ impl Store {
     }
 
     /// Creates an API key for `user_id`; returns the key (shown once) and its record.
-    pub fn add_auth_key(&self, user_id: u64, comment: &str, expiration: u64) -> Result<(String, AuthKeyRecord), StoreError> {
+    pub fn add_auth_key(
+        &self,
+        user_id: u64,
+        comment: &str,
+        expiration: u64,
+    ) -> Result<(String, AuthKeyRecord), StoreError> {
         if self.user(user_id)?.is_none() {
-            return Err(StoreError::Rejected(format!("AuthKey: user_id: unknown user {user_id}")));
+            return Err(StoreError::Rejected(format!(
+                "AuthKey: user_id: unknown user {user_id}"
+            )));
         }
         let key = generate_key()?;
         let rec = AuthKeyRecord {
@@ -217,11 +243,16 @@ impl Store {
 
     /// The user an API key belongs to, if the key exists, is not expired and the
     /// user is enabled.
-    pub fn authenticate(&self, key: &str, now: u64) -> Result<Option<(UserRecord, AuthKeyRecord)>, StoreError> {
+    pub fn authenticate(
+        &self,
+        key: &str,
+        now: u64,
+    ) -> Result<Option<(UserRecord, AuthKeyRecord)>, StoreError> {
         let Some(v) = self.t.authkeys.get(key_hash(key.trim()))? else {
             return Ok(None);
         };
-        let k: AuthKeyRecord = serde_json::from_slice(&v).map_err(|e| corrupt("authkeys", e.to_string()))?;
+        let k: AuthKeyRecord =
+            serde_json::from_slice(&v).map_err(|e| corrupt("authkeys", e.to_string()))?;
         if k.expiration != 0 && k.expiration <= now {
             return Ok(None);
         }
@@ -261,8 +292,14 @@ mod tests {
         let org = s.add_org(Uuid::new_v4(), "CERT-A", true).unwrap();
         let u = s.add_user("Analyst@cert-a.example", org.uuid, 3).unwrap();
         let (key, _) = s.add_auth_key(u.id, "test", 0).unwrap();
-        assert_eq!(s.authenticate(&key, 1).unwrap().unwrap().0.email, "analyst@cert-a.example");
-        assert!(s.authenticate("x".repeat(40).as_str(), 1).unwrap().is_none());
+        assert_eq!(
+            s.authenticate(&key, 1).unwrap().unwrap().0.email,
+            "analyst@cert-a.example"
+        );
+        assert!(s
+            .authenticate("x".repeat(40).as_str(), 1)
+            .unwrap()
+            .is_none());
         // The key itself is nowhere in the database.
         for item in s.t.data.iter() {
             let (k, v) = item.unwrap();
@@ -271,6 +308,9 @@ mod tests {
         }
         let (k2, _) = s.add_auth_key(u.id, "expiring", 10).unwrap();
         assert!(s.authenticate(&k2, 11).unwrap().is_none());
-        assert!(s.add_org(Uuid::new_v4(), "cert-a", true).is_err(), "names are unique");
+        assert!(
+            s.add_org(Uuid::new_v4(), "cert-a", true).is_err(),
+            "names are unique"
+        );
     }
 }

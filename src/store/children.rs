@@ -187,6 +187,10 @@ impl Store {
             full.timestamp = head.timestamp;
             full.published = false;
             full.seal = None;
+            full.attribute_count = head.attribute_count;
+            // The node vouches for what remains (it seals it here).
+            self.finish(&mut full)?;
+            head.seal = full.seal.clone();
             rec.digest = super::write::content_digest(&full);
             rec.header = serde_json::to_vec(&head).map_err(|e| corrupt("events", e.to_string()))?;
             let bytes = postcard::to_stdvec(&rec).map_err(|e| corrupt("events", e.to_string()))?;

@@ -68,7 +68,11 @@ pub fn merge(stored: &Event, incoming: &Event) -> Event {
     e.id = stored.id;
     e.attributes = merge_attrs(&stored.attributes, &incoming.attributes);
     let mut objects: Vec<Object> = stored.objects.clone();
-    let pos: HashMap<Uuid, usize> = objects.iter().enumerate().map(|(i, o)| (o.uuid, i)).collect();
+    let pos: HashMap<Uuid, usize> = objects
+        .iter()
+        .enumerate()
+        .map(|(i, o)| (o.uuid, i))
+        .collect();
     for o in &incoming.objects {
         match pos.get(&o.uuid) {
             Some(&i) => objects[i] = merge_object(&objects[i], o),

@@ -31,6 +31,7 @@
 //! state; readers never block.
 
 pub mod accounts;
+mod children;
 mod keys;
 mod lookup;
 pub mod merge;
@@ -38,7 +39,6 @@ mod read;
 pub mod record;
 mod sharing;
 mod write;
-mod children;
 
 pub use lookup::{Correlation, Hit, LookupError, WildcardKind};
 pub use write::{next_timestamp, Durability, Outcome};
@@ -256,6 +256,11 @@ impl Trees {
     }
 }
 
+/// A hook run on the exact event version about to be stored (see
+/// [`Store::set_finisher`]): the node installs its sealer here.
+pub type Finisher =
+    std::sync::Arc<dyn Fn(&mut crate::model::Event) -> Result<(), StoreError> + Send + Sync>;
+
 /// The node's database. Cheap to share behind an `Arc`.
 pub struct Store {
     db: sled::Db,
@@ -263,6 +268,7 @@ pub struct Store {
     writer: Mutex<()>,
     opts: StoreOptions,
     path: PathBuf,
+    finisher: std::sync::RwLock<Option<Finisher>>,
 }
 
 impl Store {
@@ -298,6 +304,7 @@ impl Store {
             writer: Mutex::new(()),
             opts,
             path: dir.to_owned(),
+            finisher: std::sync::RwLock::new(None),
         };
         store.check_format()?;
         Ok(store)
@@ -325,6 +332,27 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Installs the hook every write applies to the event version it stores
+    /// (`put_event`, and the changes of `hard_delete_children`). The store does not
+    /// know what the hook does: the node uses it to seal what it stores, so no write
+    /// path can forget to.
+    pub fn set_finisher(&self, f: Finisher) {
+        *self.finisher.write().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    }
+
+    /// Runs the installed finisher, if any.
+    pub(crate) fn finish(&self, event: &mut crate::model::Event) -> Result<(), StoreError> {
+        let f = self
+            .finisher
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        match f {
+            Some(f) => f(event),
+            None => Ok(()),
+        }
     }
 
     /// Forces everything written so far to disk (fsync).

@@ -23,7 +23,10 @@ impl Store {
         let mut out = Vec::new();
         for item in self.t.sharing_groups.iter() {
             let (_, v) = item?;
-            out.push(serde_json::from_slice::<SharingGroup>(&v).map_err(|e| corrupt("sharing_groups", e.to_string()))?);
+            out.push(
+                serde_json::from_slice::<SharingGroup>(&v)
+                    .map_err(|e| corrupt("sharing_groups", e.to_string()))?,
+            );
         }
         out.sort_by_key(|s| s.id);
         Ok(out)
@@ -34,7 +37,9 @@ impl Store {
         if let Ok(u) = id.trim().parse::<Uuid>() {
             return self.sharing_group(&u);
         }
-        let Ok(n) = id.trim().parse::<u64>() else { return Ok(None) };
+        let Ok(n) = id.trim().parse::<u64>() else {
+            return Ok(None);
+        };
         match self.t.ids.get(keys::id_key(idkind::SHARING_GROUP, n))? {
             Some(v) => match keys::uuid_at(&v, 0) {
                 Some(u) => self.sharing_group(&u),
@@ -47,14 +52,19 @@ impl Store {
     /// Creates a sharing group (a new local id; a nil uuid gets a fresh one).
     pub fn add_sharing_group(&self, mut sg: SharingGroup) -> Result<SharingGroup, StoreError> {
         if sg.name.trim().is_empty() {
-            return Err(StoreError::Rejected("SharingGroup: name: must not be empty".into()));
+            return Err(StoreError::Rejected(
+                "SharingGroup: name: must not be empty".into(),
+            ));
         }
         if sg.uuid.is_nil() {
             sg.uuid = Uuid::new_v4();
         }
         let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         if self.t.sharing_groups.get(sg.uuid.as_bytes())?.is_some() {
-            return Err(StoreError::Rejected(format!("SharingGroup: uuid: {} already exists", sg.uuid)));
+            return Err(StoreError::Rejected(format!(
+                "SharingGroup: uuid: {} already exists",
+                sg.uuid
+            )));
         }
         let mut ctr = vec![T::Meta as u8];
         ctr.extend_from_slice(b"id:sg");
@@ -68,7 +78,10 @@ impl Store {
         sg.id = Some(id);
         let mut batch = sled::Batch::default();
         batch.insert(ctr, &id.to_be_bytes());
-        batch.insert(key(T::Ids, &keys::id_key(idkind::SHARING_GROUP, id)), sg.uuid.as_bytes());
+        batch.insert(
+            key(T::Ids, &keys::id_key(idkind::SHARING_GROUP, id)),
+            sg.uuid.as_bytes(),
+        );
         batch.insert(key(T::SharingGroups, sg.uuid.as_bytes()), json(&sg));
         self.t.data.apply_batch(batch)?;
         self.flush()?;
@@ -81,7 +94,9 @@ impl Store {
         if self.t.sharing_groups.get(sg.uuid.as_bytes())?.is_none() {
             return Err(StoreError::Rejected("SharingGroup: unknown".into()));
         }
-        self.t.data.insert(key(T::SharingGroups, sg.uuid.as_bytes()), json(sg))?;
+        self.t
+            .data
+            .insert(key(T::SharingGroups, sg.uuid.as_bytes()), json(sg))?;
         self.flush()
     }
 
@@ -105,24 +120,50 @@ impl Store {
             s.uuid = Uuid::new_v4();
         }
         if s.kind > 2 {
-            return Err(StoreError::Rejected(format!("Sighting: type: {} is not 0-2", s.kind)));
+            return Err(StoreError::Rejected(format!(
+                "Sighting: type: {} is not 0-2",
+                s.kind
+            )));
         }
         let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         if self.t.loc.get(s.uuid.as_bytes())?.is_some() {
             return Ok(false);
         }
-        if self.t.attrs.get(keys::pair(event, &s.attribute_uuid))?.is_none() {
-            return Err(StoreError::Rejected("Sighting: attribute_uuid: unknown attribute".into()));
+        if self
+            .t
+            .attrs
+            .get(keys::pair(event, &s.attribute_uuid))?
+            .is_none()
+        {
+            return Err(StoreError::Rejected(
+                "Sighting: attribute_uuid: unknown attribute".into(),
+            ));
         }
         s.id = None;
         s.event_id = None;
         s.attribute_id = None;
-        let seq = self.t.meta.get("seq")?.and_then(|v| keys::be_u64(&v)).unwrap_or(0) + 1;
-        let change = Change { kind: ChangeKind::SightingAdded, event: *event, timestamp: s.date_sighting };
+        let seq = self
+            .t
+            .meta
+            .get("seq")?
+            .and_then(|v| keys::be_u64(&v))
+            .unwrap_or(0)
+            + 1;
+        let change = Change {
+            kind: ChangeKind::SightingAdded,
+            event: *event,
+            timestamp: s.date_sighting,
+        };
         let mut batch = sled::Batch::default();
-        batch.insert(key(T::Loc, s.uuid.as_bytes()), &keys::loc_value(kind::SIGHTING, event));
+        batch.insert(
+            key(T::Loc, s.uuid.as_bytes()),
+            &keys::loc_value(kind::SIGHTING, event),
+        );
         batch.insert(key(T::Sightings, &keys::pair(event, &s.uuid)), json(&s));
-        batch.insert(key(T::Changes, &seq.to_be_bytes()), postcard::to_stdvec(&change).map_err(|e| corrupt("changes", e.to_string()))?);
+        batch.insert(
+            key(T::Changes, &seq.to_be_bytes()),
+            postcard::to_stdvec(&change).map_err(|e| corrupt("changes", e.to_string()))?,
+        );
         let mut seq_key = vec![T::Meta as u8];
         seq_key.extend_from_slice(b"seq");
         batch.insert(seq_key, &seq.to_be_bytes());
@@ -136,7 +177,10 @@ impl Store {
         let mut out = Vec::new();
         for item in self.t.sightings.scan_prefix(event.as_bytes()) {
             let (_, v) = item?;
-            out.push(serde_json::from_slice::<Sighting>(&v).map_err(|e| corrupt("sightings", e.to_string()))?);
+            out.push(
+                serde_json::from_slice::<Sighting>(&v)
+                    .map_err(|e| corrupt("sightings", e.to_string()))?,
+            );
         }
         out.sort_by_key(|s| (s.date_sighting, s.uuid));
         Ok(out)

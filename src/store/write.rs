@@ -367,14 +367,18 @@ impl Store {
     /// that is not newer keeps its attributes too, as MISP does). Equal timestamps
     /// with identical content are "unchanged"; anything else not newer is refused.
     /// On any error nothing is written.
+    ///
+    /// The installed finisher (see [`Store::set_finisher`]) is applied to the exact
+    /// version stored.
     pub fn put_event(&self, event: Event, durability: Durability) -> Result<Outcome, StoreError> {
-        self.put_event_with(event, durability, &|_| Ok(()))
+        self.put_event_with(event, durability, &|e| self.finish(e))
     }
 
-    /// [`Store::put_event`], with `finish` applied to the exact event about to be
-    /// stored (the incoming one for a new event, the merged one for an update),
-    /// under the writer lock: the node seals it there, so the seal covers what is
-    /// stored. An error from `finish` refuses the write.
+    /// [`Store::put_event`], with `finish` instead of the installed finisher,
+    /// applied to the exact event about to be stored (the incoming one for a new
+    /// event, the merged one for an update), under the writer lock: the node seals
+    /// it there, so the seal covers what is stored. An error from `finish` refuses
+    /// the write.
     pub fn put_event_with(
         &self,
         mut event: Event,
@@ -403,7 +407,9 @@ impl Store {
                     let old_head: Event = serde_json::from_slice(&old.header)
                         .map_err(|e| corrupt("events", e.to_string()))?;
                     if event.timestamp <= old_head.timestamp {
-                        if event.timestamp == old_head.timestamp && content_digest(&event) == old.digest {
+                        if event.timestamp == old_head.timestamp
+                            && content_digest(&event) == old.digest
+                        {
                             return Ok(Outcome::Unchanged {
                                 uuid: event.uuid,
                                 id: old.id,
@@ -830,17 +836,24 @@ impl Store {
     /// Publishes or unpublishes an event: local state (MISP's `publish_timestamp`
     /// is "when this instance published it"), so it is written without the
     /// strictly-newer rule, and logged as a change so federation sees it.
-    pub fn set_published(&self, uuid: &Uuid, published: bool, durability: Durability) -> Result<bool, StoreError> {
+    pub fn set_published(
+        &self,
+        uuid: &Uuid,
+        published: bool,
+        durability: Durability,
+    ) -> Result<bool, StoreError> {
         {
             let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
             let Some(v) = self.t.events.get(uuid.as_bytes())? else {
                 return Ok(false);
             };
-            let mut rec: StoredEvent = postcard::from_bytes(&v).map_err(|e| corrupt("events", e.to_string()))?;
+            let mut rec: StoredEvent =
+                postcard::from_bytes(&v).map_err(|e| corrupt("events", e.to_string()))?;
             if rec.deleted {
                 return Ok(false);
             }
-            let mut head: Event = serde_json::from_slice(&rec.header).map_err(|e| corrupt("events", e.to_string()))?;
+            let mut head: Event = serde_json::from_slice(&rec.header)
+                .map_err(|e| corrupt("events", e.to_string()))?;
             let mut w = WriteSet::new();
             let mut c = Counters::load(self)?;
             Self::event_index(&mut w, &head, false);
@@ -852,7 +865,15 @@ impl Store {
             rec.header = to_json(&head);
             let bytes = postcard::to_stdvec(&rec).map_err(|e| corrupt("events", e.to_string()))?;
             w.put(T::Events, uuid.as_bytes(), bytes);
-            Self::change(&mut w, &mut c, Change { kind: ChangeKind::EventStored, event: *uuid, timestamp: head.timestamp });
+            Self::change(
+                &mut w,
+                &mut c,
+                Change {
+                    kind: ChangeKind::EventStored,
+                    event: *uuid,
+                    timestamp: head.timestamp,
+                },
+            );
             c.save(&mut w);
             self.commit(w)?;
         }
@@ -877,7 +898,11 @@ pub fn next_timestamp(stored: u64) -> u64 {
 pub(crate) fn content_digest(event: &Event) -> [u8; 32] {
     let mut p = event.portable();
     p.seal = None;
-    for a in p.attributes.iter_mut().chain(p.objects.iter_mut().flat_map(|o| o.attributes.iter_mut())) {
+    for a in p
+        .attributes
+        .iter_mut()
+        .chain(p.objects.iter_mut().flat_map(|o| o.attributes.iter_mut()))
+    {
         a.sightings.clear();
     }
     Sha256::digest(to_json(&p)).into()

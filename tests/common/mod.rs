@@ -147,9 +147,15 @@ impl RunningNode {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                sluis::server::run(listener, prepared.acceptor, prepared.state, prepared.opts, async {
-                    let _ = rx.await;
-                })
+                sluis::server::run(
+                    listener,
+                    prepared.acceptor,
+                    prepared.state,
+                    prepared.opts,
+                    async {
+                        let _ = rx.await;
+                    },
+                )
                 .await
                 .unwrap();
             });
@@ -181,7 +187,12 @@ impl RunningNode {
     }
 
     /// POSTs JSON with `key`; returns (status, body as JSON or Null, headers).
-    pub fn post(&self, key: &str, path: &str, body: &serde_json::Value) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
+    pub fn post(
+        &self,
+        key: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value, reqwest::header::HeaderMap) {
         let r = self
             .client()
             .post(format!("{}{path}", self.url))
@@ -193,7 +204,11 @@ impl RunningNode {
         let status = r.status().as_u16();
         let headers = r.headers().clone();
         let text = r.text().unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)), headers)
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+            headers,
+        )
     }
 
     pub fn get(&self, key: &str, path: &str) -> (u16, serde_json::Value) {
@@ -206,7 +221,10 @@ impl RunningNode {
             .unwrap();
         let status = r.status().as_u16();
         let text = r.text().unwrap();
-        (status, serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
     }
 
     /// Creates an organisation with a user of `role_id`; returns (org uuid, key).
@@ -217,7 +235,13 @@ impl RunningNode {
             None => store.add_org(uuid::Uuid::new_v4(), org, true).unwrap(),
         };
         let n = store.users().unwrap().len();
-        let u = store.add_user(&format!("user{n}@{}.example", org.to_lowercase()), o.uuid, role_id).unwrap();
+        let u = store
+            .add_user(
+                &format!("user{n}@{}.example", org.to_lowercase()),
+                o.uuid,
+                role_id,
+            )
+            .unwrap();
         let (key, _) = store.add_auth_key(u.id, "test", 0).unwrap();
         (o.uuid, key)
     }
