@@ -22,10 +22,12 @@ pub enum ConfigError {
     },
     #[error("config {path}: {message}")]
     Parse { path: PathBuf, message: String },
+    /// `key` names the setting, with the index of a repeated table
+    /// (`origin[1].public_key`) or list (`trust.revoked[0]`).
     #[error("config {path}: {key}: {message}")]
     Invalid {
         path: PathBuf,
-        key: &'static str,
+        key: String,
         message: String,
     },
 }
@@ -44,10 +46,15 @@ pub struct Config {
     pub tls: Option<TlsSection>,
     #[serde(default)]
     pub signing: Option<SigningSection>,
+    /// Partner nodes this node federates with (their keys are trusted).
     #[serde(default)]
-    pub peer: Vec<toml::Table>,
+    pub peer: Vec<PeerSection>,
+    /// Further trusted origins: nodes whose sealed records this node accepts
+    /// without being peered with them, and extra (e.g. rotated) keys of peers.
     #[serde(default)]
-    pub origin: Vec<toml::Table>,
+    pub origin: Vec<OriginSection>,
+    #[serde(default)]
+    pub trust: TrustSection,
     /// The file this was read from (not a key).
     #[serde(skip)]
     pub source: PathBuf,
@@ -88,6 +95,95 @@ pub struct TlsSection {
 pub struct SigningSection {
     /// The node's ed25519 signing key (PKCS#8 PEM, mode 0600).
     pub key: PathBuf,
+}
+
+/// A partner node (`[[peer]]`). Its key is trusted for its org, with no
+/// validity window; list a rotated-out or upcoming key of the same partner as an
+/// `[[origin]]` with a window.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerSection {
+    /// Must match the peer certificate's name: the certificate maps to this entry.
+    pub name: String,
+    /// Where the peer listens (`https://…`).
+    pub url: String,
+    /// The peer's organisation: the origin its key vouches for.
+    pub org_uuid: uuid::Uuid,
+    /// The peer's ed25519 public key, base64, as its `sluis keys` prints it.
+    pub public_key: String,
+    /// Pull the peer's changes feed.
+    #[serde(default = "default_true")]
+    pub pull: bool,
+    /// Notify the peer of news so it pulls at once.
+    #[serde(default = "default_true")]
+    pub push: bool,
+    /// How often to pull when not notified: `<n>s`, `<n>m` or `<n>h`.
+    #[serde(default = "default_interval")]
+    pub interval: String,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_interval() -> String {
+    "30s".into()
+}
+
+impl PeerSection {
+    /// The pull interval (validated when the config is read).
+    pub fn interval(&self) -> std::time::Duration {
+        parse_interval(&self.interval).unwrap_or(std::time::Duration::from_secs(30))
+    }
+}
+
+/// `30s`, `5m`, `1h` (at least one second, at most a day): a short interval
+/// spelled without a unit is too easily read as minutes, so the unit is required.
+fn parse_interval(s: &str) -> Option<std::time::Duration> {
+    let s = s.trim();
+    let unit_at = s.len().checked_sub(1)?;
+    if !s.is_char_boundary(unit_at) {
+        return None; // a non-ASCII last character is no unit
+    }
+    let (n, unit) = s.split_at(unit_at);
+    let n: u64 = n.parse().ok()?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        _ => return None,
+    };
+    (1..=86_400)
+        .contains(&secs)
+        .then(|| std::time::Duration::from_secs(secs))
+}
+
+/// A further trusted origin key (`[[origin]]`): a node we are not peered with,
+/// or another key of a peer (rotation). The same org may be listed several
+/// times, one key each; the window (epoch seconds, inclusive) is checked
+/// against when a seal was made.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginSection {
+    pub org_uuid: uuid::Uuid,
+    /// base64 ed25519 public key, as `sluis keys` prints it.
+    pub public_key: String,
+    /// Seals made before this time (epoch seconds) fail.
+    #[serde(default)]
+    pub not_before: Option<u64>,
+    /// Seals made after this time (epoch seconds) fail.
+    #[serde(default)]
+    pub not_after: Option<u64>,
+}
+
+/// `[trust]`: revocations, which win over every trust entry.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustSection {
+    /// Key ids (16 hex digits, as `sluis keys` prints `key_id`) whose seals fail
+    /// whenever they were made: a compromised key. Retire a key that is merely
+    /// replaced with `not_after` instead, so what it sealed keeps verifying.
+    #[serde(default)]
+    pub revoked: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -193,9 +289,9 @@ impl Config {
         if let Some(s) = &mut cfg.signing {
             anchor(&mut s.key);
         }
-        let invalid = |key, message: &str| ConfigError::Invalid {
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
             path: path.to_owned(),
-            key,
+            key: key.to_owned(),
             message: message.to_owned(),
         };
         if cfg.node.name.trim().is_empty() {
@@ -222,6 +318,36 @@ impl Config {
         if cfg.limits.max_connections == 0 {
             return Err(invalid("limits.max_connections", "must be at least 1"));
         }
+        let mut names = std::collections::HashSet::new();
+        for (i, p) in cfg.peer.iter().enumerate() {
+            if p.name.trim().is_empty() {
+                return Err(invalid(&format!("peer[{i}].name"), "must not be empty"));
+            }
+            if !names.insert(p.name.as_str()) {
+                return Err(invalid(
+                    &format!("peer[{i}].name"),
+                    &format!(
+                        "\"{}\" is configured twice (a certificate maps to one peer)",
+                        p.name
+                    ),
+                ));
+            }
+            if !p.url.starts_with("https://") {
+                return Err(invalid(
+                    &format!("peer[{i}].url"),
+                    "must be an https:// URL (peers talk mutual TLS)",
+                ));
+            }
+            if parse_interval(&p.interval).is_none() {
+                return Err(invalid(
+                    &format!("peer[{i}].interval"),
+                    "must be a number with a unit s, m or h (e.g. \"30s\"), between 1s and 24h",
+                ));
+            }
+        }
+        // Every trust entry is checked now, so a bad key or revocation is an error
+        // when the config is read, not when a seal first needs it.
+        trust_list(&cfg, None)?;
         Ok(cfg)
     }
 
@@ -243,6 +369,7 @@ impl Config {
             signing: None,
             peer: Vec::new(),
             origin: Vec::new(),
+            trust: TrustSection::default(),
             source: PathBuf::from(DEFAULT_CONFIG),
         }
     }
@@ -272,6 +399,45 @@ impl Config {
     pub fn max_document_bytes(&self) -> usize {
         usize::try_from(self.limits.max_document_mib * 1024 * 1024).unwrap_or(usize::MAX)
     }
+}
+
+/// The trust list the config describes: `own` (this node's key and org, when
+/// it has them), every `[[peer]]` key, every `[[origin]]` key with its window,
+/// and the `[trust] revoked` key ids. Errors name the entry at fault; an entry
+/// repeating an earlier one exactly (a partner both peer and origin) is fine.
+pub fn trust_list(
+    cfg: &Config,
+    own: Option<(&crate::seal::NodeKey, uuid::Uuid)>,
+) -> Result<crate::seal::TrustList, ConfigError> {
+    let mut t = crate::seal::TrustList::new();
+    let invalid = |key: String, e: crate::seal::TrustError| ConfigError::Invalid {
+        path: cfg.source.clone(),
+        key,
+        message: e.to_string(),
+    };
+    if let Some((key, org)) = own {
+        t.add_key(org, key.verifying_key(), None, None)
+            .map_err(|e| invalid("signing.key".into(), e))?;
+    }
+    for (i, p) in cfg.peer.iter().enumerate() {
+        t.add(p.org_uuid, &p.public_key, None, None)
+            .map_err(|e| invalid(format!("peer[{i}].public_key"), e))?;
+    }
+    for (i, o) in cfg.origin.iter().enumerate() {
+        t.add(o.org_uuid, &o.public_key, o.not_before, o.not_after)
+            .map_err(|e| {
+                let field = match e {
+                    crate::seal::TrustError::EmptyWindow { .. } => "not_after",
+                    _ => "public_key",
+                };
+                invalid(format!("origin[{i}].{field}"), e)
+            })?;
+    }
+    for (i, id) in cfg.trust.revoked.iter().enumerate() {
+        t.revoke(id)
+            .map_err(|e| invalid(format!("trust.revoked[{i}]"), e))?;
+    }
+    Ok(t)
 }
 
 #[cfg(test)]
@@ -315,5 +481,108 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.node.data_dir, PathBuf::from("/srv/node/d"));
+    }
+
+    const BASE: &str = "[node]\nname='a'\norg='B'\ndata_dir='d'\n";
+    const ORG_B: &str = "5c1b0000-0000-4000-8000-00000000000b";
+    const ORG_C: &str = "5c1b0000-0000-4000-8000-00000000000c";
+
+    fn key_b64() -> String {
+        crate::seal::NodeKey::generate().unwrap().public_key_b64()
+    }
+
+    fn parse(extra: &str) -> Result<Config, ConfigError> {
+        Config::parse(&format!("{BASE}{extra}"), Path::new("/etc/sluis.toml"))
+    }
+
+    #[test]
+    fn peers_origins_and_revocations() {
+        let (kb, kc, kc2) = (key_b64(), key_b64(), key_b64());
+        let cfg = parse(&format!(
+            "[[peer]]\nname='cert-b'\nurl='https://b.example:8443'\norg_uuid='{ORG_B}'\npublic_key='{kb}'\n\
+             [[origin]]\norg_uuid='{ORG_C}'\npublic_key='{kc}'\nnot_after=2000\n\
+             [[origin]]\norg_uuid='{ORG_C}'\npublic_key='{kc2}'\nnot_before=1000\n\
+             [[origin]]\norg_uuid='{ORG_B}'\npublic_key='{kb}'\n\
+             [trust]\nrevoked=['0123456789abcdef']\n"
+        ))
+        .unwrap();
+        let p = &cfg.peer[0];
+        assert!(p.pull && p.push);
+        assert_eq!(p.interval(), std::time::Duration::from_secs(30));
+        assert_eq!(cfg.origin[0].not_after, Some(2000));
+        let own = crate::seal::NodeKey::generate().unwrap();
+        let own_org = uuid::Uuid::from_u128(0xa);
+        let t = trust_list(&cfg, Some((&own, own_org))).unwrap();
+        assert_eq!(t.len(), 4);
+        let c: uuid::Uuid = ORG_C.parse().unwrap();
+        assert_eq!(t.keys_for(&c).count(), 2);
+        assert!(t.is_revoked(&"0123456789abcdef".parse().unwrap()));
+        assert!(t.lookup(&own_org, &own.key_id(), 5).is_ok());
+    }
+
+    #[test]
+    fn trust_errors_name_the_entry() {
+        let p = |extra: &str| parse(extra).unwrap_err().to_string();
+        let kb = key_b64();
+        let e = p(&format!(
+            "[[origin]]\norg_uuid='{ORG_B}'\npublic_key='{kb}'\n[[origin]]\norg_uuid='{ORG_C}'\npublic_key='nope'\n"
+        ));
+        assert!(e.contains("origin[1].public_key"), "{e}");
+        let e = p(&format!(
+            "[[origin]]\norg_uuid='{ORG_B}'\npublic_key='{kb}'\nnot_before=5\nnot_after=4\n"
+        ));
+        assert!(e.contains("origin[0].not_after"), "{e}");
+        let e = p(&format!(
+            "[[origin]]\norg_uuid='{ORG_B}'\npublic_key='{kb}'\n[[origin]]\norg_uuid='{ORG_C}'\npublic_key='{kb}'\n"
+        ));
+        assert!(
+            e.contains("origin[1].public_key") && e.contains("one org only"),
+            "{e}"
+        );
+        let e = p("[trust]\nrevoked=['0123', 'x']\n");
+        assert!(e.contains("trust.revoked[0]"), "{e}");
+        let e = p("[trust]\nrevokd=[]\n");
+        assert!(e.contains("revokd"), "{e}");
+        let e = p(&format!(
+            "[[origin]]\norg_uuid='{ORG_B}'\npublic_key='{kb}'\nnot_befor=1\n"
+        ));
+        assert!(e.contains("not_befor"), "{e}");
+        let peer = |extra: &str| {
+            format!(
+                "[[peer]]\nname='b'\nurl='https://b'\norg_uuid='{ORG_B}'\npublic_key='{kb}'\n{extra}"
+            )
+        };
+        let e = p(&peer("interval='30'\n"));
+        assert!(e.contains("peer[0].interval"), "{e}");
+        let e = p(&peer("pull='yes'\n"));
+        assert!(e.contains("pull"), "{e}");
+        let e = p(&format!("{}{}", peer(""), peer("")));
+        assert!(e.contains("peer[1].name"), "{e}");
+        let e = p(&peer("").replace("https://b", "http://b"));
+        assert!(e.contains("peer[0].url"), "{e}");
+        let e = p(&peer("").replace(ORG_B, "not-a-uuid"));
+        assert!(e.contains("org_uuid"), "{e}");
+        // The own key listed under another org.
+        let own = crate::seal::NodeKey::generate().unwrap();
+        let cfg = parse(&format!(
+            "[[origin]]\norg_uuid='{ORG_B}'\npublic_key='{}'\n",
+            own.public_key_b64()
+        ))
+        .unwrap();
+        let e = trust_list(&cfg, Some((&own, uuid::Uuid::from_u128(0xa))))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("origin[0].public_key"), "{e}");
+    }
+
+    #[test]
+    fn intervals() {
+        use std::time::Duration;
+        assert_eq!(parse_interval("30s"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_interval("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_interval("1h"), Some(Duration::from_secs(3600)));
+        for bad in ["", "s", "30", "0s", "25h", "-1s", "1.5m", "1d", "1é"] {
+            assert_eq!(parse_interval(bad), None, "{bad}");
+        }
     }
 }

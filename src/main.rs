@@ -75,6 +75,22 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Check every seal in a MISP JSON export offline: one line per event,
+    /// `ok<TAB>uuid<TAB>origin org<TAB>key id` or `FAIL<TAB>uuid<TAB>reason`. Exit 0
+    /// only if every event verifies, 1 if any fails, 2 if the check cannot run.
+    Verify {
+        /// the export (`{"response":[{"Event":…}]}`, `{"Event":…}` or a list)
+        file: PathBuf,
+        /// trust what this node's config trusts (its own key, [[peer]], [[origin]],
+        /// [trust] revoked); default ./sluis-data/sluis.toml if it exists
+        #[arg(long, env = "SLUIS_CONFIG")]
+        config: Option<PathBuf>,
+        /// also trust this ed25519 public key (base64, as `sluis keys` prints it)
+        /// for whichever origin org a seal names: the org is not pinned
+        /// (repeatable)
+        #[arg(long = "key", value_name = "PUBLIC_KEY")]
+        keys: Vec<String>,
+    },
     /// Export events as MISP JSON, CSV or text. The node must be stopped.
     Export {
         #[arg(long, env = "SLUIS_CONFIG")]
@@ -219,6 +235,28 @@ fn keys(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn verify(file: &Path, config: Option<PathBuf>, keys: &[String]) -> anyhow::Result<ExitCode> {
+    let cfg = Config::resolve(config.as_deref())?;
+    let trust = cli::verify::Trust::from_config(&cfg, keys)?;
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let report = cli::verify::verify(&bytes, cfg.max_document_bytes(), &trust, now_secs())
+        .with_context(|| format!("{}", file.display()))?;
+    let mut out = std::io::stdout().lock();
+    for line in report.lines() {
+        writeln!(out, "{line}")?;
+    }
+    out.flush()?;
+    for note in report.notes() {
+        eprintln!("note: {note}");
+    }
+    eprintln!("{}: {}", file.display(), report.summary());
+    Ok(if report.all_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Serve { config } => serve(config),
@@ -256,28 +294,30 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Command::Import { config, paths } => {
             let cfg = Config::resolve(config.as_deref())?;
+            let sealer = cli::sealer(&cfg, "import")?;
+            let trust = sluis::config::trust_list(&cfg, Some((sealer.key(), sealer.org())))?;
             let store = open_store(&cfg)?;
-            let owner = cfg.node.org_uuid.map(|uuid| sluis::model::Org {
+            let owner = sluis::model::Org {
                 id: None,
                 name: cfg.node.org.clone(),
-                uuid,
+                uuid: sealer.org(),
                 local: true,
-            });
+            };
             let files = cli::import::collect_files(&paths)?;
             let stdout = std::io::stdout();
-            let summary = cli::import::import(
-                &store,
-                &files,
-                cfg.max_document_bytes(),
-                owner.as_ref(),
-                &mut |r| {
-                    let mut out = stdout.lock();
-                    for line in r.lines() {
-                        let _ = writeln!(out, "{line}");
-                    }
-                    let _ = out.flush();
-                },
-            )?;
+            let opts = cli::import::ImportOptions {
+                max_document_bytes: cfg.max_document_bytes(),
+                owner: Some(&owner),
+                sealer: &sealer,
+                trust: &trust,
+            };
+            let summary = cli::import::import(&store, &files, &opts, &mut |r| {
+                let mut out = stdout.lock();
+                for line in r.lines() {
+                    let _ = writeln!(out, "{line}");
+                }
+                let _ = out.flush();
+            })?;
             eprintln!("imported {summary}");
             Ok(if summary.rejected > 0 {
                 ExitCode::from(1)
@@ -285,6 +325,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 ExitCode::SUCCESS
             })
         }
+        Command::Verify { file, config, keys } => verify(&file, config, &keys),
         Command::Export {
             config,
             format,

@@ -10,7 +10,9 @@ use sluis::model::event::Wrapped;
 use sluis::model::parse::parse_event;
 use sluis::model::validate::validate_event;
 use sluis::model::{Event, Tag};
-use sluis::seal::{seal_event, verify_event, NodeKey, SealError, TrustList, VerifiedEvent};
+use sluis::seal::{
+    seal_event, seal_event_at, verify_event, NodeKey, SealError, TrustList, VerifiedEvent,
+};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use uuid::Uuid;
@@ -19,6 +21,14 @@ const ORG_A: Uuid = Uuid::from_u128(0x5c1b_0000_0000_4000_8000_0000_0000_000a);
 const ORG_B: Uuid = Uuid::from_u128(0x5c1b_0000_0000_4000_8000_0000_0000_000b);
 /// "Now" for every check here: after every generated and sample timestamp.
 const NOW: u64 = 1_800_000_000;
+/// When the seals here are made (`Seal.signed_at`): a fixed clock, so the checks
+/// do not depend on the day the tests run.
+const SIGNED_AT: u64 = NOW - 60;
+
+/// Seals as `org` with `key`, signed at [`SIGNED_AT`].
+fn seal_with(e: &mut Event, key: &NodeKey, org: Uuid) {
+    seal_event_at(e, key, org, SIGNED_AT).unwrap();
+}
 
 /// One key for org A, another for org B, both trusted (generated once: the
 /// property tests run hundreds of cases).
@@ -81,7 +91,7 @@ fn generated(seed: u64, attrs: usize, objects: usize, reports: usize) -> Event {
 
 fn sealed(seed: u64, attrs: usize, objects: usize, reports: usize) -> Event {
     let mut e = generated(seed, attrs, objects, reports);
-    seal_event(&mut e, &keys().0, ORG_A).unwrap();
+    seal_with(&mut e, &keys().0, ORG_A);
     e
 }
 
@@ -215,11 +225,12 @@ fn mutate(e: &mut Event, m: usize) -> &'static str {
         66 => { e.seal.as_mut().unwrap().key_id = "0123456789abcdef".into(); "Seal.key_id (unknown)" }
         67 => { flip_signature_byte(e, 17); "Seal.signature" }
         68 => { e.seal.as_mut().unwrap().header = e.seal.as_ref().unwrap().elements[0].clone(); "Seal.header" }
+        69 => { e.seal.as_mut().unwrap().signed_at = Some(SIGNED_AT - 1); "Seal.signed_at" }
         _ => unreachable!(),
     }
 }
 
-const MUTATIONS: usize = 69;
+const MUTATIONS: usize = 70;
 
 fn sg(uuid: Uuid) -> sluis::model::SharingGroup {
     serde_json::from_value(json!({"uuid": uuid, "name": "sg"})).unwrap()
@@ -349,7 +360,7 @@ fn every_mutation_fails_with_a_fitting_reason() {
 fn unknown_key_fails() {
     let mut e = generated(1, 5, 1, 1);
     let stranger = NodeKey::generate().unwrap();
-    seal_event(&mut e, &stranger, ORG_A).unwrap();
+    seal_with(&mut e, &stranger, ORG_A);
     let err = verify(&e).unwrap_err();
     assert_eq!(
         err,
@@ -370,7 +381,7 @@ fn revoked_key_fails() {
     let mut trust = TrustList::new();
     trust.add(ORG_A, &key.public_key_b64(), None, None).unwrap();
     let mut e = generated(2, 5, 1, 1);
-    seal_event(&mut e, &key, ORG_A).unwrap();
+    seal_with(&mut e, &key, ORG_A);
     verify_event(&e, &trust, NOW).unwrap();
     trust.revoke(&key.key_id().to_string()).unwrap();
     assert_eq!(
@@ -381,51 +392,76 @@ fn revoked_key_fails() {
     );
 }
 
-/// Rotation: the old key is valid until T, the new one from T - overlap. A seal
-/// is judged at its signed time (the event timestamp), so old versions sealed by
-/// the old key keep verifying after rotation, and the old key cannot vouch for
-/// anything dated after its window.
+/// Rotation: the old key is valid until R, the new one from R - overlap. A seal
+/// is judged at its signed time (`Seal.signed_at`, when the origin sealed), so
+/// versions sealed by the old key keep verifying after rotation, the old key
+/// cannot vouch for anything sealed after its window, and old content sealed
+/// today (an event from an old MISP feed) verifies under today's key.
 #[test]
 fn key_outside_its_validity_window_fails() {
     let old = NodeKey::generate().unwrap();
     let new = NodeKey::generate().unwrap();
     let e0 = generated(3, 5, 1, 1);
     let t = e0.timestamp;
+    let rotation = t + 100_000;
+    let overlap = 3_600;
     let mut trust = TrustList::new();
     trust
-        .add(ORG_A, &old.public_key_b64(), None, Some(t))
+        .add(ORG_A, &old.public_key_b64(), None, Some(rotation))
         .unwrap();
     trust
-        .add(ORG_A, &new.public_key_b64(), Some(t - 100), None)
+        .add(ORG_A, &new.public_key_b64(), Some(rotation - overlap), None)
         .unwrap();
 
     let mut e = e0.clone();
-    seal_event(&mut e, &old, ORG_A).unwrap();
+    seal_event_at(&mut e, &old, ORG_A, rotation - 10).unwrap();
     verify_event(&e, &trust, NOW).unwrap();
 
-    let mut later = e0.clone();
-    later.timestamp = t + 1;
-    seal_event(&mut later, &old, ORG_A).unwrap();
-    let err = verify_event(&later, &trust, NOW).unwrap_err();
+    seal_event_at(&mut e, &old, ORG_A, rotation + 1).unwrap();
+    let err = verify_event(&e, &trust, NOW).unwrap_err();
     assert_eq!(
         err,
         SealError::OutsideValidity {
             key_id: old.key_id(),
-            at: t + 1,
+            at: rotation + 1,
             not_before: None,
-            not_after: Some(t)
+            not_after: Some(rotation)
         }
     );
-    seal_event(&mut later, &new, ORG_A).unwrap();
-    verify_event(&later, &trust, NOW).unwrap();
+    seal_event_at(&mut e, &new, ORG_A, rotation + 1).unwrap();
+    verify_event(&e, &trust, NOW).unwrap();
+    // The old content (timestamp t, long before the new key's window) sealed
+    // by the new key today.
+    seal_with(&mut e, &new, ORG_A);
+    assert!(e.timestamp < rotation - overlap);
+    verify_event(&e, &trust, NOW).unwrap();
 
-    let mut early = e0.clone();
-    early.timestamp = t - 101;
-    seal_event(&mut early, &new, ORG_A).unwrap();
+    seal_event_at(&mut e, &new, ORG_A, rotation - overlap - 1).unwrap();
     assert!(matches!(
-        verify_event(&early, &trust, NOW),
+        verify_event(&e, &trust, NOW),
         Err(SealError::OutsideValidity { .. })
     ));
+
+    // The retired key cannot vouch for a version made after its window by
+    // back-dating the seal into it.
+    let mut later = e0.clone();
+    later.timestamp = rotation + 2 * sluis::seal::MAX_CLOCK_SKEW_SECS;
+    seal_event_at(&mut later, &old, ORG_A, rotation).unwrap();
+    assert!(matches!(
+        verify_event(&later, &trust, NOW),
+        Err(SealError::SignedBeforeVersion { .. })
+    ));
+}
+
+/// `seal_event` signs at the node's clock, and what it seals verifies now.
+#[test]
+fn seal_event_uses_the_clock() {
+    let mut e = generated(9, 3, 1, 1);
+    seal_event(&mut e, &keys().0, ORG_A).unwrap();
+    let now = sluis::model::time::now_secs();
+    let at = e.seal.as_ref().unwrap().signed_at.unwrap();
+    assert!(at <= now && at + 60 > now, "{at} vs {now}");
+    verify_event(&e, &keys().2, now).unwrap();
 }
 
 #[test]
@@ -461,7 +497,7 @@ fn forged_origin_fails() {
     ));
     // Org B's key cannot vouch for org A either.
     let mut e = generated(6, 3, 0, 0);
-    seal_event(&mut e, &keys().1, ORG_A).unwrap();
+    seal_with(&mut e, &keys().1, ORG_A);
     assert!(matches!(
         verify(&e),
         Err(SealError::KeyOriginMismatch { .. })
@@ -480,7 +516,7 @@ fn replayed_older_version_is_detectable() {
     v2.timestamp += 60;
     v2.attributes[0].timestamp = v2.timestamp;
     v2.attributes[0].comment = "updated".into();
-    seal_event(&mut v2, &keys().0, ORG_A).unwrap();
+    seal_with(&mut v2, &keys().0, ORG_A);
 
     let stored = verify(&v2).unwrap();
     let replay = verify(&v1).unwrap();
@@ -528,7 +564,8 @@ fn real_misp_samples_seal_and_verify() {
         let mut e = parse_event(&std::fs::read(f).unwrap(), 1 << 26)
             .unwrap_or_else(|err| panic!("{name}: {err}"));
         validate_event(&mut e, NOW).unwrap_or_else(|err| panic!("{name}: {err}"));
-        seal_event(&mut e, &keys().0, ORG_A).unwrap_or_else(|err| panic!("{name}: {err}"));
+        seal_event_at(&mut e, &keys().0, ORG_A, SIGNED_AT)
+            .unwrap_or_else(|err| panic!("{name}: {err}"));
         let v = verify(&e).unwrap_or_else(|err| panic!("{name}: {err}"));
         assert_eq!(
             v.present,
@@ -557,6 +594,7 @@ fn seal_wire_form_is_as_designed() {
     assert_eq!(seal["key_id"].as_str().unwrap().len(), 16);
     assert_eq!(seal["header"].as_str().unwrap().len(), 64);
     assert_eq!(seal["elements"].as_array().unwrap().len(), 2);
+    assert_eq!(seal["signed_at"], SIGNED_AT);
     use base64::Engine as _;
     let sig = base64::engine::general_purpose::STANDARD
         .decode(seal["signature"].as_str().unwrap())

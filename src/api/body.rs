@@ -29,13 +29,13 @@ impl NamedParams {
 /// The raw body, limited in size.
 pub struct RawBody(pub Bytes);
 
-impl<S: Send + Sync> FromRequest<S> for RawBody {
+impl FromRequest<super::AppState> for RawBody {
     type Rejection = ApiError;
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+    async fn from_request(req: Request, state: &super::AppState) -> Result<Self, ApiError> {
         match Bytes::from_request(req, state).await {
             Ok(b) => Ok(RawBody(b)),
             Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::TooLarge(0))
+                Err(ApiError::TooLarge(state.limits.max_body))
             }
             Err(e) => Err(ApiError::BadRequest(format!(
                 "Could not read the request body: {e}"

@@ -38,6 +38,8 @@ pub enum ApiError {
     },
     #[error("{0}")]
     BadRequest(String),
+    #[error("This method is not allowed on this path.")]
+    MethodNotAllowed,
     #[error("The request body is larger than the limit of {0} bytes.")]
     TooLarge(usize),
     #[error("An Internal Error Has Occurred.")]
@@ -64,6 +66,7 @@ impl ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Refused { status, .. } => *status,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -369,8 +369,17 @@ pub async fn index(
             .and_then(|p| p.parse::<usize>().ok())
             .unwrap_or(1)
             .max(1);
-        let mut out = Vec::new();
-        let mut skipped = 0usize;
+        let (want_tags, not_tags): (Vec<String>, Vec<String>) = tags
+            .iter()
+            .map(|t| t.trim().to_owned())
+            .partition(|t| !t.starts_with('!'));
+        let not_tags: Vec<String> = not_tags
+            .iter()
+            .map(|t| t.trim_start_matches('!').to_owned())
+            .collect();
+        let has_tag =
+            |head: &Event, t: &str| head.tags.iter().any(|x| x.name.eq_ignore_ascii_case(t));
+        let mut matched: Vec<Event> = Vec::new();
         for u in store.event_uuids() {
             let u = u?;
             let Some(head) = store.get_event_header(&u)? else {
@@ -390,18 +399,19 @@ pub async fn index(
             {
                 continue;
             }
-            if !tags.is_empty()
-                && !tags
-                    .iter()
-                    .any(|t| head.tags.iter().any(|x| x.name.eq_ignore_ascii_case(t)))
-            {
+            if !want_tags.is_empty() && !want_tags.iter().any(|t| has_tag(&head, t)) {
+                continue;
+            }
+            if not_tags.iter().any(|t| has_tag(&head, t)) {
                 continue;
             }
             if !orgs.is_empty()
                 && !orgs.iter().any(|o| {
-                    head.orgc
-                        .as_ref()
-                        .is_some_and(|c| c.name.eq_ignore_ascii_case(o) || c.uuid.to_string() == *o)
+                    head.orgc.as_ref().is_some_and(|c| {
+                        c.name.eq_ignore_ascii_case(o)
+                            || c.uuid.to_string() == *o
+                            || c.id.map(|i| i.to_string()).as_deref() == Some(o.as_str())
+                    })
                 })
             {
                 continue;
@@ -420,13 +430,37 @@ pub async fn index(
             {
                 continue;
             }
-            if skipped < (page - 1).saturating_mul(limit) {
-                skipped += 1;
-                continue;
-            }
-            if out.len() >= limit {
-                break;
-            }
+            matched.push(head);
+        }
+        // MISP's `sort` / `direction` (default: by id, ascending).
+        let sort = f.get("sort").and_then(s).unwrap_or_else(|| "id".into());
+        let desc = f
+            .get("direction")
+            .and_then(s)
+            .is_some_and(|d| d.eq_ignore_ascii_case("desc"));
+        match sort.trim_start_matches("Event.") {
+            "date" => matched.sort_by(|a, b| a.date.cmp(&b.date).then(a.id.cmp(&b.id))),
+            "timestamp" => matched.sort_by_key(|e| (e.timestamp, e.id)),
+            "publish_timestamp" => matched.sort_by_key(|e| (e.publish_timestamp, e.id)),
+            "info" => matched.sort_by(|a, b| {
+                a.info
+                    .to_lowercase()
+                    .cmp(&b.info.to_lowercase())
+                    .then(a.id.cmp(&b.id))
+            }),
+            "attribute_count" => matched.sort_by_key(|e| (e.attribute_count, e.id)),
+            _ => matched.sort_by_key(|e| e.id),
+        }
+        if desc {
+            matched.reverse();
+        }
+        let mut out = Vec::new();
+        for head in matched
+            .into_iter()
+            .skip((page - 1).saturating_mul(limit))
+            .take(limit)
+        {
+            let u = head.uuid;
             // Non-owners are shown the count of what they may see.
             let row_event = if viewer.site_admin
                 || crate::policy::visibility::owner(&head) == Some(viewer.org)

@@ -70,6 +70,10 @@ pub async fn describe_types(_caller: Caller) -> Response {
         .into_response()
 }
 
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
 pub async fn not_found() -> ApiError {
     ApiError::NotFound("Not Found".into())
 }

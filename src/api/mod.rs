@@ -140,6 +140,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sharing_groups::routes())
         .merge(search::routes())
         .layer(axum::extract::DefaultBodyLimit::max(state.limits.max_body))
+        .method_not_allowed_fallback(info::method_not_allowed)
         .fallback(info::not_found)
         .with_state(state)
 }
@@ -156,11 +157,66 @@ fn route_label(path: &str) -> String {
     }
 }
 
+/// Longest body read and thrown away after refusing it as too large, so the client
+/// gets to read the 413 instead of a reset connection.
+const MAX_DRAIN: u64 = 64 * 1024 * 1024;
+
+/// Reads and discards a refused body, up to [`MAX_DRAIN`] bytes or two seconds.
+async fn drain(body: Body) {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut seen = 0u64;
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len() as u64);
+            if seen > MAX_DRAIN {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
+fn declared_length(req: &Request<Body>) -> Option<u64> {
+    req.headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// Normalises the path (named parameters, `.json`, camel-case controllers),
 /// scopes the request path for error bodies, routes, and records metrics.
+///
+/// An error answer to a request that carried a body says `Connection: close`: the
+/// handler may have answered without reading the body, and a keep-alive client
+/// (PyMISP reuses one session) must not send its next request into the rest of it.
 pub async fn handle(router: Router, state: AppState, mut req: Request<Body>) -> Response {
+    use axum::response::IntoResponse;
     let started = Instant::now();
     let (path, named) = body::normalise_path(req.uri().path());
+    let label = route_label(&path);
+    let declared = declared_length(&req);
+    let has_body = declared.is_some_and(|n| n > 0)
+        || req
+            .headers()
+            .contains_key(axum::http::header::TRANSFER_ENCODING);
+    if declared.is_some_and(|n| n > state.limits.max_body as u64) {
+        // Refused on the declared size alone, before reading.
+        drain(req.into_body()).await;
+        let mut resp = error::REQUEST_PATH
+            .scope(path, async {
+                error::ApiError::TooLarge(state.limits.max_body).into_response()
+            })
+            .await;
+        resp.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+        state
+            .metrics
+            .request(&label, resp.status().as_u16(), started.elapsed());
+        return resp;
+    }
     let query = req.uri().query().map(str::to_owned);
     let uri = match &query {
         Some(q) => format!("{path}?{q}"),
@@ -170,8 +226,7 @@ pub async fn handle(router: Router, state: AppState, mut req: Request<Body>) -> 
         *req.uri_mut() = u;
     }
     req.extensions_mut().insert(named);
-    let label = route_label(&path);
-    let resp = error::REQUEST_PATH
+    let mut resp = error::REQUEST_PATH
         .scope(path, async move {
             use tower::ServiceExt;
             match router.oneshot(req).await {
@@ -180,6 +235,12 @@ pub async fn handle(router: Router, state: AppState, mut req: Request<Body>) -> 
             }
         })
         .await;
+    if has_body && (resp.status().is_client_error() || resp.status().is_server_error()) {
+        resp.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
     state
         .metrics
         .request(&label, resp.status().as_u16(), started.elapsed());

@@ -4,12 +4,28 @@
 //! Reports are printed only after the events they name were flushed to disk, so a
 //! line saying "accepted" is a promise that survives a crash. Flushes are grouped
 //! (every [`GROUP_EVENTS`] events or [`GROUP_MILLIS`] ms) to keep bulk imports fast.
+//!
+//! **Seals.** The store holds only sealed versions, each verified or made here:
+//!
+//! | the event in the file | what is stored |
+//! |---|---|
+//! | no seal (a MISP event or feed) | sealed by this node: the importing node vouches for it |
+//! | a seal that fails against the trust list | nothing: the event is rejected whole, the reason reported, logged and counted |
+//! | a valid seal by this node's org (its own export) | re-sealed by this node over the exact stored (merged) version |
+//! | a valid seal by another org | kept, if it still verifies on the exact stored (merged) version; rejected otherwise. Local tags and nested sightings, which the seal does not cover, are dropped, and the event is `locked` (remote-owned) |
+//!
+//! And only an event's origin may change it: a version whose origin (the org
+//! whose seal it will carry) differs from the stored version's is rejected.
 
 use super::{progress_bar, CliError};
 use crate::model::parse::parse_events;
+use crate::model::{Event, Org};
+use crate::seal::{strip_unsealed, verify_event, Sealer, TrustList};
 use crate::store::{Durability, Outcome, Store, StoreError};
+use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+use uuid::Uuid;
 
 const GROUP_EVENTS: usize = 256;
 const GROUP_MILLIS: u128 = 250;
@@ -26,6 +42,8 @@ pub enum EventResult {
 pub struct FileReport {
     pub path: PathBuf,
     pub events: Vec<EventResult>,
+    /// How many of the rejections were for a seal.
+    pub seal_failures: usize,
 }
 
 impl FileReport {
@@ -54,6 +72,10 @@ pub struct Summary {
     pub updated: usize,
     pub unchanged: usize,
     pub rejected: usize,
+    /// Of `rejected`: events refused for their seal — it failed, would not
+    /// cover the stored version, or names another origin than the stored
+    /// version's. Counted apart because it may mean tampering, not a bad file.
+    pub seal_failures: usize,
     pub attributes: usize,
 }
 
@@ -63,8 +85,26 @@ impl std::fmt::Display for Summary {
             f,
             "{} files: {} accepted, {} updated, {} unchanged, {} rejected ({} attributes stored)",
             self.files, self.accepted, self.updated, self.unchanged, self.rejected, self.attributes
-        )
+        )?;
+        if self.seal_failures > 0 {
+            write!(f, "; {} rejected for their seal", self.seal_failures)?;
+        }
+        Ok(())
     }
+}
+
+/// How `import` treats what it reads: limits, ownership, sealing and trust.
+pub struct ImportOptions<'a> {
+    /// Largest file accepted, bytes.
+    pub max_document_bytes: usize,
+    /// When known, each event's owner organisation (MISP's `Org`): on import, as
+    /// in MISP, the importing node's organisation owns what it imports, while
+    /// `Orgc` keeps the creator.
+    pub owner: Option<&'a Org>,
+    /// This node's sealer: seals unsealed events and the node's own.
+    pub sealer: &'a Sealer,
+    /// Whose seals are accepted (see [`crate::config::trust_list`]).
+    pub trust: &'a TrustList,
 }
 
 /// Expands directories (recursively, sorted) into `.json` files. A feed's
@@ -110,14 +150,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), CliError> {
 
 /// Imports `files` into `store`. `report` receives each file's report once its
 /// events are durable.
-/// `owner`, when known, becomes each event's owner organisation (MISP's `Org`): on
-/// import, as in MISP, the importing node's organisation owns what it imports,
-/// while `Orgc` keeps the creator.
 pub fn import(
     store: &Store,
     files: &[PathBuf],
-    max_document_bytes: usize,
-    owner: Option<&crate::model::Org>,
+    opts: &ImportOptions<'_>,
     report: &mut dyn FnMut(&FileReport),
 ) -> Result<Summary, CliError> {
     let total: u64 = files
@@ -141,7 +177,8 @@ pub fn import(
     };
     for path in files {
         summary.files += 1;
-        let file = import_file(store, path, max_document_bytes, owner)?;
+        let file = import_file(store, path, opts)?;
+        summary.seal_failures += file.seal_failures;
         for r in &file.events {
             match r {
                 EventResult::Stored(Outcome::Accepted { .. }, n) => {
@@ -175,12 +212,13 @@ pub fn import(
 fn import_file(
     store: &Store,
     path: &Path,
-    max: usize,
-    owner: Option<&crate::model::Org>,
+    opts: &ImportOptions<'_>,
 ) -> Result<FileReport, CliError> {
+    let max = opts.max_document_bytes;
     let mut rep = FileReport {
         path: path.to_owned(),
         events: Vec::new(),
+        seal_failures: 0,
     };
     let io = |source| CliError::Io {
         path: path.to_owned(),
@@ -205,10 +243,11 @@ fn import_file(
     };
     for mut ev in events {
         let uuid = Some(ev.uuid).filter(|u| !u.is_nil());
-        if let Some(o) = owner {
+        if let Some(o) = opts.owner {
             ev.org = Some(o.clone());
         }
-        match store.put_event(ev, Durability::Deferred) {
+        let seal_failed = Cell::new(false);
+        match import_event(store, ev, opts, &seal_failed) {
             Ok(o) => {
                 let n = store
                     .get_event_header(&o.uuid())?
@@ -220,10 +259,87 @@ fn import_file(
                 e
                 @ (StoreError::Invalid(_) | StoreError::Rejected(_) | StoreError::NotNewer { .. }),
             ) => {
-                rep.events.push(EventResult::Rejected(uuid, e.to_string()));
+                let why = e.to_string();
+                if seal_failed.get() {
+                    rep.seal_failures += 1;
+                    tracing::warn!(
+                        event = %uuid.map(|u| u.to_string()).unwrap_or_else(|| "-".into()),
+                        file = %path.display(),
+                        reason = %why,
+                        "sealed event rejected"
+                    );
+                }
+                rep.events.push(EventResult::Rejected(uuid, why));
             }
             Err(e) => return Err(e.into()),
         }
     }
     Ok(rep)
+}
+
+/// Verifies `ev`'s seal, if any, and stores it with the finisher its origin
+/// calls for (see the module docs). `seal_failed` is set when the event is
+/// refused because of its seal, so the caller can log and count it apart.
+fn import_event(
+    store: &Store,
+    mut ev: Event,
+    opts: &ImportOptions<'_>,
+    seal_failed: &Cell<bool>,
+) -> Result<Outcome, StoreError> {
+    let now = crate::model::time::now_secs();
+    let own = opts.sealer.org();
+    let origin = match &ev.seal {
+        None => own,
+        Some(_) => {
+            verify_event(&ev, opts.trust, now)
+                .map_err(|e| {
+                    seal_failed.set(true);
+                    StoreError::Rejected(format!("seal: {e}"))
+                })?
+                .origin_org
+        }
+    };
+    // The origin the stored version carries (none for an event not yet held,
+    // or stored before seals existed). Read before the write; `sluis import`
+    // runs with the node stopped, so nothing changes it meanwhile.
+    let held: Option<Uuid> = store
+        .get_event_header(&ev.uuid)?
+        .and_then(|h| h.seal)
+        .map(|s| s.origin_org);
+    let origin_may_change = |e: &Event| match held {
+        Some(held) if held != origin => {
+            seal_failed.set(true);
+            Err(StoreError::Rejected(format!(
+                "seal: event {} is held with origin org {held}; only that origin may change \
+                 it (this version's origin would be {origin})",
+                e.uuid
+            )))
+        }
+        _ => Ok(()),
+    };
+    if origin == own {
+        // Unsealed, or the node's own seal coming back: the node vouches for the
+        // exact version stored, whatever the merge made of it.
+        let finish = |e: &mut Event| {
+            origin_may_change(e)?;
+            opts.sealer
+                .seal(e)
+                .map_err(|x| StoreError::Rejected(format!("cannot seal the event: {x}")))
+        };
+        return store.put_event_with(ev, Durability::Deferred, &finish);
+    }
+    // Another origin's record: keep only what its seal covers, mark it
+    // remote-owned, and store it only if the seal covers the stored version.
+    strip_unsealed(&mut ev);
+    ev.locked = true;
+    let finish = |e: &mut Event| {
+        origin_may_change(e)?;
+        verify_event(e, opts.trust, now).map(|_| ()).map_err(|x| {
+            seal_failed.set(true);
+            StoreError::Rejected(format!(
+                "seal: the stored version would not match the origin's seal: {x}"
+            ))
+        })
+    };
+    store.put_event_with(ev, Durability::Deferred, &finish)
 }

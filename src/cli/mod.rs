@@ -4,8 +4,9 @@
 pub mod export;
 pub mod import;
 pub mod serve;
+pub mod verify;
 
-use crate::config::ConfigError;
+use crate::config::{Config, ConfigError};
 use crate::export::{ExportError, FilterError};
 use crate::store::StoreError;
 
@@ -25,11 +26,49 @@ pub enum CliError {
     Node(#[from] crate::node::NodeError),
     #[error(transparent)]
     Key(#[from] crate::seal::keys::KeyError),
+    #[error(transparent)]
+    Parse(#[from] crate::model::parse::ParseError),
+    /// A public key given on the command line (`--key`) that is not one.
+    #[error("--key {key}: {reason}")]
+    BadKey { key: String, reason: String },
     #[error("{path}: {source}")]
     Io {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+}
+
+/// This node's sealing identity from its config: the `[signing]` key and the
+/// `node.org_uuid` it vouches for. Every command that writes events needs it,
+/// because the store holds only sealed versions. `command` names the command in
+/// the error.
+pub fn sealer(cfg: &Config, command: &str) -> Result<crate::seal::Sealer, CliError> {
+    let invalid = |key: &str, message: String| {
+        CliError::Config(ConfigError::Invalid {
+            path: cfg.source.clone(),
+            key: key.into(),
+            message,
+        })
+    };
+    let signing = cfg.signing.as_ref().ok_or_else(|| {
+        invalid(
+            "signing",
+            format!(
+                "the [signing] section (key = \"signing.key\") is required: `sluis {command}` \
+                 seals what it stores with the node's key (`sluis init` creates one)"
+            ),
+        )
+    })?;
+    let org = cfg.node.org_uuid.ok_or_else(|| {
+        invalid(
+            "node.org_uuid",
+            format!("required by `sluis {command}`: the node's seals vouch for its organisation"),
+        )
+    })?;
+    Ok(crate::seal::Sealer::new(
+        crate::seal::NodeKey::load(&signing.key)?,
+        org,
+    ))
 }
 
 /// A progress bar on stderr, drawn only when stderr is a terminal.

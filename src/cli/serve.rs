@@ -22,32 +22,24 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, CliError> {
     let tls = cfg.tls.as_ref().ok_or_else(|| {
         CliError::Config(crate::config::ConfigError::Invalid {
             path: cfg.source.clone(),
-            key: "tls",
+            key: "tls".into(),
             message: "the [tls] section (cert, key, ca) is required to serve".into(),
         })
     })?;
     let org_uuid = cfg.node.org_uuid.ok_or_else(|| {
         CliError::Config(crate::config::ConfigError::Invalid {
             path: cfg.source.clone(),
-            key: "node.org_uuid",
+            key: "node.org_uuid".into(),
             message: "required to serve (the node's organisation owns what it creates)".into(),
         })
     })?;
     // Analysts may present a client certificate (verified against the CA if they
     // do); the API key is what authenticates them.
     let server = server_config(&tls.cert, &tls.key, &tls.ca, &tls.crl, ClientAuth::Optional)?;
-    let signing = cfg.signing.as_ref().ok_or_else(|| {
-        CliError::Config(crate::config::ConfigError::Invalid {
-            path: cfg.source.clone(),
-            key: "signing",
-            message: "the [signing] section (key) is required: the node seals what it stores"
-                .into(),
-        })
-    })?;
-    let sealer = Arc::new(crate::seal::Sealer::new(
-        crate::seal::NodeKey::load(&signing.key)?,
-        org_uuid,
-    ));
+    let sealer = Arc::new(super::sealer(cfg, "serve")?);
+    // Not used yet (federation will verify with it): built here so a trust entry
+    // that conflicts with the node's own key is an error at start.
+    crate::config::trust_list(cfg, Some((sealer.key(), sealer.org())))?;
     let store = Store::open(&cfg.db_dir(), cfg.store_options())?;
     let hook = sealer.clone();
     store.set_finisher(Arc::new(move |e| {

@@ -30,6 +30,22 @@ pub struct Event {
         skip_serializing_if = "Option::is_none"
     )]
     pub id: Option<u64>,
+    /// Local id of the owner organisation (`Org`), filled when read from the store.
+    #[serde(
+        default,
+        deserialize_with = "de_opt_u64",
+        serialize_with = "ser_opt_u64_str",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub org_id: Option<u64>,
+    /// Local id of the creator organisation (`Orgc`).
+    #[serde(
+        default,
+        deserialize_with = "de_opt_u64",
+        serialize_with = "ser_opt_u64_str",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub orgc_id: Option<u64>,
     #[serde(default, deserialize_with = "de_string")]
     pub date: String,
     #[serde(
@@ -104,6 +120,8 @@ impl Event {
     pub fn new(info: impl Into<String>) -> Self {
         Event {
             id: None,
+            org_id: None,
+            orgc_id: None,
             date: String::new(),
             threat_level_id: 4,
             info: info.into(),
@@ -144,6 +162,8 @@ impl Event {
     pub fn portable(&self) -> Event {
         let mut e = self.clone();
         e.id = None;
+        e.org_id = None;
+        e.orgc_id = None;
         e.org = None;
         e.locked = false;
         e.attribute_count = None;

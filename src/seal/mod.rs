@@ -20,6 +20,10 @@
 //! filtering has withheld elements, across any number of hops, while a withheld
 //! element reveals nothing but an opaque digest.
 //!
+//! The signed time of an event seal is `Seal.signed_at`, when the origin sealed;
+//! key validity windows are checked against it (see `seal.rs`). Sightings and
+//! tombstones use their own dates (`date_sighting`, the tombstone `timestamp`).
+//!
 //! What the seal does *not* decide: whether a version is newer than the stored one
 //! (the store does that with [`VerifiedEvent::timestamp`], the signed timestamp), and
 //! who may receive what (policy). What it does not cover: local state (ids, owner
@@ -41,7 +45,7 @@ mod trust;
 pub use canonical::Digest;
 pub use keys::{parse_public_key, KeyError, KeyId, NodeKey};
 pub use records::{SealedSighting, Tombstone, TombstoneKind, VerifiedRecord};
-pub use seal::{seal_event, strip_unsealed, verify_event, VerifiedEvent};
+pub use seal::{seal_event, seal_event_at, strip_unsealed, verify_event, VerifiedEvent};
 pub use trust::{TrustError, TrustList, TrustedKey};
 
 use uuid::Uuid;
@@ -128,6 +132,13 @@ pub enum SealError {
         "signed time {at} is more than {MAX_CLOCK_SKEW_SECS} s ahead of this node's clock ({now})"
     )]
     FromTheFuture { at: u64, now: u64 },
+    /// The seal's `signed_at` lies more than [`MAX_CLOCK_SKEW_SECS`] before the
+    /// version's `timestamp`: an origin seals a version when it makes it, so this
+    /// is a back-dated seal (a retired key reaching past its validity window).
+    #[error(
+        "sealed at {signed_at}, more than {MAX_CLOCK_SKEW_SECS} s before the version's timestamp {timestamp}"
+    )]
+    SignedBeforeVersion { signed_at: u64, timestamp: u64 },
     /// The signature does not verify (with `verify_strict`). For an event seal this
     /// is also what a seal copied onto another event, or onto another version of
     /// the same event, gives: the event uuid and timestamp are part of the signed

@@ -11,18 +11,27 @@
 //! key_id          8 bytes     the signing key's id
 //! event uuid     16 bytes     binds the seal to this event …
 //! timestamp       8 bytes BE  … and to this version of it
+//! signed_at       8 bytes BE  when the origin sealed (Seal.signed_at)
 //! header digest  32 bytes
 //! n               8 bytes BE  number of element digests
 //! n × digest     32 bytes     sorted ascending, no repeats
 //! ```
 //!
-//! **Signed time.** Key validity windows are checked against the event
-//! `timestamp`, the only signed time the wire seal has. A `signed_at` (when the
-//! origin sealed) would be the better clock — an event imported from an old MISP
-//! feed keeps its old timestamp but is sealed with today's key, which fails a key
-//! whose `not_before` is later — so it is requested as a model change
-//! (`Seal.signed_at`); until then, give keys open-ended `not_before` where old
-//! content gets sealed.
+//! **Signed time.** Key validity windows are checked against `signed_at`, when
+//! the origin sealed, not against the event `timestamp`: an event imported from
+//! an old MISP feed keeps its old timestamp but is sealed with today's key, and
+//! must verify under a key whose window starts today. `signed_at` may not lie
+//! in the future (beyond [`MAX_CLOCK_SKEW_SECS`]), and may not lie more than
+//! that skew *before* the version's `timestamp`: an origin seals a version when
+//! it makes or introduces it, never long before, so a retired key (past its
+//! `not_after`) cannot vouch for versions newer than its window by back-dating
+//! `signed_at` — such versions would otherwise win the store's newer-timestamp
+//! rule. (A key that is *compromised*, not merely retired, can still back-date
+//! versions inside its window; revoke it.)
+//!
+//! Seal version 1 requires `signed_at`. It is optional in the wire type only so
+//! that a seal lacking it is refused with a precise reason; no version-1 seal
+//! without it was ever issued.
 //!
 //! **Replays.** An older version verifies as well as it ever did; the store
 //! refuses it as "not newer" by comparing [`VerifiedEvent::timestamp`] with the
@@ -33,7 +42,7 @@ use super::canonical::Digest;
 use super::keys::{KeyId, NodeKey};
 use super::signed_form::{element_count, for_each_element, header_digest, ElementRef};
 use super::trust::TrustList;
-use super::{check_not_future, SealError, SEAL_VERSION};
+use super::{check_not_future, SealError, MAX_CLOCK_SKEW_SECS, SEAL_VERSION};
 use crate::model::{Event, Seal};
 use base64::Engine as _;
 use ed25519_dalek::Signature;
@@ -50,6 +59,8 @@ pub struct VerifiedEvent {
     pub event_uuid: Uuid,
     /// The event `timestamp` the origin signed.
     pub timestamp: u64,
+    /// When the origin sealed (the time the key was checked at).
+    pub signed_at: u64,
     pub origin_org: Uuid,
     pub key_id: KeyId,
     /// Elements present and verified.
@@ -65,40 +76,61 @@ impl VerifiedEvent {
     }
 }
 
-fn message(
+/// The fields of an event seal's signed message, in message order (see the
+/// module docs for the layout).
+struct Signed<'a> {
     version: u8,
-    origin_org: &Uuid,
-    key_id: &KeyId,
-    event_uuid: &Uuid,
+    origin_org: &'a Uuid,
+    key_id: &'a KeyId,
+    event_uuid: &'a Uuid,
     timestamp: u64,
-    header: &Digest,
-    elements: &[Digest],
-) -> Vec<u8> {
-    let mut m =
-        Vec::with_capacity(SEAL_DOMAIN.len() + 1 + 16 + 8 + 16 + 8 + 32 + 8 + 32 * elements.len());
-    m.extend_from_slice(SEAL_DOMAIN);
-    m.push(version);
-    m.extend_from_slice(origin_org.as_bytes());
-    m.extend_from_slice(&key_id.0);
-    m.extend_from_slice(event_uuid.as_bytes());
-    m.extend_from_slice(&timestamp.to_be_bytes());
-    m.extend_from_slice(&header.0);
-    m.extend_from_slice(&(elements.len() as u64).to_be_bytes());
-    for d in elements {
-        m.extend_from_slice(&d.0);
-    }
-    m
+    signed_at: u64,
+    header: &'a Digest,
+    elements: &'a [Digest],
 }
 
-/// Seals `event` with this node's key: sets `event.seal`, replacing any seal it
-/// had. `origin_org` is the uuid of this node's org (the org that vouches, which
-/// for an event imported from a MISP feed is the importing node's, not `Orgc`).
+impl Signed<'_> {
+    fn message(&self) -> Vec<u8> {
+        let mut m = Vec::with_capacity(
+            SEAL_DOMAIN.len() + 1 + 16 + 8 + 16 + 8 + 8 + 32 + 8 + 32 * self.elements.len(),
+        );
+        m.extend_from_slice(SEAL_DOMAIN);
+        m.push(self.version);
+        m.extend_from_slice(self.origin_org.as_bytes());
+        m.extend_from_slice(&self.key_id.0);
+        m.extend_from_slice(self.event_uuid.as_bytes());
+        m.extend_from_slice(&self.timestamp.to_be_bytes());
+        m.extend_from_slice(&self.signed_at.to_be_bytes());
+        m.extend_from_slice(&self.header.0);
+        m.extend_from_slice(&(self.elements.len() as u64).to_be_bytes());
+        for d in self.elements {
+            m.extend_from_slice(&d.0);
+        }
+        m
+    }
+}
+
+/// Seals `event` with this node's key, signed now: sets `event.seal`, replacing
+/// any seal it had. `origin_org` is the uuid of this node's org (the org that
+/// vouches, which for an event imported from a MISP feed is the importing
+/// node's, not `Orgc`).
 ///
 /// Seal the event as it will be stored and sent: validated (see
 /// [`super::signed_form`]) and with every element present; hops may then withhold
 /// elements. Refuses an event without a uuid or timestamp, and one whose elements
 /// repeat (validation refuses both).
 pub fn seal_event(event: &mut Event, key: &NodeKey, origin_org: Uuid) -> Result<(), SealError> {
+    seal_event_at(event, key, origin_org, crate::model::time::now_secs())
+}
+
+/// [`seal_event`] with an explicit `signed_at` (epoch seconds): for tests and
+/// benchmarks that need a fixed clock. A node always seals at its current time.
+pub fn seal_event_at(
+    event: &mut Event,
+    key: &NodeKey,
+    origin_org: Uuid,
+    signed_at: u64,
+) -> Result<(), SealError> {
     if event.uuid.is_nil() {
         return Err(SealError::Unsealable(
             "the event has no uuid (validate it first)".into(),
@@ -125,15 +157,17 @@ pub fn seal_event(event: &mut Event, key: &NodeKey, origin_org: Uuid) -> Result<
     }
     let elements: Vec<Digest> = digests.into_iter().map(|(d, _)| d).collect();
     let key_id = key.key_id();
-    let msg = message(
-        SEAL_VERSION,
-        &origin_org,
-        &key_id,
-        &event.uuid,
-        event.timestamp,
-        &header,
-        &elements,
-    );
+    let msg = Signed {
+        version: SEAL_VERSION,
+        origin_org: &origin_org,
+        key_id: &key_id,
+        event_uuid: &event.uuid,
+        timestamp: event.timestamp,
+        signed_at,
+        header: &header,
+        elements: &elements,
+    }
+    .message();
     let signature = key.sign(&msg);
     event.seal = Some(Seal {
         version: SEAL_VERSION,
@@ -141,6 +175,7 @@ pub fn seal_event(event: &mut Event, key: &NodeKey, origin_org: Uuid) -> Result<
         key_id: key_id.to_string(),
         header: header.to_string(),
         elements: elements.iter().map(Digest::to_string).collect(),
+        signed_at: Some(signed_at),
         signature: base64::engine::general_purpose::STANDARD.encode(signature.to_bytes()),
     });
     Ok(())
@@ -151,8 +186,10 @@ pub fn seal_event(event: &mut Event, key: &NodeKey, origin_org: Uuid) -> Result<
 /// In order, failing closed at the first problem:
 /// 1. the seal is well-formed and of a known version ([`SealError::Malformed`],
 ///    [`SealError::UnsupportedVersion`]);
-/// 2. the event timestamp is not in the future ([`SealError::FromTheFuture`]);
-/// 3. the key is trusted for the claimed origin org at the event timestamp
+/// 2. neither the event timestamp nor `signed_at` is in the future
+///    ([`SealError::FromTheFuture`]), and `signed_at` is not (beyond the clock
+///    skew) before the event timestamp ([`SealError::SignedBeforeVersion`]);
+/// 3. the key is trusted for the claimed origin org at `signed_at`
 ///    ([`SealError::UnknownKey`], [`SealError::KeyOriginMismatch`],
 ///    [`SealError::Revoked`], [`SealError::OutsideValidity`]);
 /// 4. the signature verifies, with `verify_strict`, over this event's uuid and
@@ -195,18 +232,31 @@ pub fn verify_event(
         elements.push(d);
     }
     let signature = decode_signature(&seal.signature)?;
+    let signed_at = seal.signed_at.ok_or_else(|| SealError::Malformed {
+        field: "signed_at",
+        reason: format!("missing (seal version {SEAL_VERSION} requires it)"),
+    })?;
 
     check_not_future(event.timestamp, now)?;
-    let vk = trust.lookup(&seal.origin_org, &key_id, event.timestamp)?;
-    let msg = message(
-        seal.version,
-        &seal.origin_org,
-        &key_id,
-        &event.uuid,
-        event.timestamp,
-        &header,
-        &elements,
-    );
+    check_not_future(signed_at, now)?;
+    if signed_at.saturating_add(MAX_CLOCK_SKEW_SECS) < event.timestamp {
+        return Err(SealError::SignedBeforeVersion {
+            signed_at,
+            timestamp: event.timestamp,
+        });
+    }
+    let vk = trust.lookup(&seal.origin_org, &key_id, signed_at)?;
+    let msg = Signed {
+        version: seal.version,
+        origin_org: &seal.origin_org,
+        key_id: &key_id,
+        event_uuid: &event.uuid,
+        timestamp: event.timestamp,
+        signed_at,
+        header: &header,
+        elements: &elements,
+    }
+    .message();
     vk.verify_strict(&msg, &signature)
         .map_err(|_| SealError::BadSignature {
             key_id,
@@ -235,6 +285,7 @@ pub fn verify_event(
     Ok(VerifiedEvent {
         event_uuid: event.uuid,
         timestamp: event.timestamp,
+        signed_at,
         origin_org: seal.origin_org,
         key_id,
         present,
@@ -289,6 +340,8 @@ mod tests {
 
     const ORG: Uuid = Uuid::from_u128(0x5c1b_0000_0000_4000_8000_0000_0000_0a0a);
     const NOW: u64 = 1_800_000_000;
+    /// When the tests' seals are made: after every generated timestamp.
+    const SIGNED_AT: u64 = NOW - 60;
 
     fn event(seed: u64, n: usize) -> Event {
         let bytes = serde_json::to_vec(&generated_event_json(seed, n)).unwrap();
@@ -308,7 +361,7 @@ mod tests {
     fn seal_then_verify() {
         let (key, trust) = setup();
         let mut e = event(1, 20);
-        seal_event(&mut e, &key, ORG).unwrap();
+        seal_event_at(&mut e, &key, ORG, SIGNED_AT).unwrap();
         let seal = e.seal.clone().unwrap();
         assert_eq!(seal.version, 1);
         assert_eq!(seal.key_id, key.key_id().to_string());
@@ -329,7 +382,7 @@ mod tests {
         let (key, trust) = setup();
         let mut e = event(2, 5);
         assert_eq!(verify_event(&e, &trust, NOW), Err(SealError::Unsealed));
-        seal_event(&mut e, &key, ORG).unwrap();
+        seal_event_at(&mut e, &key, ORG, SIGNED_AT).unwrap();
 
         let mut x = e.clone();
         x.info.push('!');
@@ -401,18 +454,101 @@ mod tests {
     }
 
     #[test]
+    fn seal_event_signs_now() {
+        let (key, trust) = setup();
+        let mut e = event(5, 3);
+        let before = crate::model::time::now_secs();
+        seal_event(&mut e, &key, ORG).unwrap();
+        let at = e.seal.as_ref().unwrap().signed_at.unwrap();
+        assert!(at >= before && at <= crate::model::time::now_secs());
+        let v = verify_event(&e, &trust, crate::model::time::now_secs()).unwrap();
+        assert_eq!(v.signed_at, at);
+    }
+
+    #[test]
+    fn signed_at_is_signed_and_checked() {
+        let (key, trust) = setup();
+        let mut e = event(6, 3);
+        seal_event_at(&mut e, &key, ORG, SIGNED_AT).unwrap();
+        assert_eq!(verify_event(&e, &trust, NOW).unwrap().signed_at, SIGNED_AT);
+
+        // Part of the signed message.
+        let mut x = e.clone();
+        x.seal.as_mut().unwrap().signed_at = Some(SIGNED_AT + 1);
+        assert!(matches!(
+            verify_event(&x, &trust, NOW),
+            Err(SealError::BadSignature { .. })
+        ));
+        // Required by version 1.
+        let mut x = e.clone();
+        x.seal.as_mut().unwrap().signed_at = None;
+        assert!(matches!(
+            verify_event(&x, &trust, NOW),
+            Err(SealError::Malformed {
+                field: "signed_at",
+                ..
+            })
+        ));
+        // Not in the future: an event dated in the past, sealed far ahead.
+        let mut x = e.clone();
+        let ahead = NOW + crate::seal::MAX_CLOCK_SKEW_SECS + 1;
+        seal_event_at(&mut x, &key, ORG, ahead).unwrap();
+        assert_eq!(
+            verify_event(&x, &trust, NOW),
+            Err(SealError::FromTheFuture {
+                at: ahead,
+                now: NOW
+            })
+        );
+        // Not back-dated before the version it seals (beyond the skew) …
+        let mut x = e.clone();
+        let early = x.timestamp - crate::seal::MAX_CLOCK_SKEW_SECS - 1;
+        seal_event_at(&mut x, &key, ORG, early).unwrap();
+        assert_eq!(
+            verify_event(&x, &trust, NOW),
+            Err(SealError::SignedBeforeVersion {
+                signed_at: early,
+                timestamp: x.timestamp
+            })
+        );
+        // … but within the skew it is fine.
+        seal_event_at(&mut x, &key, ORG, early + 1).unwrap();
+        verify_event(&x, &trust, NOW).unwrap();
+    }
+
+    #[test]
+    fn validity_is_judged_at_signed_at() {
+        let key = NodeKey::generate().unwrap();
+        let mut e = event(7, 3);
+        // An old event (an old MISP feed) sealed by a key that is valid only
+        // from long after the event's timestamp: fine, it was sealed then.
+        let from = e.timestamp + 10 * crate::seal::MAX_CLOCK_SKEW_SECS;
+        let mut trust = TrustList::new();
+        trust
+            .add(ORG, &key.public_key_b64(), Some(from), None)
+            .unwrap();
+        seal_event_at(&mut e, &key, ORG, from).unwrap();
+        verify_event(&e, &trust, NOW).unwrap();
+        seal_event_at(&mut e, &key, ORG, from - 1).unwrap();
+        assert!(matches!(
+            verify_event(&e, &trust, NOW),
+            Err(SealError::OutsideValidity { at, .. }) if at == from - 1
+        ));
+    }
+
+    #[test]
     fn unsealable_events() {
         let (key, _) = setup();
         let mut e = event(3, 2);
         e.uuid = Uuid::nil();
         assert!(matches!(
-            seal_event(&mut e, &key, ORG),
+            seal_event_at(&mut e, &key, ORG, SIGNED_AT),
             Err(SealError::Unsealable(_))
         ));
         let mut e = event(3, 2);
         let dup = e.attributes[0].clone();
         e.attributes.push(dup);
-        let err = seal_event(&mut e, &key, ORG).unwrap_err();
+        let err = seal_event_at(&mut e, &key, ORG, SIGNED_AT).unwrap_err();
         assert_eq!(
             err,
             SealError::DuplicateElement {
@@ -425,7 +561,7 @@ mod tests {
     fn strip_unsealed_keeps_the_seal_valid() {
         let (key, trust) = setup();
         let mut e = event(4, 3);
-        seal_event(&mut e, &key, ORG).unwrap();
+        seal_event_at(&mut e, &key, ORG, SIGNED_AT).unwrap();
         e.tags.push(crate::model::Tag {
             local: true,
             ..crate::model::Tag::named("smuggled")

@@ -77,7 +77,7 @@ fn json<T: Serialize>(v: &T) -> Vec<u8> {
 }
 
 impl Store {
-    fn next_id(&self, counter: &str) -> Result<u64, StoreError> {
+    pub(crate) fn next_id(&self, counter: &str) -> Result<u64, StoreError> {
         let mut key = vec![T::Meta as u8];
         key.extend_from_slice(counter.as_bytes());
         let v = self.t.data.update_and_fetch(key, |old| {

@@ -151,6 +151,15 @@ impl Store {
         let mut event: Event =
             serde_json::from_slice(&rec.header).map_err(|e| corrupt("events", e.to_string()))?;
         event.id = Some(rec.id);
+        // Local organisation ids, as MISP shows them (`org_id`, `orgc_id`, `Org.id`).
+        if let Some(o) = &mut event.org {
+            o.id = self.org(&o.uuid)?.map(|r| r.id);
+            event.org_id = o.id;
+        }
+        if let Some(o) = &mut event.orgc {
+            o.id = self.org(&o.uuid)?.map(|r| r.id);
+            event.orgc_id = o.id;
+        }
         let mut sgs: HashMap<Uuid, Option<SharingGroup>> = HashMap::new();
         let mut sg_of = |u: &Uuid| -> Result<Option<SharingGroup>, StoreError> {
             if let Some(s) = sgs.get(u) {
@@ -224,6 +233,17 @@ impl Store {
             o.attributes.sort_by_key(|a| a.id);
         }
         objects.sort_by_key(|o| o.attributes.first().and_then(|a| a.id));
+        // An object's local id is the smallest id among its attributes: unique, it
+        // leads to the event (attribute ids embed the event id) and needs no index.
+        for o in &mut objects {
+            o.id = o.attributes.iter().filter_map(|a| a.id).min();
+            for a in &mut o.attributes {
+                a.object_id = o.id;
+            }
+        }
+        for a in &mut event.attributes {
+            a.object_id = Some(0);
+        }
         event.objects = objects;
         Ok(event)
     }

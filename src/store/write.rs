@@ -205,9 +205,42 @@ struct Merge<'a> {
     next_attr: u32,
     /// Attribute types present in the event after this write.
     types: HashSet<String>,
+    /// Organisations captured in this write.
+    captured: HashSet<Uuid>,
 }
 
 impl Merge<'_> {
+    /// MISP's `captureOrg`: organisations named by an event (owner and creator)
+    /// become known to this node by uuid, so they get local ids and can be
+    /// searched by; a captured organisation is not local (it has no users here).
+    fn capture_orgs(&mut self, event: &Event) -> Result<(), StoreError> {
+        for o in [&event.org, &event.orgc].into_iter().flatten() {
+            if o.uuid.is_nil()
+                || self.captured.contains(&o.uuid)
+                || self.store.t.orgs.get(o.uuid.as_bytes())?.is_some()
+            {
+                continue;
+            }
+            let rec = super::accounts::OrgRecord {
+                id: self.store.next_id("id:org")?,
+                uuid: o.uuid,
+                name: if o.name.trim().is_empty() {
+                    o.uuid.to_string()
+                } else {
+                    o.name.trim().to_owned()
+                },
+                local: false,
+                description: String::new(),
+                nationality: String::new(),
+                sector: String::new(),
+                created: time::now_secs(),
+            };
+            self.w.put(T::Orgs, o.uuid.as_bytes(), to_json(&rec));
+            self.captured.insert(o.uuid);
+        }
+        Ok(())
+    }
+
     /// Captures a sharing group carried by an element (newer `modified` wins) or
     /// resolves a local `sharing_group_id`; returns the group's uuid when the element
     /// has distribution 4.
@@ -449,6 +482,9 @@ impl Store {
         head.reports.clear();
         head.sharing_group = None;
         head.id = None;
+        // Local ids of another instance mean nothing here; ours are filled on read.
+        head.org_id = None;
+        head.orgc_id = None;
         head
     }
 
@@ -499,7 +535,9 @@ impl Store {
             event_id: id,
             next_attr: 0,
             types: HashSet::new(),
+            captured: HashSet::new(),
         };
+        m.capture_orgs(event)?;
         let el = format!("Event {}", event.uuid);
         let sg = m.sharing_group(
             &el,
@@ -588,7 +626,9 @@ impl Store {
             event_id: old.id,
             next_attr: old.next_attr,
             types: HashSet::new(),
+            captured: HashSet::new(),
         };
+        m.capture_orgs(event)?;
         let el = format!("Event {}", event.uuid);
         let sg = m.sharing_group(
             &el,

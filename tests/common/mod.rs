@@ -52,22 +52,51 @@ pub fn sample_events() -> Vec<(PathBuf, serde_json::Value)> {
     out
 }
 
-/// A node directory with a minimal config, removed on drop.
+/// A node directory with a minimal config (an org uuid and a fresh signing key,
+/// because the store holds only sealed events), removed on drop.
 pub struct TestNode {
     pub dir: tempfile::TempDir,
     pub config: PathBuf,
+    pub org_uuid: uuid::Uuid,
+    /// The node's public signing key, base64 (as `sluis keys` prints it).
+    pub public_key: String,
 }
 
 impl TestNode {
     pub fn new() -> Self {
+        Self::with_trust("")
+    }
+
+    /// A node whose config ends with `trust` (`[[origin]]`, `[trust]` … tables).
+    pub fn with_trust(trust: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("sluis.toml");
+        let key = sluis::seal::NodeKey::generate().unwrap();
+        key.save(&dir.path().join("signing.key")).unwrap();
+        let org_uuid = uuid::Uuid::new_v4();
         std::fs::write(
             &config,
-            "[node]\nname = \"test\"\norg = \"TEST\"\ndata_dir = \".\"\n\n[store]\ncache_mib = 32\n",
+            format!(
+                "[node]\nname = \"test\"\norg = \"TEST\"\norg_uuid = \"{org_uuid}\"\n\
+                 data_dir = \".\"\n\n[store]\ncache_mib = 32\n\n\
+                 [signing]\nkey = \"signing.key\"\n\n{trust}"
+            ),
         )
         .unwrap();
-        TestNode { dir, config }
+        TestNode {
+            dir,
+            config,
+            org_uuid,
+            public_key: key.public_key_b64(),
+        }
+    }
+
+    /// The `[[origin]]` table that makes another node trust this one's seals.
+    pub fn as_origin(&self) -> String {
+        format!(
+            "[[origin]]\norg_uuid = \"{}\"\npublic_key = \"{}\"\n",
+            self.org_uuid, self.public_key
+        )
     }
 
     pub fn db_dir(&self) -> PathBuf {
