@@ -67,8 +67,10 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Import MISP JSON events (files, or directories such as MISP feeds). The node
-    /// must be stopped. Exits non-zero if anything was rejected.
+    /// Import MISP JSON events (files, or directories such as MISP feeds), sealed by
+    /// this node; a sealed export is verified against the config's trust list
+    /// first. Needs [signing] and node.org_uuid. The node must be stopped. Exits
+    /// non-zero if anything was rejected.
     Import {
         #[arg(long, env = "SLUIS_CONFIG")]
         config: Option<PathBuf>,

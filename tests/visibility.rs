@@ -53,6 +53,10 @@ struct Org {
     readers: Vec<String>,
 }
 
+/// A created event as the model sees it: owner org index, distribution, sharing
+/// group index, and each attribute's (distribution, sharing group index).
+type EventModel = (usize, u8, usize, HashMap<Uuid, (u8, usize)>);
+
 struct World {
     node: RunningNode,
     orgs: Vec<Org>,
@@ -60,7 +64,7 @@ struct World {
     sgs: Vec<(u64, HashSet<usize>)>,
     sync_key: String,
     /// Every created event: uuid → (owner org index, dist, sg, attribute uuid → (dist, sg)).
-    events: HashMap<Uuid, (usize, u8, usize, HashMap<Uuid, (u8, usize)>)>,
+    events: HashMap<Uuid, EventModel>,
 }
 
 static SEQ: AtomicU64 = AtomicU64::new(0);

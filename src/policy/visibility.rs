@@ -106,8 +106,12 @@ pub fn redact_event(v: &Viewer, mut event: Event) -> Option<Event> {
 
 /// Whether `v` may modify the event: site admins, and the organisation that
 /// created it (MISP's `orgc`), for roles with `perm_modify_org`.
+///
+/// A `locked` event came from another node, which vouches for it with its seal:
+/// nobody here may change it (a local edit would re-seal it as this node and take
+/// over its origin); corrections go back to the origin.
 pub fn may_modify(v: &Viewer, role: &super::roles::Role, event: &Event) -> bool {
-    if !role.may_write() {
+    if !role.may_write() || event.locked {
         return false;
     }
     v.site_admin
