@@ -215,3 +215,68 @@ fn client_certificates_from_our_ca_only() {
         .send()
         .is_err());
 }
+
+#[test]
+fn api_writes_are_sealed_records() {
+    use sluis::seal::{verify_event, SealedSighting, Tombstone, TombstoneKind, TrustList};
+    let node = RunningNode::start("localhost", "CERT-A");
+    let key = node.admin_key.clone();
+    let (s, v, _) = node.post(
+        &key,
+        "/events/add",
+        &json!({"info": "sealed", "Tag": [{"name": "tlp:green"}],
+        "Attribute": [{"type": "ip-dst", "value": "198.51.100.23"}]}),
+    );
+    assert_eq!(s, 200, "{v}");
+    let uuid: uuid::Uuid = v["Event"]["uuid"].as_str().unwrap().parse().unwrap();
+    let attr = v["Event"]["Attribute"][0]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let sealer = node.state.sealer.clone();
+    let mut trust = TrustList::new();
+    trust
+        .add_key(sealer.org(), sealer.key().verifying_key(), None, None)
+        .unwrap();
+    let now = sluis::model::time::now_secs();
+    let store = &node.state.store;
+    // The stored version carries the node's seal, and it verifies.
+    let ev = store.get_event(&uuid).unwrap().unwrap();
+    verify_event(&ev, &trust, now).unwrap();
+    // A sighting is stored with its sealed record.
+    let (s, v, _) = node.post(
+        &key,
+        &format!("/sightings/add/{attr}"),
+        &json!({"source": "sensor"}),
+    );
+    assert_eq!(s, 200, "{v}");
+    let sid: uuid::Uuid = v["Sighting"]["uuid"].as_str().unwrap().parse().unwrap();
+    let sealed: SealedSighting =
+        serde_json::from_slice(&store.sighting_seal(&uuid, &sid).unwrap().unwrap()).unwrap();
+    sealed.verify(&trust, now).unwrap();
+    // Removing a tag leaves a sealed tombstone and a newer sealed version.
+    let (s, v, _) = node.post(
+        &key,
+        "/tags/removeTagFromObject",
+        &json!({"uuid": uuid.to_string(), "tag": "tlp:green"}),
+    );
+    assert_eq!(s, 200, "{v}");
+    let ev = store.get_event(&uuid).unwrap().unwrap();
+    assert!(ev.tags.is_empty());
+    verify_event(&ev, &trust, now).unwrap();
+    // Deleting the event leaves a sealed EventDeleted tombstone.
+    let (s, v, _) = node.post(&key, &format!("/events/delete/{uuid}"), &json!({}));
+    assert_eq!(s, 200, "{v}");
+    let stones: Vec<Tombstone> = store
+        .tombstones_of(&uuid)
+        .unwrap()
+        .iter()
+        .map(|b| serde_json::from_slice(b).unwrap())
+        .collect();
+    assert_eq!(stones.len(), 2);
+    for t in &stones {
+        t.verify(&trust, sluis::model::time::now_secs()).unwrap();
+    }
+    assert!(matches!(stones[0].kind, TombstoneKind::TagRemoved { .. }));
+    assert!(matches!(stones[1].kind, TombstoneKind::EventDeleted));
+}

@@ -237,10 +237,27 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     caller.require_write()?;
     let store = state.store.clone();
+    let sealer = state.sealer.clone();
     let c2 = caller.clone();
     let result = blocking(move || {
         let ev = load_modifiable(&store, &c2, &id)?;
-        store.delete_event(&ev.uuid, Durability::Flush)?;
+        // The deletion travels as a tombstone sealed by this node, stored with it.
+        let tombstone = |ts: u64| {
+            let t = crate::seal::Tombstone::seal(
+                crate::seal::TombstoneKind::EventDeleted,
+                ev.uuid,
+                ts,
+                sealer.key(),
+                sealer.org(),
+            )
+            .map_err(|e| {
+                crate::store::StoreError::Rejected(format!("cannot seal the tombstone: {e}"))
+            })?;
+            serde_json::to_vec(&t)
+                .map(Some)
+                .map_err(|e| crate::store::StoreError::Rejected(e.to_string()))
+        };
+        store.delete_event_with(&ev.uuid, Durability::Flush, &tombstone)?;
         Ok(ev)
     })
     .await;

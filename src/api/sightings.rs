@@ -139,6 +139,7 @@ async fn add_for(
 ) -> Result<Json<Value>, ApiError> {
     caller.require(caller.role.perm_sighting)?;
     let store = state.store.clone();
+    let sealer = state.sealer.clone();
     let viewer = caller.viewer();
     let saved = blocking(move || {
         // Targets: one attribute, or every visible attribute with a given value.
@@ -166,7 +167,11 @@ async fn add_for(
         let mut last = None;
         for (ev, attr) in targets {
             let s = new_sighting(&caller, &body, attr)?;
-            store.add_sighting(&ev.uuid, s.clone())?;
+            // A sighting is a sealed record of this node's organisation.
+            let sealed = crate::seal::SealedSighting::seal(&s, ev.uuid, sealer.key(), sealer.org())
+                .map_err(|e| ApiError::Internal(format!("cannot seal the sighting: {e}")))?;
+            let sealed = serde_json::to_vec(&sealed).map_err(|e| ApiError::Internal(e.to_string()))?;
+            store.add_sighting(&ev.uuid, s.clone(), Some(sealed))?;
             let attr_id = ev.all_attributes().find(|a| a.uuid == attr).and_then(|a| a.id);
             tracing::info!(user = caller.user.id, event = %ev.uuid, attribute = %attr, "sighting added");
             last = Some(sighting_json(&s, ev.id, attr_id));

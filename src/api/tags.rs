@@ -360,6 +360,7 @@ pub async fn remove(
     let uuid = request_uuid(&req)?;
     let requested = request_tags(&req)?.remove(0);
     let store = state.store.clone();
+    let sealer = state.sealer.clone();
     let c2 = caller.clone();
     let message = blocking(move || {
         let viewer = c2.viewer();
@@ -395,6 +396,23 @@ pub async fn remove(
             }
             Ok(Edit::Write(removed))
         })?;
+        if !removed.local {
+            // Besides the newer sealed version without the tag, the removal itself
+            // is a sealed tombstone, for peers that merge tags additively (MISP).
+            let t = crate::seal::Tombstone::seal(
+                crate::seal::TombstoneKind::TagRemoved {
+                    tag: removed.name.clone(),
+                    element_uuid: uuid,
+                },
+                ev.uuid,
+                ev.timestamp,
+                sealer.key(),
+                sealer.org(),
+            )
+            .map_err(|e| ApiError::Internal(format!("cannot seal the tombstone: {e}")))?;
+            let bytes = serde_json::to_vec(&t).map_err(|e| ApiError::Internal(e.to_string()))?;
+            store.add_tombstone(&ev.uuid, ev.timestamp, bytes)?;
+        }
         let message = format!(
             "{} tag {} ({}) successfully removed from {kind}({}).",
             if removed.local { "Local" } else { "Global" },

@@ -23,6 +23,8 @@
 //! | `orgs` | org uuid | [`accounts::OrgRecord`] JSON |
 //! | `users` | user id (BE) | [`accounts::UserRecord`] JSON |
 //! | `authkeys` | SHA-256 of the key | [`accounts::AuthKeyRecord`] JSON |
+//! | `sighting_seals` | event ‖ sighting uuid | the sighting's sealed record (opaque JSON) |
+//! | `tombstones` | event ‖ timestamp (BE) ‖ sequence (BE) | a sealed tombstone (opaque JSON) |
 //!
 //! **Durability**: a write is acknowledged only after `Db::flush` (fsync) returned;
 //! sled's own 500 ms background flush is not relied on. **Atomicity**: everything an
@@ -194,6 +196,8 @@ pub(crate) struct Trees {
     pub orgs: Ks,
     pub users: Ks,
     pub authkeys: Ks,
+    pub sighting_seals: Ks,
+    pub tombstones: Ks,
 }
 
 /// The keyspaces; the discriminant is the key prefix byte, so it must never change
@@ -221,6 +225,8 @@ pub(crate) enum T {
     Orgs,
     Users,
     AuthKeys,
+    SightingSeals,
+    Tombstones,
 }
 
 impl Trees {
@@ -251,6 +257,8 @@ impl Trees {
             orgs: ks(T::Orgs),
             users: ks(T::Users),
             authkeys: ks(T::AuthKeys),
+            sighting_seals: ks(T::SightingSeals),
+            tombstones: ks(T::Tombstones),
             data,
         })
     }

@@ -164,6 +164,7 @@ pub enum ChangeKind {
     EventStored,
     EventDeleted,
     SightingAdded,
+    TombstoneAdded,
 }
 
 #[cfg(test)]

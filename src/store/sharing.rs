@@ -114,8 +114,14 @@ impl Store {
     }
 
     /// Stores a sighting on an attribute of `event` (immutable, deduplicated by
-    /// uuid) and logs it as a change. Answers `false` if that sighting was known.
-    pub fn add_sighting(&self, event: &Uuid, mut s: Sighting) -> Result<bool, StoreError> {
+    /// uuid) with its sealed record, if any, in the same atomic batch, and logs it
+    /// as a change. Answers `false` if that sighting was known.
+    pub fn add_sighting(
+        &self,
+        event: &Uuid,
+        mut s: Sighting,
+        sealed: Option<Vec<u8>>,
+    ) -> Result<bool, StoreError> {
         if s.uuid.is_nil() {
             s.uuid = Uuid::new_v4();
         }
@@ -160,6 +166,9 @@ impl Store {
             &keys::loc_value(kind::SIGHTING, event),
         );
         batch.insert(key(T::Sightings, &keys::pair(event, &s.uuid)), json(&s));
+        if let Some(sealed) = sealed {
+            batch.insert(key(T::SightingSeals, &keys::pair(event, &s.uuid)), sealed);
+        }
         batch.insert(
             key(T::Changes, &seq.to_be_bytes()),
             postcard::to_stdvec(&change).map_err(|e| corrupt("changes", e.to_string()))?,
@@ -170,6 +179,78 @@ impl Store {
         self.t.data.apply_batch(batch)?;
         self.flush()?;
         Ok(true)
+    }
+
+    /// The sealed record of a sighting, if it has one.
+    pub fn sighting_seal(
+        &self,
+        event: &Uuid,
+        sighting: &Uuid,
+    ) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self
+            .t
+            .sighting_seals
+            .get(keys::pair(event, sighting))?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Stores a sealed tombstone (tag removal, …) for `event` and logs it.
+    pub fn add_tombstone(
+        &self,
+        event: &Uuid,
+        timestamp: u64,
+        sealed: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let seq = self
+            .t
+            .meta
+            .get("seq")?
+            .and_then(|v| keys::be_u64(&v))
+            .unwrap_or(0)
+            + 1;
+        let mut batch = sled::Batch::default();
+        self.tombstone_into(&mut batch, event, timestamp, seq, sealed)?;
+        self.t.data.apply_batch(batch)?;
+        self.flush()
+    }
+
+    /// Adds a tombstone, its change log entry and the new sequence to `batch`.
+    pub(crate) fn tombstone_into(
+        &self,
+        batch: &mut sled::Batch,
+        event: &Uuid,
+        timestamp: u64,
+        seq: u64,
+        sealed: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let mut k = event.as_bytes().to_vec();
+        k.extend_from_slice(&timestamp.to_be_bytes());
+        k.extend_from_slice(&seq.to_be_bytes());
+        batch.insert(key(T::Tombstones, &k), sealed);
+        let change = Change {
+            kind: ChangeKind::TombstoneAdded,
+            event: *event,
+            timestamp,
+        };
+        batch.insert(
+            key(T::Changes, &seq.to_be_bytes()),
+            postcard::to_stdvec(&change).map_err(|e| corrupt("changes", e.to_string()))?,
+        );
+        let mut seq_key = vec![T::Meta as u8];
+        seq_key.extend_from_slice(b"seq");
+        batch.insert(seq_key, &seq.to_be_bytes());
+        Ok(())
+    }
+
+    /// The sealed tombstones of an event, oldest first.
+    pub fn tombstones_of(&self, event: &Uuid) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.t.tombstones.scan_prefix(event.as_bytes()) {
+            let (_, v) = item?;
+            out.push(v.to_vec());
+        }
+        Ok(out)
     }
 
     /// Sightings of an event, oldest first.

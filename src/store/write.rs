@@ -819,6 +819,18 @@ impl Store {
     /// Soft-deletes an event: it stays on disk (with a newer timestamp, so an older
     /// copy cannot resurrect it) but disappears from reads and lookups.
     pub fn delete_event(&self, uuid: &Uuid, durability: Durability) -> Result<bool, StoreError> {
+        self.delete_event_with(uuid, durability, &|_| Ok(None))
+    }
+
+    /// [`Store::delete_event`], storing in the same atomic batch the tombstone
+    /// `tombstone` makes for the deletion's timestamp (the node seals it), so a
+    /// deletion never exists without its signed record.
+    pub fn delete_event_with(
+        &self,
+        uuid: &Uuid,
+        durability: Durability,
+        tombstone: &dyn Fn(u64) -> Result<Option<Vec<u8>>, StoreError>,
+    ) -> Result<bool, StoreError> {
         {
             let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
             let Some(v) = self.t.events.get(uuid.as_bytes())? else {
@@ -862,6 +874,23 @@ impl Store {
                     timestamp: head.timestamp,
                 },
             );
+            if let Some(sealed) = tombstone(head.timestamp)? {
+                c.seq += 1;
+                let mut k = uuid.as_bytes().to_vec();
+                k.extend_from_slice(&head.timestamp.to_be_bytes());
+                k.extend_from_slice(&c.seq.to_be_bytes());
+                w.put(T::Tombstones, k, sealed);
+                let change = Change {
+                    kind: ChangeKind::TombstoneAdded,
+                    event: *uuid,
+                    timestamp: head.timestamp,
+                };
+                w.put(
+                    T::Changes,
+                    c.seq.to_be_bytes(),
+                    postcard::to_stdvec(&change).map_err(|e| corrupt("changes", e.to_string()))?,
+                );
+            }
             c.save(&mut w);
             self.commit(w)?;
         }
