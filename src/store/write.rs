@@ -833,16 +833,9 @@ impl Store {
     ) -> Result<bool, StoreError> {
         {
             let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let Some(v) = self.t.events.get(uuid.as_bytes())? else {
+            let Some((mut rec, mut head)) = self.live_record(uuid)? else {
                 return Ok(false);
             };
-            let mut rec: StoredEvent =
-                postcard::from_bytes(&v).map_err(|e| corrupt("events", e.to_string()))?;
-            if rec.deleted {
-                return Ok(false);
-            }
-            let mut head: Event = serde_json::from_slice(&rec.header)
-                .map_err(|e| corrupt("events", e.to_string()))?;
             let mut w = WriteSet::new();
             let mut c = Counters::load(self)?;
             for item in self.t.attrs.scan_prefix(uuid.as_bytes()) {
@@ -902,6 +895,21 @@ impl Store {
 }
 
 impl Store {
+    /// The stored record and header of a live (not soft-deleted) event.
+    fn live_record(&self, uuid: &Uuid) -> Result<Option<(StoredEvent, Event)>, StoreError> {
+        let Some(v) = self.t.events.get(uuid.as_bytes())? else {
+            return Ok(None);
+        };
+        let rec: StoredEvent =
+            postcard::from_bytes(&v).map_err(|e| corrupt("events", e.to_string()))?;
+        if rec.deleted {
+            return Ok(None);
+        }
+        let head: Event =
+            serde_json::from_slice(&rec.header).map_err(|e| corrupt("events", e.to_string()))?;
+        Ok(Some((rec, head)))
+    }
+
     /// Publishes or unpublishes an event: local state (MISP's `publish_timestamp`
     /// is "when this instance published it"), so it is written without the
     /// strictly-newer rule, and logged as a change so federation sees it.
@@ -913,16 +921,9 @@ impl Store {
     ) -> Result<bool, StoreError> {
         {
             let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            let Some(v) = self.t.events.get(uuid.as_bytes())? else {
+            let Some((mut rec, mut head)) = self.live_record(uuid)? else {
                 return Ok(false);
             };
-            let mut rec: StoredEvent =
-                postcard::from_bytes(&v).map_err(|e| corrupt("events", e.to_string()))?;
-            if rec.deleted {
-                return Ok(false);
-            }
-            let mut head: Event = serde_json::from_slice(&rec.header)
-                .map_err(|e| corrupt("events", e.to_string()))?;
             let mut w = WriteSet::new();
             let mut c = Counters::load(self)?;
             Self::event_index(&mut w, &head, false);
