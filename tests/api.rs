@@ -280,3 +280,36 @@ fn api_writes_are_sealed_records() {
     assert!(matches!(stones[0].kind, TombstoneKind::TagRemoved { .. }));
     assert!(matches!(stones[1].kind, TombstoneKind::EventDeleted));
 }
+
+#[test]
+fn expired_key_and_expired_connection() {
+    let node = RunningNode::start_with("localhost", "CERT-A", |t| {
+        t.push_str("\n[limits]\nheader_timeout_secs = 1\n")
+    });
+    let store = &node.state.store;
+    let org = store.orgs().unwrap()[0].uuid;
+    let u = store.add_user("late@cert-a.example", org, 3).unwrap();
+    let (expired, _) = store
+        .add_auth_key(u.id, "expired", sluis::model::time::now_secs() - 1)
+        .unwrap();
+    let (s, v) = node.get(&expired, "/users/view/me");
+    assert_eq!(s, 403, "{v}");
+    assert!(v["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("Authentication failed"));
+    // A keep-alive connection left idle past the deadline is closed by the node;
+    // the client's next request on the same pool still succeeds (on a new one).
+    let client = node.client();
+    let get = |c: &reqwest::blocking::Client| {
+        c.get(format!("{}/users/view/me", node.url))
+            .header("Authorization", &node.admin_key)
+            .send()
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+    assert_eq!(get(&client), 200);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(get(&client), 200);
+}
