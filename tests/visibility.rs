@@ -65,6 +65,9 @@ struct World {
     sync_key: String,
     /// Every created event: uuid → (owner org index, dist, sg, attribute uuid → (dist, sg)).
     events: HashMap<Uuid, EventModel>,
+    /// Each event's first attribute carries a value shared with other events (a
+    /// correlation): event → (value group, attribute uuid).
+    shared: HashMap<Uuid, (u64, Uuid)>,
 }
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -108,6 +111,7 @@ impl World {
             sgs,
             sync_key,
             events: HashMap::new(),
+            shared: HashMap::new(),
         }
     }
 
@@ -136,7 +140,12 @@ impl World {
         let mut model = HashMap::new();
         for (i, a) in g.attrs.iter().enumerate() {
             let u = Uuid::new_v4();
-            let mut j = json!({"uuid": u.to_string(), "type": "domain", "value": format!("v{n}-{i}.vis.example"), "distribution": a.dist.to_string()});
+            let value = if i == 0 {
+                format!("common-{}.vis.example", n % 5)
+            } else {
+                format!("v{n}-{i}.vis.example")
+            };
+            let mut j = json!({"uuid": u.to_string(), "type": "domain", "value": value, "distribution": a.dist.to_string()});
             if a.dist == 4 {
                 j["sharing_group_id"] = json!(self.sgs[a.sg].0.to_string());
             }
@@ -152,6 +161,8 @@ impl World {
             .post(&self.orgs[g.creator].writer, "/events/add", &body);
         assert_eq!(s, 200, "{v}");
         let uuid: Uuid = v["Event"]["uuid"].as_str().unwrap().parse().unwrap();
+        let first: Uuid = attrs[0]["uuid"].as_str().unwrap().parse().unwrap();
+        self.shared.insert(uuid, (n % 5, first));
         self.events.insert(uuid, (g.creator, g.dist, g.sg, model));
         uuid
     }

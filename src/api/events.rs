@@ -146,10 +146,15 @@ pub async fn view(
     };
     let store = state.store.clone();
     let viewer = caller.viewer();
-    let mut ev = blocking(move || load_visible(&store, &viewer, &id)).await?;
-    if !deleted {
-        ev = hide_deleted(ev);
-    }
+    let mut ev = blocking(move || {
+        let mut ev = load_visible(&store, &viewer, &id)?;
+        if !deleted {
+            ev = hide_deleted(ev);
+        }
+        ev.related = related_events(&store, &viewer, &ev)?;
+        Ok(ev)
+    })
+    .await?;
     if named.flag("noSightings") {
         for a in ev
             .attributes
@@ -160,6 +165,40 @@ pub async fn view(
         }
     }
     Ok(event_response(&ev))
+}
+
+/// MISP's `RelatedEvent`: the other events whose attributes share a value with
+/// this event's, from the value index (correlation is never stored), keeping only
+/// correlations to attributes the viewer may see — a correlation must not reveal
+/// that an invisible event holds the same indicator.
+fn related_events(store: &Store, viewer: &Viewer, ev: &Event) -> Result<Vec<Value>, ApiError> {
+    let mut hits: std::collections::BTreeMap<Uuid, Vec<Uuid>> = std::collections::BTreeMap::new();
+    for a in ev.all_attributes() {
+        for h in store.correlate(&ev.uuid, a)?.hits {
+            hits.entry(h.event).or_default().push(h.attribute);
+        }
+    }
+    let mut out = Vec::new();
+    for (other, attrs) in hits {
+        let Some(o) = store
+            .get_event(&other)?
+            .and_then(|e| redact_event(viewer, e))
+        else {
+            continue;
+        };
+        if !o.all_attributes().any(|a| attrs.contains(&a.uuid)) {
+            continue;
+        }
+        out.push(json!({"Event": {
+            "id": o.id.map(|i| i.to_string()), "date": o.date, "info": o.info, "uuid": o.uuid,
+            "published": o.published, "analysis": o.analysis.to_string(),
+            "threat_level_id": o.threat_level_id.to_string(), "timestamp": o.timestamp.to_string(),
+            "distribution": o.distribution.to_string(),
+            "org_id": o.org_id.map(|i| i.to_string()), "orgc_id": o.orgc_id.map(|i| i.to_string()),
+            "Org": o.org, "Orgc": o.orgc,
+        }}));
+    }
+    Ok(out)
 }
 
 /// `HEAD events/view/<id>`: 200 or 404, nothing else.

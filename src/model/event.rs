@@ -110,6 +110,15 @@ pub struct Event {
     pub reports: Vec<EventReport>,
     #[serde(default, rename = "Tag", deserialize_with = "de_vec")]
     pub tags: Vec<Tag>,
+    /// Other events sharing indicator values with this one, as the reader may see
+    /// them (MISP's `RelatedEvent`): computed per request, never stored or sent on.
+    #[serde(
+        default,
+        rename = "RelatedEvent",
+        skip_deserializing,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub related: Vec<serde_json::Value>,
     /// The origin node's seal over this version (see the `seal` module).
     #[serde(default, rename = "Seal", skip_serializing_if = "Option::is_none")]
     pub seal: Option<super::Seal>,
@@ -145,6 +154,7 @@ impl Event {
             objects: Vec::new(),
             reports: Vec::new(),
             tags: Vec::new(),
+            related: Vec::new(),
             seal: None,
         }
     }
@@ -165,6 +175,7 @@ impl Event {
         e.org_id = None;
         e.orgc_id = None;
         e.org = None;
+        e.related.clear();
         e.locked = false;
         e.attribute_count = None;
         e.sharing_group_id = 0;
