@@ -120,6 +120,11 @@ pub struct PeerSection {
     /// How often to pull when not notified: `<n>s`, `<n>m` or `<n>h`.
     #[serde(default = "default_interval")]
     pub interval: String,
+    /// Optional pin: the SHA-256 fingerprint of the peer's certificate
+    /// (`sha256:<hex>`, as its `sluis keys` prints `tls_fingerprint`); when set, a
+    /// certificate with the right name but another fingerprint is refused.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
 }
 
 fn default_true() -> bool {

@@ -35,6 +35,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Seals every event version this node stores through the API.
     pub sealer: Arc<crate::seal::Sealer>,
+    /// The configured peer nodes (`[[peer]]`), for the federation endpoints.
+    pub peers: Arc<Vec<crate::config::PeerSection>>,
 }
 
 impl AppState {
@@ -70,6 +72,7 @@ pub(crate) fn test_state(store: Arc<Store>, org: uuid::Uuid) -> AppState {
         metrics: Arc::new(Metrics::default()),
         limits: Limits { max_body: 1 << 20 },
         sealer,
+        peers: Arc::new(Vec::new()),
     }
 }
 

@@ -60,6 +60,7 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, CliError> {
             max_body: cfg.max_document_bytes(),
         },
         sealer,
+        peers: Arc::new(cfg.peer.clone()),
     };
     Ok(Prepared {
         state,
