@@ -11,6 +11,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`cli`] | the `sluis` subcommands (`import`, `export`, …) as library functions |
+//! | [`fed`] | federation endpoints under `/fed/v1/`: client certificate → exactly one configured peer, TLS reload (CRLs) |
 //! | [`export`] | output formats: MISP JSON, CSV (MISP's columns), text |
 //! | [`config`] | the TOML configuration, defaults and validation with clear errors |
 //! | [`store`] | sled trees, atomic writes, indexes, change log, lookups, correlation |
@@ -24,6 +25,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod export;
+pub mod fed;
 pub mod metrics;
 pub mod model;
 pub mod node;

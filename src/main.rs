@@ -162,6 +162,45 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
+/// On every SIGHUP: re-read the config file and rebuild the TLS config from its
+/// certificate, key, CA and CRL files, so a revocation applies without a restart
+/// (DESIGN §5). Anything unreadable (config, certificate, a bad CRL) is logged and
+/// the configuration in effect is kept: a broken CRL must neither re-admit a
+/// revoked peer nor stop the node. Only TLS material is reloaded; `[[peer]]`
+/// changes still need a restart.
+#[cfg(unix)]
+async fn reload_tls_on_sighup(config_path: PathBuf, acceptor: sluis::tls::Acceptor) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot install the SIGHUP handler; TLS reload needs a restart");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        let path = config_path.clone();
+        let acceptor = acceptor.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let cfg = Config::load(&path)?;
+            sluis::fed::reload_tls(&cfg, &acceptor)?;
+            anyhow::Ok(())
+        })
+        .await;
+        match outcome {
+            Ok(Ok(())) => {
+                tracing::info!(config = %config_path.display(), "SIGHUP: TLS certificates and CRLs reloaded ([[peer]] changes need a restart)")
+            }
+            Ok(Err(e)) => {
+                tracing::error!(error = %format!("{e:#}"), "SIGHUP: TLS reload failed; keeping the configuration in effect")
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "SIGHUP: TLS reload task failed; keeping the configuration in effect")
+            }
+        }
+    }
+}
+
 fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let cfg = match &config {
         Some(p) => Config::load(p)?,
@@ -197,6 +236,11 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         let addr = listener.local_addr()?;
         tracing::info!(%addr, node = %cfg.node.name, "listening");
         eprintln!("sluis listening on https://{addr}");
+        #[cfg(unix)]
+        tokio::spawn(reload_tls_on_sighup(
+            cfg.source.clone(),
+            prepared.acceptor.clone(),
+        ));
         sluis::server::run(
             listener,
             prepared.acceptor,

@@ -29,6 +29,7 @@ pub struct Metrics {
     auth_failures: AtomicU64,
     connections: AtomicU64,
     handshake_failures: AtomicU64,
+    fed_auth_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -59,6 +60,11 @@ impl Metrics {
 
     pub fn handshake_failure(&self) {
         self.handshake_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A `/fed/v1/` request refused: no certificate, unknown peer, pin mismatch.
+    pub fn fed_auth_failure(&self) {
+        self.fed_auth_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     /// The exposition text; `gauges` are extra `(name, help, value)` readings
@@ -116,6 +122,11 @@ impl Metrics {
                 "sluis_tls_handshake_failures_total",
                 "TLS handshakes that failed or timed out.",
                 self.handshake_failures.load(Ordering::Relaxed),
+            ),
+            (
+                "sluis_fed_auth_failures_total",
+                "Federation requests refused (no certificate, unknown peer, pin mismatch).",
+                self.fed_auth_failures.load(Ordering::Relaxed),
             ),
         ] {
             let _ = writeln!(

@@ -142,6 +142,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sightings::routes())
         .merge(sharing_groups::routes())
         .merge(search::routes())
+        .merge(crate::fed::routes())
         .layer(axum::extract::DefaultBodyLimit::max(state.limits.max_body))
         .method_not_allowed_fallback(info::method_not_allowed)
         .fallback(info::not_found)

@@ -141,6 +141,11 @@ pub struct RunningNode {
     pub admin_key: String,
     pub ca_pem: String,
     pub state: sluis::api::AppState,
+    /// The node's config file (`sluis.toml` in `dir`).
+    pub config: PathBuf,
+    /// A handle on the listener's TLS acceptor (shares its slot), for
+    /// `sluis::fed::reload_tls` without a signal.
+    pub acceptor: sluis::tls::Acceptor,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -149,6 +154,18 @@ impl RunningNode {
     /// Initialises a node directory (CA, certificate, keys, admin) and serves it on
     /// its own runtime thread; `tweak` may edit the config text first.
     pub fn start_with(name: &str, org: &str, tweak: impl FnOnce(&mut String)) -> Self {
+        Self::start_with_ca(name, org, None, tweak)
+    }
+
+    /// [`RunningNode::start_with`] with the node's certificate issued by the CA in
+    /// `ca_dir` (created there if absent) instead of a CA of its own, so several
+    /// nodes can share one federation CA.
+    pub fn start_with_ca(
+        name: &str,
+        org: &str,
+        ca_dir: Option<&Path>,
+        tweak: impl FnOnce(&mut String),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let report = sluis::node::init(&sluis::node::InitOptions {
             dir: dir.path().to_owned(),
@@ -156,7 +173,7 @@ impl RunningNode {
             org: org.into(),
             org_uuid: None,
             listen: "127.0.0.1:0".into(),
-            ca_dir: None,
+            ca_dir: ca_dir.map(Path::to_owned),
         })
         .unwrap();
         let mut text = std::fs::read_to_string(&report.config).unwrap();
@@ -165,6 +182,7 @@ impl RunningNode {
         let cfg = sluis::config::Config::load(&report.config).unwrap();
         let prepared = sluis::cli::serve::prepare(&cfg).unwrap();
         let state = prepared.state.clone();
+        let acceptor = prepared.acceptor.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let (addr_tx, addr_rx) = std::sync::mpsc::channel();
         let thread = std::thread::spawn(move || {
@@ -197,6 +215,8 @@ impl RunningNode {
             admin_key: report.admin_key,
             ca_pem,
             state,
+            config: report.config.clone(),
+            acceptor,
             shutdown: Some(tx),
             thread: Some(thread),
         }
@@ -274,6 +294,35 @@ impl RunningNode {
         let (key, _) = store.add_auth_key(u.id, "test", 0).unwrap();
         (o.uuid, key)
     }
+}
+
+/// A `[[peer]]` table (with a leading newline) to append to a node's config text.
+pub fn peer_table(
+    name: &str,
+    url: &str,
+    org_uuid: uuid::Uuid,
+    public_key: &str,
+    fingerprint: Option<&str>,
+) -> String {
+    let mut t = format!(
+        "\n[[peer]]\nname = \"{name}\"\nurl = \"{url}\"\norg_uuid = \"{org_uuid}\"\n\
+         public_key = \"{public_key}\"\n"
+    );
+    if let Some(fp) = fingerprint {
+        t.push_str(&format!("fingerprint = \"{fp}\"\n"));
+    }
+    t
+}
+
+/// A blocking HTTPS client that trusts only the CA in `ca_pem` and presents
+/// `identity` (certificate PEM + key PEM) if given.
+pub fn mtls_client(ca_pem: &str, identity: Option<(&str, &str)>) -> reqwest::blocking::Client {
+    let root = reqwest::Certificate::from_pem(ca_pem.as_bytes()).unwrap();
+    let mut b = reqwest::blocking::Client::builder().tls_certs_only([root]);
+    if let Some((cert, key)) = identity {
+        b = b.identity(reqwest::Identity::from_pem(format!("{cert}{key}").as_bytes()).unwrap());
+    }
+    b.build().unwrap()
 }
 
 impl Drop for RunningNode {
