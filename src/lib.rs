@@ -33,5 +33,6 @@ pub mod policy;
 pub mod seal;
 pub mod server;
 pub mod store;
+pub mod sync;
 pub mod testdata;
 pub mod tls;

@@ -241,14 +241,23 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             cfg.source.clone(),
             prepared.acceptor.clone(),
         ));
+        // The pullers stop with the server: `stop` turns true on the signal.
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let pullers = sluis::sync::spawn(prepared.sync, stopped);
         sluis::server::run(
             listener,
             prepared.acceptor,
             prepared.state,
             prepared.opts,
-            shutdown_signal(),
+            async move {
+                shutdown_signal().await;
+                let _ = stop.send(true);
+            },
         )
         .await?;
+        for p in pullers {
+            let _ = p.await;
+        }
         anyhow::Ok(())
     })?;
     Ok(ExitCode::SUCCESS)

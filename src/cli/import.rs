@@ -16,16 +16,17 @@
 //!
 //! And only an event's origin may change it: a version whose origin (the org
 //! whose seal it will carry) differs from the stored version's is rejected.
+//! The per-event logic is [`crate::sync::receive`], shared with the puller.
 
 use super::{progress_bar, CliError};
 use crate::model::parse::parse_events;
-use crate::model::{Event, Org};
-use crate::seal::{strip_unsealed, verify_event, Sealer, TrustList};
-use crate::store::{Durability, Outcome, Store, StoreError};
+use crate::model::Org;
+use crate::seal::{Sealer, TrustList};
+use crate::store::{Outcome, Store, StoreError};
+use crate::sync::receive::Receiver;
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-use uuid::Uuid;
 
 const GROUP_EVENTS: usize = 256;
 const GROUP_MILLIS: u128 = 250;
@@ -247,7 +248,11 @@ fn import_file(
             ev.org = Some(o.clone());
         }
         let seal_failed = Cell::new(false);
-        match import_event(store, ev, opts, &seal_failed) {
+        let receiver = Receiver {
+            sealer: opts.sealer,
+            trust: opts.trust,
+        };
+        match receiver.receive_event(store, ev, None, &seal_failed) {
             Ok(o) => {
                 let n = store
                     .get_event_header(&o.uuid())?
@@ -275,71 +280,4 @@ fn import_file(
         }
     }
     Ok(rep)
-}
-
-/// Verifies `ev`'s seal, if any, and stores it with the finisher its origin
-/// calls for (see the module docs). `seal_failed` is set when the event is
-/// refused because of its seal, so the caller can log and count it apart.
-fn import_event(
-    store: &Store,
-    mut ev: Event,
-    opts: &ImportOptions<'_>,
-    seal_failed: &Cell<bool>,
-) -> Result<Outcome, StoreError> {
-    let now = crate::model::time::now_secs();
-    let own = opts.sealer.org();
-    let origin = match &ev.seal {
-        None => own,
-        Some(_) => {
-            verify_event(&ev, opts.trust, now)
-                .map_err(|e| {
-                    seal_failed.set(true);
-                    StoreError::Rejected(format!("seal: {e}"))
-                })?
-                .origin_org
-        }
-    };
-    // The origin the stored version carries (none for an event not yet held,
-    // or stored before seals existed). Read before the write; `sluis import`
-    // runs with the node stopped, so nothing changes it meanwhile.
-    let held: Option<Uuid> = store
-        .get_event_header(&ev.uuid)?
-        .and_then(|h| h.seal)
-        .map(|s| s.origin_org);
-    let origin_may_change = |e: &Event| match held {
-        Some(held) if held != origin => {
-            seal_failed.set(true);
-            Err(StoreError::Rejected(format!(
-                "seal: event {} is held with origin org {held}; only that origin may change \
-                 it (this version's origin would be {origin})",
-                e.uuid
-            )))
-        }
-        _ => Ok(()),
-    };
-    if origin == own {
-        // Unsealed, or the node's own seal coming back: the node vouches for the
-        // exact version stored, whatever the merge made of it.
-        let finish = |e: &mut Event| {
-            origin_may_change(e)?;
-            opts.sealer
-                .seal(e)
-                .map_err(|x| StoreError::Rejected(format!("cannot seal the event: {x}")))
-        };
-        return store.put_event_with(ev, Durability::Deferred, &finish);
-    }
-    // Another origin's record: keep only what its seal covers, mark it
-    // remote-owned, and store it only if the seal covers the stored version.
-    strip_unsealed(&mut ev);
-    ev.locked = true;
-    let finish = |e: &mut Event| {
-        origin_may_change(e)?;
-        verify_event(e, opts.trust, now).map(|_| ()).map_err(|x| {
-            seal_failed.set(true);
-            StoreError::Rejected(format!(
-                "seal: the stored version would not match the origin's seal: {x}"
-            ))
-        })
-    };
-    store.put_event_with(ev, Durability::Deferred, &finish)
 }

@@ -15,6 +15,9 @@ pub struct Prepared {
     pub state: AppState,
     pub acceptor: Acceptor,
     pub opts: ServeOptions,
+    /// The pullers of the `[[peer]]`s with `pull = true`; start them with
+    /// [`crate::sync::spawn`] once the runtime runs.
+    pub sync: crate::sync::Syncer,
 }
 
 /// Opens the store, loads the TLS material and checks the node's organisation.
@@ -37,9 +40,11 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, CliError> {
     // do); the API key is what authenticates them.
     let server = server_config(&tls.cert, &tls.key, &tls.ca, &tls.crl, ClientAuth::Optional)?;
     let sealer = Arc::new(super::sealer(cfg, "serve")?);
-    // Not used yet (federation will verify with it): built here so a trust entry
-    // that conflicts with the node's own key is an error at start.
-    crate::config::trust_list(cfg, Some((sealer.key(), sealer.org())))?;
+    // What the pullers verify with; built here so a trust entry that conflicts
+    // with the node's own key is an error at start.
+    let trust = crate::config::trust_list(cfg, Some((sealer.key(), sealer.org())))?;
+    // The pullers' client: the node's certificate, the federation CA only.
+    let client_tls = crate::tls::client_config_with_crls(&tls.cert, &tls.key, &tls.ca, &tls.crl)?;
     let store = Store::open(&cfg.db_dir(), cfg.store_options())?;
     let hook = sealer.clone();
     store.set_finisher(Arc::new(move |e| {
@@ -49,8 +54,10 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, CliError> {
     if store.org(&org_uuid)?.is_none() {
         store.add_org(org_uuid, &cfg.node.org, true)?;
     }
+    let store = Arc::new(store);
+    let sync = crate::sync::Syncer::new(cfg, store.clone(), sealer.clone(), trust, client_tls);
     let state = AppState {
-        store: Arc::new(store),
+        store,
         node: Arc::new(NodeInfo {
             name: cfg.node.name.clone(),
             org: org_uuid,
@@ -66,5 +73,6 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, CliError> {
         state,
         acceptor: Acceptor::new(server),
         opts: ServeOptions::from_config(cfg),
+        sync,
     })
 }

@@ -11,12 +11,14 @@
 //! | file | owns |
 //! |---|---|
 //! | `auth.rs` | the [`Peer`] extractor and [`FedAuthError`], the refusals |
-//! | `routes.rs` | [`routes`]: `GET /fed/v1/hello` (the changes feed comes next) |
+//! | `routes.rs` | [`routes`]: `GET /fed/v1/hello`, `GET /fed/v1/changes` |
+//! | `changes.rs` | the changes feed, filtered for the calling peer |
 //!
 //! [`reload_tls`] re-reads the certificates and CRLs so a revocation takes effect
 //! without a restart (`sluis serve` calls it on SIGHUP).
 
 mod auth;
+pub mod changes;
 mod routes;
 
 pub use auth::{FedAuthError, Peer};

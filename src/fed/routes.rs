@@ -5,7 +5,7 @@
 //! which node and organisation it reached and under which peer name it was
 //! recognised. The changes feed (`after=<cursor>` pages of sealed records filtered
 //! for the calling peer, DESIGN §5) comes next, in this file, behind the same
-//! extractor.
+//! extractor (`changes.rs`).
 
 use super::Peer;
 use crate::api::AppState;
@@ -20,7 +20,9 @@ pub const PROTOCOL_VERSION: u32 = 1;
 
 /// The `/fed/v1/` routes, merged into the API router.
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/fed/v1/hello", get(hello))
+    Router::new()
+        .route("/fed/v1/hello", get(hello))
+        .route("/fed/v1/changes", get(super::changes::changes))
 }
 
 /// `{"node", "org", "peer", "protocol"}`: who we are, who we think the caller is.

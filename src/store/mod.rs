@@ -25,6 +25,8 @@
 //! | `authkeys` | SHA-256 of the key | [`accounts::AuthKeyRecord`] JSON |
 //! | `sighting_seals` | event ‖ sighting uuid | the sighting's sealed record (opaque JSON) |
 //! | `tombstones` | event ‖ timestamp (BE) ‖ sequence (BE) | a sealed tombstone (opaque JSON) |
+//! | `local` | event uuid | [`record::LocalRecord`] JSON: effective distribution, `received_from` |
+//! | `peer_state` | peer name | [`record::PeerState`] JSON: the pull cursor and its health |
 //!
 //! **Durability**: a write is acknowledged only after `Db::flush` (fsync) returned;
 //! sled's own 500 ms background flush is not relied on. **Atomicity**: everything an
@@ -35,6 +37,7 @@
 pub mod accounts;
 mod children;
 mod keys;
+mod local;
 mod lookup;
 pub mod merge;
 mod read;
@@ -42,6 +45,7 @@ pub mod record;
 mod sharing;
 mod write;
 
+pub use local::local_record_of;
 pub use lookup::{Correlation, Hit, LookupError, WildcardKind};
 pub use write::{next_timestamp, Durability, Outcome};
 
@@ -198,6 +202,8 @@ pub(crate) struct Trees {
     pub authkeys: Ks,
     pub sighting_seals: Ks,
     pub tombstones: Ks,
+    pub local: Ks,
+    pub peer_state: Ks,
 }
 
 /// The keyspaces; the discriminant is the key prefix byte, so it must never change
@@ -227,6 +233,8 @@ pub(crate) enum T {
     AuthKeys,
     SightingSeals,
     Tombstones,
+    Local,
+    PeerState,
 }
 
 impl Trees {
@@ -259,6 +267,8 @@ impl Trees {
             authkeys: ks(T::AuthKeys),
             sighting_seals: ks(T::SightingSeals),
             tombstones: ks(T::Tombstones),
+            local: ks(T::Local),
+            peer_state: ks(T::PeerState),
             data,
         })
     }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use uuid::Uuid;
 
 impl Store {
-    fn stored_event(&self, uuid: &Uuid) -> Result<Option<StoredEvent>, StoreError> {
+    pub(crate) fn stored_event(&self, uuid: &Uuid) -> Result<Option<StoredEvent>, StoreError> {
         match self.t.events.get(uuid.as_bytes())? {
             Some(v) => Ok(Some(
                 postcard::from_bytes(&v).map_err(|e| corrupt("events", e.to_string()))?,
@@ -140,6 +140,15 @@ impl Store {
     /// The full stored event whatever its state (a soft-deleted one too).
     pub(crate) fn assemble_any(&self, uuid: &Uuid, rec: &StoredEvent) -> Result<Event, StoreError> {
         self.assemble(uuid, rec, true)
+    }
+
+    /// The stored header whatever its state (a soft-deleted one too).
+    pub(crate) fn assemble_header_any(
+        &self,
+        uuid: &Uuid,
+        rec: &StoredEvent,
+    ) -> Result<Event, StoreError> {
+        self.assemble(uuid, rec, false)
     }
 
     fn assemble(

@@ -167,6 +167,40 @@ pub enum ChangeKind {
     TombstoneAdded,
 }
 
+/// The `local` keyspace value: what this node knows about an event beyond its
+/// signed form (DESIGN §4: the origin's levels stay as signed, the effective ones
+/// are local state). Absent for events this node originated or imported.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocalRecord {
+    /// The event's effective distribution, when it differs from the signed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_distribution: Option<u8>,
+    /// Effective distribution of elements (by uuid) whose level differs from
+    /// the signed one.
+    #[serde(default, skip_serializing_if = "std::collections::HashMap::is_empty")]
+    pub element_distribution: std::collections::HashMap<Uuid, u8>,
+    /// The peer this node received the event from (never sent back to it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_from: Option<String>,
+}
+
+/// The `peer_state` keyspace value: how far this node has pulled a peer's
+/// changes feed, and how the last attempts went (for operators).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerState {
+    /// The sequence of the last change of the peer's feed applied here.
+    pub cursor: u64,
+    /// When a pull last completed (epoch seconds).
+    #[serde(default)]
+    pub last_success: Option<u64>,
+    /// The last error, if the most recent attempt failed.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Failed attempts and rejected records since the state was created.
+    #[serde(default)]
+    pub errors: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

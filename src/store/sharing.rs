@@ -253,6 +253,19 @@ impl Store {
         Ok(out)
     }
 
+    /// The sealed tombstone logged as change `seq` of `event`, if any. Matched by
+    /// sequence, not timestamp: a tombstone received from a peer carries the
+    /// origin's time, the change the time of the local deletion.
+    pub fn tombstone_at(&self, event: &Uuid, seq: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        for item in self.t.tombstones.scan_prefix(event.as_bytes()) {
+            let (k, v) = item?;
+            if k.len() >= 8 && keys::be_u64(&k[k.len() - 8..]) == Some(seq) {
+                return Ok(Some(v.to_vec()));
+            }
+        }
+        Ok(None)
+    }
+
     /// Sightings of an event, oldest first.
     pub fn sightings_of(&self, event: &Uuid) -> Result<Vec<Sighting>, StoreError> {
         let mut out = Vec::new();

@@ -414,9 +414,34 @@ impl Store {
     /// the write.
     pub fn put_event_with(
         &self,
+        event: Event,
+        durability: Durability,
+        finish: &dyn Fn(&mut Event) -> Result<(), StoreError>,
+    ) -> Result<Outcome, StoreError> {
+        self.put_event_inner(event, durability, finish, None)
+    }
+
+    /// [`Store::put_event_with`] for an event received from a peer: `local` (its
+    /// effective distribution and where it came from) is written in the same
+    /// atomic batch as the version it describes, so the changes feed never offers
+    /// a received event under the signed (wider) distribution, not even after a
+    /// crash between two writes. An "unchanged" version keeps the stored state.
+    pub fn put_event_received(
+        &self,
+        event: Event,
+        durability: Durability,
+        finish: &dyn Fn(&mut Event) -> Result<(), StoreError>,
+        local: &super::record::LocalRecord,
+    ) -> Result<Outcome, StoreError> {
+        self.put_event_inner(event, durability, finish, Some(local))
+    }
+
+    fn put_event_inner(
+        &self,
         mut event: Event,
         durability: Durability,
         finish: &dyn Fn(&mut Event) -> Result<(), StoreError>,
+        local: Option<&super::record::LocalRecord>,
     ) -> Result<Outcome, StoreError> {
         validate_event(&mut event, time::now_secs())?;
         let outcome = {
@@ -430,7 +455,7 @@ impl Store {
                 ),
                 None => None,
             };
-            let (w, outcome) = match existing {
+            let (mut w, outcome) = match existing {
                 None => {
                     finish(&mut event)?;
                     let digest = content_digest(&event);
@@ -461,6 +486,11 @@ impl Store {
                     self.plan_update(&merged, digest, old, &old_head)?
                 }
             };
+            if let Some(local) = local {
+                let bytes =
+                    serde_json::to_vec(local).map_err(|e| corrupt("local", e.to_string()))?;
+                w.put(T::Local, event.uuid.as_bytes(), bytes);
+            }
             self.commit(w)?;
             outcome
         };

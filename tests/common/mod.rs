@@ -194,17 +194,23 @@ impl RunningNode {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                let (stop, stopped) = tokio::sync::watch::channel(false);
+                let pullers = sluis::sync::spawn(prepared.sync, stopped);
                 sluis::server::run(
                     listener,
                     prepared.acceptor,
                     prepared.state,
                     prepared.opts,
-                    async {
+                    async move {
                         let _ = rx.await;
+                        let _ = stop.send(true);
                     },
                 )
                 .await
                 .unwrap();
+                for p in pullers {
+                    let _ = p.await;
+                }
             });
         });
         let addr = addr_rx.recv().unwrap();

@@ -1,0 +1,115 @@
+//! The one receive path for sealed events, shared by `sluis import` and the
+//! puller: verify against the trust list, choose the finisher the origin calls
+//! for, refuse a change of origin, and store (with the local state of a record
+//! received from a peer in the same atomic batch).
+//!
+//! | the incoming event | what is stored |
+//! |---|---|
+//! | no seal (a MISP event or feed; import only) | sealed by this node: the importing node vouches for it |
+//! | a seal that fails against the trust list | nothing: the event is rejected whole |
+//! | a valid seal by this node's org (its own record coming back) | re-sealed by this node over the exact stored (merged) version |
+//! | a valid seal by another org | kept, if it still verifies on the exact stored (merged) version; rejected otherwise. Local tags and nested sightings, which the seal does not cover, are dropped, and the event is `locked` (remote-owned) |
+//!
+//! Only an event's origin may change it: a version whose origin differs from the
+//! stored version's is rejected.
+
+use crate::model::Event;
+use crate::policy::federation::local_state_on_receipt;
+use crate::seal::{strip_unsealed, verify_event, Sealer, TrustList};
+use crate::store::{local_record_of, Durability, Outcome, Store, StoreError};
+use std::cell::Cell;
+use uuid::Uuid;
+
+/// Who vouches for what is received, and whom this node trusts.
+pub struct Receiver<'a> {
+    /// This node's sealer: seals unsealed events and the node's own.
+    pub sealer: &'a Sealer,
+    /// Whose seals are accepted (see [`crate::config::trust_list`]).
+    pub trust: &'a TrustList,
+}
+
+impl Receiver<'_> {
+    /// Verifies `ev`'s seal, if any, and stores it without flushing (the caller
+    /// flushes before it acknowledges anything) with the finisher its origin calls
+    /// for (see the module docs). `from` is the peer it came from: the event must
+    /// then be sealed, and its effective distribution and origin peer are stored
+    /// with it. `seal_failed` is set when the event is refused because of its
+    /// seal, so the caller can log and count it apart.
+    pub fn receive_event(
+        &self,
+        store: &Store,
+        mut ev: Event,
+        from: Option<&str>,
+        seal_failed: &Cell<bool>,
+    ) -> Result<Outcome, StoreError> {
+        let now = crate::model::time::now_secs();
+        let own = self.sealer.org();
+        let origin = match &ev.seal {
+            None if from.is_some() => {
+                seal_failed.set(true);
+                return Err(StoreError::Rejected(
+                    "seal: an event from a peer must be sealed".into(),
+                ));
+            }
+            None => own,
+            Some(_) => {
+                verify_event(&ev, self.trust, now)
+                    .map_err(|e| {
+                        seal_failed.set(true);
+                        StoreError::Rejected(format!("seal: {e}"))
+                    })?
+                    .origin_org
+            }
+        };
+        // The origin the stored version carries (none for an event not yet held,
+        // or stored before seals existed). Checked again inside the finisher, under
+        // the writer lock, on what is actually stored.
+        let held: Option<Uuid> = store
+            .get_event_header(&ev.uuid)?
+            .and_then(|h| h.seal)
+            .map(|s| s.origin_org);
+        let origin_may_change = |e: &Event| match held {
+            Some(held) if held != origin => {
+                seal_failed.set(true);
+                Err(StoreError::Rejected(format!(
+                    "seal: event {} is held with origin org {held}; only that origin may change \
+                     it (this version's origin would be {origin})",
+                    e.uuid
+                )))
+            }
+            _ => Ok(()),
+        };
+        if origin == own {
+            // Unsealed, or the node's own seal coming back: the node vouches for the
+            // exact version stored, whatever the merge made of it. It is the
+            // origin, so it records no received state.
+            let finish = |e: &mut Event| {
+                origin_may_change(e)?;
+                self.sealer
+                    .seal(e)
+                    .map_err(|x| StoreError::Rejected(format!("cannot seal the event: {x}")))
+            };
+            return store.put_event_with(ev, Durability::Deferred, &finish);
+        }
+        // Another origin's record: keep only what its seal covers, mark it
+        // remote-owned, and store it only if the seal covers the stored version.
+        strip_unsealed(&mut ev);
+        ev.locked = true;
+        let finish = |e: &mut Event| {
+            origin_may_change(e)?;
+            verify_event(e, self.trust, now).map(|_| ()).map_err(|x| {
+                seal_failed.set(true);
+                StoreError::Rejected(format!(
+                    "seal: the stored version would not match the origin's seal: {x}"
+                ))
+            })
+        };
+        match from {
+            Some(peer) => {
+                let local = local_record_of(&ev, &local_state_on_receipt(&ev, peer));
+                store.put_event_received(ev, Durability::Deferred, &finish, &local)
+            }
+            None => store.put_event_with(ev, Durability::Deferred, &finish),
+        }
+    }
+}
