@@ -58,11 +58,7 @@ pub(crate) fn test_state(store: Arc<Store>, org: uuid::Uuid) -> AppState {
         crate::seal::NodeKey::generate().expect("OS randomness"),
         org,
     ));
-    let hook = sealer.clone();
-    store.set_finisher(Arc::new(move |e| {
-        hook.seal(e)
-            .map_err(|x| crate::store::StoreError::Rejected(x.to_string()))
-    }));
+    crate::cli::serve::install_sealer(&store, &sealer);
     AppState {
         store,
         node: Arc::new(NodeInfo {

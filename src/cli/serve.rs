@@ -10,6 +10,16 @@ use crate::store::Store;
 use crate::tls::{server_config, Acceptor, ClientAuth};
 use std::sync::Arc;
 
+/// Makes `sealer` seal every event version `store` writes (the store's finisher),
+/// so no write path can forget to.
+pub fn install_sealer(store: &Store, sealer: &Arc<crate::seal::Sealer>) {
+    let hook = sealer.clone();
+    store.set_finisher(Arc::new(move |e| {
+        hook.seal(e)
+            .map_err(|x| crate::store::StoreError::Rejected(format!("cannot seal the event: {x}")))
+    }));
+}
+
 /// A node ready to serve: pass these to [`crate::server::run`] with a bound listener.
 pub struct Prepared {
     pub state: AppState,
@@ -46,11 +56,7 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, CliError> {
     // The pullers' client: the node's certificate, the federation CA only.
     let client_tls = crate::tls::client_config_with_crls(&tls.cert, &tls.key, &tls.ca, &tls.crl)?;
     let store = Store::open(&cfg.db_dir(), cfg.store_options())?;
-    let hook = sealer.clone();
-    store.set_finisher(Arc::new(move |e| {
-        hook.seal(e)
-            .map_err(|x| crate::store::StoreError::Rejected(format!("cannot seal the event: {x}")))
-    }));
+    install_sealer(&store, &sealer);
     if store.org(&org_uuid)?.is_none() {
         store.add_org(org_uuid, &cfg.node.org, true)?;
     }
