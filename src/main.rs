@@ -241,9 +241,10 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             cfg.source.clone(),
             prepared.acceptor.clone(),
         ));
-        // The pullers stop with the server: `stop` turns true on the signal.
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let pullers = sluis::sync::spawn(prepared.sync, stopped);
+        // The sync tasks and the feeds' long-polls stop with the server: the hub's
+        // stop signal is raised on the shutdown signal.
+        let hub = prepared.state.hub.clone();
+        let pullers = sluis::sync::spawn(prepared.sync);
         sluis::server::run(
             listener,
             prepared.acceptor,
@@ -251,7 +252,7 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             prepared.opts,
             async move {
                 shutdown_signal().await;
-                let _ = stop.send(true);
+                hub.stop();
             },
         )
         .await?;

@@ -42,6 +42,9 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("The request body is larger than the limit of {0} bytes.")]
     TooLarge(usize),
+    /// A per-caller cap reached (open feeds, rate): retry later.
+    #[error("{0}")]
+    TooMany(String),
     #[error("An Internal Error Has Occurred.")]
     Internal(String),
 }
@@ -68,6 +71,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -31,14 +31,20 @@ pub async fn metrics(State(state): State<AppState>) -> Response {
     let gauges = super::blocking(move || Ok((store.size_on_disk()?, store.event_count())))
         .await
         .unwrap_or((0, 0));
-    let text = state.metrics.render(&[
+    let mut text = state.metrics.render(&[
         (
             "sluis_store_disk_bytes",
             "Bytes the database occupies on disk.",
             gauges.0 as f64,
         ),
         ("sluis_store_events", "Live events stored.", gauges.1 as f64),
+        (
+            "sluis_store_durable_sequence",
+            "The newest change on disk (what peers may pull).",
+            state.store.durable_sequence() as f64,
+        ),
     ]);
+    state.hub.render(&mut text);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response()
 }
 

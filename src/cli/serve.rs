@@ -61,7 +61,15 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, CliError> {
         store.add_org(org_uuid, &cfg.node.org, true)?;
     }
     let store = Arc::new(store);
-    let sync = crate::sync::Syncer::new(cfg, store.clone(), sealer.clone(), trust, client_tls);
+    let hub = Arc::new(crate::sync::Hub::new(&cfg.peer));
+    let sync = crate::sync::Syncer::new(
+        cfg,
+        store.clone(),
+        sealer.clone(),
+        trust,
+        client_tls,
+        hub.clone(),
+    );
     let state = AppState {
         store,
         node: Arc::new(NodeInfo {
@@ -74,6 +82,7 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, CliError> {
         },
         sealer,
         peers: Arc::new(cfg.peer.clone()),
+        hub,
     };
     Ok(Prepared {
         state,

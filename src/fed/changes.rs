@@ -1,38 +1,57 @@
 //! `GET /fed/v1/changes?after=<seq>&limit=<n>&wait=<s>`: this node's change log,
-//! as the calling peer may receive it.
+//! as the calling peer may receive it, streamed as NDJSON ([`super::wire`]).
 //!
 //! Each change after the cursor becomes at most one kind of record, filtered for
 //! the peer by [`outbound`] with the event's local state: the event version
 //! (sealed, withheld elements removed), its sealed tombstones, or its sealed
 //! sightings. What the peer may not receive is skipped, but `last_seq` still
 //! covers it, so the peer's cursor moves past withheld changes and never asks for
-//! them again. Pages are bounded ([`MAX_LIMIT`]); when nothing is new the request
-//! waits up to `wait` seconds ([`MAX_WAIT`]) for a change.
+//! them again.
+//!
+//! Only durable changes are served ([`Store::durable_sequence`]): a change a
+//! crash could still take back must not reach a peer, whose cursor would then
+//! skip the different change that reuses its sequence number.
+//!
+//! Pages are bounded by records ([`MAX_LIMIT`]) and by attributes
+//! ([`PAGE_ATTRIBUTES`], at least one record per page however large), written
+//! record by record from a blocking thread through a bounded channel, so a page
+//! of large events costs one event's memory, not a page's. When nothing is new the
+//! request waits up to `wait` seconds ([`MAX_WAIT`]) for the durable sequence to
+//! move (woken by the store, not polling), or for the node to stop. A peer may
+//! hold at most [`crate::sync::hub::FEEDS_PER_PEER`] feeds open.
 
+use super::wire::{self, PageEnd, RecordKind};
 use super::Peer;
 use crate::api::error::ApiError;
 use crate::api::AppState;
 use crate::model::event::Wrapped;
 use crate::policy::federation::{self, outbound, Decision};
-use crate::seal::Tombstone;
 use crate::store::record::ChangeKind;
 use crate::store::{Store, StoreError};
+use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::Json;
+use axum::http::{header, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::io;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::mpsc;
 
 /// Page size when the peer does not ask for one.
 pub const DEFAULT_LIMIT: usize = 100;
-/// Largest page: bounds the memory and time one request takes.
+/// Most records in a page: bounds the time one request takes.
 pub const MAX_LIMIT: usize = 1000;
-/// Longest long-poll, seconds: well below the server's request deadline.
-pub const MAX_WAIT: u64 = 30;
-/// How often a long-poll looks for a new change. Polling the last sequence (one
-/// sled key) keeps every write path out of the feed's business.
-const POLL: Duration = Duration::from_millis(200);
+/// Attributes after which a page ends (with `more`): bounds the receiver's work
+/// per page, so its cursor moves at least this often during a large sync.
+pub const PAGE_ATTRIBUTES: usize = 50_000;
+/// Longest long-poll, seconds: below the server's request deadline (the head
+/// must be written within it) and the peers' client timeout.
+pub const MAX_WAIT: u64 = 25;
+/// Lines buffered between the page writer and the connection.
+const CHANNEL_DEPTH: usize = 4;
 
 #[derive(Debug, Deserialize)]
 pub struct ChangesQuery {
@@ -43,44 +62,87 @@ pub struct ChangesQuery {
     wait: u64,
 }
 
-/// `{"records": [{"seq", "kind", "record"}…], "last_seq", "more"}`.
+/// Streams one page: record lines, then the end line.
 pub async fn changes(
     State(state): State<AppState>,
     peer: Peer,
     Query(q): Query<ChangesQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
+    let Some(permit) = state.hub.feed_permit(peer.name()) else {
+        tracing::warn!(peer = %peer.name(), "too many open changes feeds; refusing another");
+        return Err(ApiError::TooMany(format!(
+            "at most {} changes feeds per peer at once",
+            crate::sync::hub::FEEDS_PER_PEER
+        )));
+    };
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
-    let deadline = Instant::now() + Duration::from_secs(q.wait.min(MAX_WAIT));
-    while state.store.last_sequence()? <= q.after && Instant::now() < deadline {
-        tokio::time::sleep(POLL).await;
+    if q.wait > 0 {
+        let mut durable = state.store.watch_durable();
+        let mut stopping = state.hub.stopping();
+        let wait = tokio::time::sleep(Duration::from_secs(q.wait.min(MAX_WAIT)));
+        tokio::pin!(wait);
+        while *durable.borrow_and_update() <= q.after && !*stopping.borrow() {
+            tokio::select! {
+                r = durable.changed() => if r.is_err() { break },
+                _ = stopping.changed() => break,
+                () = &mut wait => break,
+            }
+        }
     }
     let store = state.store.clone();
+    let hub = state.hub.clone();
     let to = federation::Peer {
         name: peer.config.name.clone(),
         org: peer.config.org_uuid,
     };
     let after = q.after;
-    let page = crate::api::blocking(move || Ok(page(&store, &to, after, limit)?)).await?;
-    tracing::debug!(
-        peer = %peer.name(),
-        after,
-        last_seq = page["last_seq"].as_u64().unwrap_or(after),
-        "changes page served"
-    );
-    Ok(Json(page))
+    let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(CHANNEL_DEPTH);
+    tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        let mut sent = 0u64;
+        let result = write_page(&store, &to, after, limit, &mut |line| {
+            sent += 1;
+            tx.blocking_send(Ok(Bytes::from(line))).is_ok()
+        });
+        match result {
+            Ok(end) => {
+                let records = sent.saturating_sub(1);
+                if let Some(s) = hub.stats(&to.name) {
+                    s.served.fetch_add(records, Ordering::Relaxed);
+                }
+                tracing::debug!(peer = %to.name, after, last_seq = end.last_seq, more = end.more, records, "changes page served");
+            }
+            Err(e) => {
+                tracing::error!(peer = %to.name, after, reason = %e, "changes page failed");
+                // The peer sees a cut-off page (no end line) and keeps its cursor.
+                let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
+            }
+        }
+    });
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, wire::CONTENT_TYPE)
+        .body(Body::from_stream(stream))
+        .map_err(|e| ApiError::Internal(format!("building the changes page: {e}")))
 }
-
-/// Builds one page for `peer`.
-pub fn page(
+/// Writes one page for `peer` after `after` through `emit` (one call per line,
+/// the end line last; `emit` returns false when the receiver has gone, which
+/// ends the page early). Returns the end marker written.
+pub fn write_page(
     store: &Store,
     peer: &federation::Peer,
     after: u64,
     limit: usize,
-) -> Result<Value, StoreError> {
+    emit: &mut dyn FnMut(Vec<u8>) -> bool,
+) -> Result<PageEnd, StoreError> {
+    let head = store.durable_sequence();
     let mut changes = store.changes_after(after, limit.saturating_add(1))?;
-    let more = changes.len() > limit;
+    changes.retain(|(s, _)| *s <= head);
+    let mut more = changes.len() > limit;
     changes.truncate(limit);
-    let last_seq = changes.last().map_or(after, |(s, _)| *s);
     // The last version change of each event in the page: an earlier one would
     // send the same (current) version twice.
     let latest: HashMap<uuid::Uuid, u64> = changes
@@ -88,74 +150,94 @@ pub fn page(
         .filter(|(_, c)| matches!(c.kind, ChangeKind::EventStored | ChangeKind::EventDeleted))
         .map(|(s, c)| (c.event, *s))
         .collect();
-    let mut records = Vec::new();
-    let mut push = |seq: u64, kind: &str, record: Value| {
-        records.push(json!({"seq": seq, "kind": kind, "record": record}));
-    };
+    let mut last_seq = after;
+    let mut attributes = 0usize;
     for (seq, c) in &changes {
+        if attributes >= PAGE_ATTRIBUTES {
+            more = true;
+            break;
+        }
         match c.kind {
             ChangeKind::EventStored => {
-                if latest.get(&c.event) != Some(seq) {
-                    continue;
-                }
-                let Some(ev) = store.get_event(&c.event)? else {
-                    continue; // deleted since: its tombstone follows
-                };
-                let local = store.local_state(&ev)?;
-                if let Decision::Send(out) = outbound(&ev, &local, peer) {
-                    push(*seq, "event", to_value(&Wrapped { event: &out })?);
+                if latest.get(&c.event) == Some(seq) {
+                    if let Some(ev) = store.get_event(&c.event)? {
+                        let local = store.local_state(&ev)?;
+                        if let Decision::Send(out) = outbound(&ev, &local, peer) {
+                            attributes += out.all_attributes().count().max(1);
+                            let json = to_vec(&Wrapped { event: &out })?;
+                            if !emit(wire::record_line(*seq, RecordKind::Event, &json)) {
+                                return Ok(PageEnd { last_seq, more: true, head });
+                            }
+                        }
+                    }
+                    // else: deleted since; its tombstone follows.
                 }
             }
             // The deletion travels as the tombstone logged right after it.
             ChangeKind::EventDeleted => {}
             ChangeKind::TombstoneAdded => {
-                let Some(head) = store.get_event_header_any(&c.event)? else {
-                    continue;
-                };
-                let local = store.local_state(&head)?;
-                if !matches!(outbound(&head, &local, peer), Decision::Send(_)) {
-                    continue;
-                }
-                if let Some(raw) = store.tombstone_at(&c.event, *seq)? {
-                    let t: Tombstone =
-                        serde_json::from_slice(&raw).map_err(|e| StoreError::Corrupt {
-                            tree: "tombstones",
-                            reason: e.to_string(),
-                        })?;
-                    push(*seq, "tombstone", to_value(&t)?);
+                if let Some(head_ev) = store.get_event_header_any(&c.event)? {
+                    let local = store.local_state(&head_ev)?;
+                    if matches!(outbound(&head_ev, &local, peer), Decision::Send(_)) {
+                        if let Some(raw) = store.tombstone_at(&c.event, *seq)? {
+                            check_json(&raw, "tombstones")?;
+                            if !emit(wire::record_line(*seq, RecordKind::Tombstone, &raw)) {
+                                return Ok(PageEnd { last_seq, more: true, head });
+                            }
+                        }
+                    }
                 }
             }
             ChangeKind::SightingAdded => {
-                let Some(ev) = store.get_event(&c.event)? else {
-                    continue;
-                };
-                let local = store.local_state(&ev)?;
-                let Decision::Send(out) = outbound(&ev, &local, peer) else {
-                    continue;
-                };
-                for s in store.sightings_of(&c.event)? {
-                    if s.date_sighting != c.timestamp
-                        || !out.all_attributes().any(|a| a.uuid == s.attribute_uuid)
-                    {
-                        continue;
-                    }
-                    if let Some(raw) = store.sighting_seal(&c.event, &s.uuid)? {
-                        let v: Value =
-                            serde_json::from_slice(&raw).map_err(|e| StoreError::Corrupt {
-                                tree: "sighting_seals",
-                                reason: e.to_string(),
-                            })?;
-                        push(*seq, "sighting", v);
+                if let Some(ev) = store.get_event(&c.event)? {
+                    let local = store.local_state(&ev)?;
+                    if let Decision::Send(out) = outbound(&ev, &local, peer) {
+                        for s in store.sightings_of(&c.event)? {
+                            if s.date_sighting != c.timestamp
+                                || !out.all_attributes().any(|a| a.uuid == s.attribute_uuid)
+                            {
+                                continue;
+                            }
+                            if let Some(raw) = store.sighting_seal(&c.event, &s.uuid)? {
+                                check_json(&raw, "sighting_seals")?;
+                                if !emit(wire::record_line(*seq, RecordKind::Sighting, &raw)) {
+                                    return Ok(PageEnd { last_seq, more: true, head });
+                                }
+                            }
+                        }
                     }
                 }
             }
         }
+        last_seq = *seq;
     }
-    Ok(json!({"records": records, "last_seq": last_seq, "more": more}))
+    let end = PageEnd {
+        last_seq,
+        more,
+        head,
+    };
+    emit(wire::end_line(end));
+    Ok(end)
 }
 
-fn to_value<T: serde::Serialize>(v: &T) -> Result<Value, StoreError> {
-    serde_json::to_value(v).map_err(|e| StoreError::Rejected(format!("cannot serialise: {e}")))
+fn to_vec<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(v).map_err(|e| StoreError::Rejected(format!("cannot serialise: {e}")))
+}
+
+/// A stored sealed record goes out as stored; it must at least be one JSON value
+/// (and on one line), or it would corrupt the page.
+fn check_json(raw: &[u8], tree: &'static str) -> Result<(), StoreError> {
+    if raw.contains(&b'\n') {
+        return Err(StoreError::Corrupt {
+            tree,
+            reason: "a stored sealed record spans lines".into(),
+        });
+    }
+    serde_json::from_slice::<serde::de::IgnoredAny>(raw).map_err(|e| StoreError::Corrupt {
+        tree,
+        reason: e.to_string(),
+    })?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -164,6 +246,7 @@ mod tests {
     use crate::model::{Attribute, Event};
     use crate::store::record::LocalRecord;
     use crate::store::{Durability, StoreOptions};
+    use serde_json::{json, Value};
     use uuid::Uuid;
 
     fn event(n: u128, dist: u8, ts: u64) -> Event {
@@ -186,6 +269,25 @@ mod tests {
             name: name.into(),
             org: Uuid::from_u128(7),
         }
+    }
+
+    /// A page as one JSON value: `{"records": [...], "last_seq", "more"}`.
+    fn page(store: &Store, peer: &federation::Peer, after: u64, limit: usize) -> Value {
+        let mut lines = Vec::new();
+        let end = write_page(store, peer, after, limit, &mut |l| {
+            lines.push(l);
+            true
+        })
+        .unwrap();
+        let mut records = Vec::new();
+        let (last, body) = lines.split_last().unwrap();
+        for l in body {
+            assert_eq!(l.last(), Some(&b'\n'));
+            records.push(serde_json::from_slice::<Value>(l).unwrap());
+        }
+        let parsed: Value = serde_json::from_slice(last).unwrap();
+        assert_eq!(parsed["end"]["last_seq"], end.last_seq);
+        json!({"records": records, "last_seq": end.last_seq, "more": end.more})
     }
 
     fn kinds(page: &Value) -> Vec<(u64, String)> {
@@ -221,7 +323,7 @@ mod tests {
             .put_event_received(event(3, 2, ts), Durability::Flush, &|_| Ok(()), &received)
             .unwrap(); // seq 4
 
-        let p = page(&store, &peer("cert-c"), 0, 100).unwrap();
+        let p = page(&store, &peer("cert-c"), 0, 100);
         // Event 1 once (its latest change), event 2 (level 1) and event 3 (received
         // at 2, so effective 1) withheld; the cursor covers all four.
         assert_eq!(kinds(&p), vec![(3, "event".to_owned())]);
@@ -242,13 +344,13 @@ mod tests {
         assert_eq!((local.event_distribution, local.received_from), (3, None));
 
         // Bounded pages: `more` until the end, the cursor moving on.
-        let p = page(&store, &peer("cert-c"), 0, 1).unwrap();
+        let p = page(&store, &peer("cert-c"), 0, 1);
         assert_eq!(
             (p["last_seq"].as_u64(), p["more"].as_bool()),
             (Some(1), Some(true))
         );
         assert_eq!(kinds(&p), vec![(1, "event".to_owned())]);
-        let p = page(&store, &peer("cert-c"), 4, 10).unwrap();
+        let p = page(&store, &peer("cert-c"), 4, 10);
         assert_eq!(
             (p["last_seq"].as_u64(), p["more"].as_bool()),
             (Some(4), Some(false))

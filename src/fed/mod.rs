@@ -11,15 +11,21 @@
 //! | file | owns |
 //! |---|---|
 //! | `auth.rs` | the [`Peer`] extractor and [`FedAuthError`], the refusals |
-//! | `routes.rs` | [`routes`]: `GET /fed/v1/hello`, `GET /fed/v1/changes` |
-//! | `changes.rs` | the changes feed, filtered for the calling peer |
+//! | `routes.rs` | [`routes`]: the table of `/fed/v1/` endpoints, and `hello` |
+//! | `changes.rs` | the changes feed, filtered for the calling peer, streamed |
+//! | `notify.rs` | `POST /fed/v1/notify`: wake the caller's puller |
+//! | `report.rs` | `POST /fed/v1/report`: what the caller accepted and refused |
+//! | `wire.rs` | the protocol's lines and reports, and their bounded decoder |
 //!
 //! [`reload_tls`] re-reads the certificates and CRLs so a revocation takes effect
 //! without a restart (`sluis serve` calls it on SIGHUP).
 
 mod auth;
 pub mod changes;
+mod notify;
+mod report;
 mod routes;
+pub mod wire;
 
 pub use auth::{FedAuthError, Peer};
 pub use routes::{routes, PROTOCOL_VERSION};

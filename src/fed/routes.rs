@@ -1,16 +1,16 @@
 //! The federation endpoints, `/fed/v1/…`, every one behind the [`Peer`] extractor.
 //!
-//! For now only the handshake, `GET /fed/v1/hello`, which the sync client calls
-//! first: it proves the mTLS setup works in both directions and tells the caller
-//! which node and organisation it reached and under which peer name it was
-//! recognised. The changes feed (`after=<cursor>` pages of sealed records filtered
-//! for the calling peer, DESIGN §5) comes next, in this file, behind the same
-//! extractor (`changes.rs`).
+//! | route | what |
+//! |---|---|
+//! | `GET /fed/v1/hello` | the handshake the puller makes first: which node and org it reached, under which peer name it was recognised |
+//! | `GET /fed/v1/changes` | the changes feed for the caller (`changes.rs`) |
+//! | `POST /fed/v1/notify` | the caller has news: wake its puller (`notify.rs`) |
+//! | `POST /fed/v1/report` | the caller's verdict on the records it pulled (`report.rs`) |
 
 use super::Peer;
 use crate::api::AppState;
 use axum::extract::State;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
@@ -23,6 +23,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/fed/v1/hello", get(hello))
         .route("/fed/v1/changes", get(super::changes::changes))
+        .route("/fed/v1/notify", post(super::notify::notify))
+        .route("/fed/v1/report", post(super::report::report))
 }
 
 /// `{"node", "org", "peer", "protocol"}`: who we are, who we think the caller is.

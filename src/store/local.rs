@@ -2,7 +2,7 @@
 //! received and how far it may travel (`local`); per peer, the pull cursor
 //! (`peer_state`).
 
-use super::record::{LocalRecord, PeerState};
+use super::record::{LocalRecord, PeerOut, PeerState};
 use super::{corrupt, Store, StoreError};
 use crate::model::Event;
 use crate::policy::federation::LocalState;
@@ -59,8 +59,30 @@ impl Store {
         let bytes = serde_json::to_vec(state).map_err(|e| corrupt("peer_state", e.to_string()))?;
         let mut key = vec![super::T::PeerState as u8];
         key.extend_from_slice(peer.as_bytes());
-        self.t.data.insert(key, bytes)?;
+        {
+            // Under the writer lock, so a backup's walk never sees it change.
+            let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            self.t.data.insert(key, bytes)?;
+        }
         self.flush()
+    }
+
+    /// What `peer` last reported of this node's feed (the default: nothing yet).
+    pub fn peer_out(&self, peer: &str) -> Result<PeerOut, StoreError> {
+        match self.t.peer_out.get(peer.as_bytes())? {
+            Some(v) => serde_json::from_slice(&v).map_err(|e| corrupt("peer_out", e.to_string())),
+            None => Ok(PeerOut::default()),
+        }
+    }
+
+    /// Persists `state` for `peer`. Not flushed: a lost report is merely
+    /// operator information, and the next report replaces it.
+    pub fn set_peer_out(&self, peer: &str, state: &PeerOut) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(state).map_err(|e| corrupt("peer_out", e.to_string()))?;
+        let mut key = vec![super::T::PeerOut as u8];
+        key.extend_from_slice(peer.as_bytes());
+        self.t.data.insert(key, bytes)?;
+        Ok(())
     }
 }
 

@@ -27,6 +27,7 @@
 //! | `tombstones` | event ‖ timestamp (BE) ‖ sequence (BE) | a sealed tombstone (opaque JSON) |
 //! | `local` | event uuid | [`record::LocalRecord`] JSON: effective distribution, `received_from` |
 //! | `peer_state` | peer name | [`record::PeerState`] JSON: the pull cursor and its health |
+//! | `peer_out` | peer name | [`record::PeerOut`] JSON: what the peer last reported of our feed |
 //!
 //! **Durability**: a write is acknowledged only after `Db::flush` (fsync) returned;
 //! sled's own 500 ms background flush is not relied on. **Atomicity**: everything an
@@ -35,6 +36,7 @@
 //! state; readers never block.
 
 pub mod accounts;
+pub mod backup;
 mod children;
 mod keys;
 mod local;
@@ -204,6 +206,7 @@ pub(crate) struct Trees {
     pub tombstones: Ks,
     pub local: Ks,
     pub peer_state: Ks,
+    pub peer_out: Ks,
 }
 
 /// The keyspaces; the discriminant is the key prefix byte, so it must never change
@@ -235,6 +238,7 @@ pub(crate) enum T {
     Tombstones,
     Local,
     PeerState,
+    PeerOut,
 }
 
 impl Trees {
@@ -269,6 +273,7 @@ impl Trees {
             tombstones: ks(T::Tombstones),
             local: ks(T::Local),
             peer_state: ks(T::PeerState),
+            peer_out: ks(T::PeerOut),
             data,
         })
     }
@@ -287,6 +292,12 @@ pub struct Store {
     opts: StoreOptions,
     path: PathBuf,
     finisher: std::sync::RwLock<Option<Finisher>>,
+    /// The highest change sequence known to be on disk. The changes feed serves
+    /// only changes up to it: a peer that pulled a change this node then lost in a
+    /// crash would hold a sequence number the node hands out again for another
+    /// change, and never pull that one. Advanced by [`Store::flush`]; watched by
+    /// long-polls and push notifiers, which wake when it moves.
+    durable: tokio::sync::watch::Sender<u64>,
 }
 
 impl Store {
@@ -323,8 +334,11 @@ impl Store {
             opts,
             path: dir.to_owned(),
             finisher: std::sync::RwLock::new(None),
+            durable: tokio::sync::watch::Sender::new(0),
         };
         store.check_format()?;
+        // What recovery found on disk is durable by definition.
+        store.durable.send_replace(store.last_sequence()?);
         Ok(store)
     }
 
@@ -373,10 +387,30 @@ impl Store {
         }
     }
 
-    /// Forces everything written so far to disk (fsync).
+    /// Forces everything written so far to disk (fsync), and moves the durable
+    /// sequence (see [`Store::durable_sequence`]) to the last change written
+    /// before the fsync began.
     pub fn flush(&self) -> Result<(), StoreError> {
+        let seq = self.last_sequence()?;
         self.db.flush()?;
+        self.durable.send_if_modified(|d| {
+            let moved = seq > *d;
+            *d = (*d).max(seq);
+            moved
+        });
         Ok(())
+    }
+
+    /// The highest change sequence known to be on disk: what the changes feed may
+    /// hand to peers.
+    pub fn durable_sequence(&self) -> u64 {
+        *self.durable.borrow()
+    }
+
+    /// A receiver that wakes whenever the durable sequence moves (its value is
+    /// that sequence). Never blocks a writer, however slow the receiver.
+    pub fn watch_durable(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.durable.subscribe()
     }
 
     /// Bytes sled reports on disk.
@@ -402,6 +436,22 @@ impl Store {
 
     pub fn options(&self) -> &StoreOptions {
         &self.opts
+    }
+
+    /// A small named value of the node's own bookkeeping (`meta` keyspace), e.g.
+    /// the audit log's anchor. Names other modules use must not collide with the
+    /// store's (`format`).
+    pub fn meta_value(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.t.meta.get(name.as_bytes())?.map(|v| v.to_vec()))
+    }
+
+    /// Sets a [`Store::meta_value`]. Not flushed: durable with the next flush
+    /// (at most about a second later, or at once through [`Store::flush`]).
+    pub fn set_meta_value(&self, name: &str, value: &[u8]) -> Result<(), StoreError> {
+        let mut key = vec![T::Meta as u8];
+        key.extend_from_slice(name.as_bytes());
+        self.t.data.insert(key, value)?;
+        Ok(())
     }
 
     /// The highest change sequence number stored (0 if none).

@@ -199,6 +199,35 @@ pub struct PeerState {
     /// Failed attempts and rejected records since the state was created.
     #[serde(default)]
     pub errors: u64,
+    /// The peer's newest change when last asked: `head - cursor` is the lag.
+    #[serde(default)]
+    pub head: u64,
+    /// Records of the peer's feed stored (or already held) here.
+    #[serde(default)]
+    pub accepted: u64,
+    /// Records of the peer's feed refused here.
+    #[serde(default)]
+    pub rejected: u64,
+}
+
+/// The `peer_out` keyspace value: how a peer is doing with *this* node's feed,
+/// as it last reported (`POST /fed/v1/report`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeerOut {
+    /// The peer's cursor on this node's feed.
+    pub cursor: u64,
+    /// When the peer last reported (epoch seconds).
+    #[serde(default)]
+    pub reported_at: Option<u64>,
+    /// Records the peer reported as stored, in all.
+    #[serde(default)]
+    pub accepted: u64,
+    /// Records the peer reported as refused, in all.
+    #[serde(default)]
+    pub rejected: u64,
+    /// The most recent refusals, newest last (bounded).
+    #[serde(default)]
+    pub last_rejections: Vec<crate::fed::wire::Rejection>,
 }
 
 #[cfg(test)]

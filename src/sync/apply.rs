@@ -1,22 +1,31 @@
-//! Applying one changes page: every record verified and stored on its own, so one
-//! bad record is reported and counted while the rest of the page is applied.
-//! Storage failures (the disk, not the record) abort the page instead: the
-//! cursor must not move past records that were never stored.
+//! Applying a changes page line by line, as it streams in: every record verified
+//! and stored on its own, so one bad record is reported and counted while the
+//! rest of the page is applied. Storage failures (the disk, not the record) stop
+//! the page instead: the cursor must not move past records that were never
+//! stored.
+//!
+//! The applier never flushes; the puller flushes once per page and only then
+//! persists [`PageApplier::cursor`].
 
-use super::client::FeedPage;
 use super::receive::Receiver;
+use crate::fed::wire::{self, Line, PageEnd, RecordKind, Rejection};
 use crate::model::parse::parse_event;
 use crate::seal::{SealedSighting, Tombstone, TombstoneKind};
 use crate::store::{Durability, Store, StoreError};
+use serde_json::value::RawValue;
 use std::cell::Cell;
+use uuid::Uuid;
 
 /// What became of a page's records.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct PageReport {
     /// Records stored (or already held).
-    pub accepted: usize,
-    /// `(seq, reason)` of each record refused.
-    pub rejected: Vec<(u64, String)>,
+    pub accepted: u64,
+    /// Records refused, with the reason (the first
+    /// [`wire::Report::MAX_REJECTIONS`]; the rest only counted).
+    pub rejected: Vec<Rejection>,
+    /// Records refused in all.
+    pub rejected_total: u64,
 }
 
 /// Whether an error is about the record (reject it, go on) rather than the store
@@ -28,98 +37,228 @@ fn is_record_error(e: &StoreError) -> bool {
     )
 }
 
-/// Applies `page` from `peer` without the final flush (the caller flushes, then
-/// persists the cursor).
-pub fn apply_page(
-    store: &Store,
-    receiver: &Receiver<'_>,
-    peer: &str,
-    page: &FeedPage,
+/// Applies the lines of one page from `peer`, in order.
+pub struct PageApplier<'a> {
+    store: &'a Store,
+    receiver: &'a Receiver<'a>,
+    peer: &'a str,
     max_bytes: usize,
-) -> Result<PageReport, StoreError> {
-    let mut report = PageReport::default();
-    for r in &page.records {
-        let result = match r.kind.as_str() {
-            "event" => apply_event(store, receiver, peer, &r.record, max_bytes),
-            "tombstone" => apply_tombstone(store, receiver, &r.record),
-            "sighting" => apply_sighting(store, receiver, &r.record),
-            other => Err(StoreError::Rejected(format!(
-                "unknown record kind {other:?}"
-            ))),
+    after: u64,
+    last_record: Option<u64>,
+    end: Option<PageEnd>,
+    pub report: PageReport,
+}
+
+impl<'a> PageApplier<'a> {
+    pub fn new(
+        store: &'a Store,
+        receiver: &'a Receiver<'a>,
+        peer: &'a str,
+        after: u64,
+        max_bytes: usize,
+    ) -> Self {
+        PageApplier {
+            store,
+            receiver,
+            peer,
+            max_bytes,
+            after,
+            last_record: None,
+            end: None,
+            report: PageReport::default(),
+        }
+    }
+
+    /// The longest line accepted: a record of the largest document plus framing.
+    pub fn max_line(&self) -> usize {
+        self.max_bytes.saturating_add(wire::LINE_OVERHEAD)
+    }
+
+    /// The end marker, once the page's last line has been applied.
+    pub fn end(&self) -> Option<PageEnd> {
+        self.end
+    }
+
+    /// Where the cursor may move once what was applied is flushed: the page's
+    /// `last_seq` if it ended properly; else just before the last record applied
+    /// (every change before it was sent or withheld, while one change may yield
+    /// several lines — sightings — so its own may be incomplete, and records are
+    /// idempotent to apply again); else where it was.
+    pub fn cursor(&self) -> u64 {
+        match (self.end, self.last_record) {
+            (Some(end), _) => end.last_seq.max(self.after),
+            (None, Some(seq)) => seq.saturating_sub(1).max(self.after),
+            (None, None) => self.after,
+        }
+    }
+
+    /// A line too long to be read (it was skipped unread): refused, reported.
+    pub fn oversized(&mut self, len: usize) {
+        self.reject(
+            0,
+            "unknown",
+            None,
+            format!(
+                "line of {len} bytes exceeds this node's limit of {}",
+                self.max_line()
+            ),
+        );
+    }
+
+    /// Applies one line. `Err` only for storage failures and protocol breaches
+    /// (lines after the end, sequences going backwards), which end the page.
+    pub fn line(&mut self, bytes: &[u8]) -> Result<(), ApplyError> {
+        if self.end.is_some() {
+            return Err(ApplyError::Protocol("a line after the page's end".into()));
+        }
+        let line = match wire::parse_line(bytes, self.max_line()) {
+            Ok(l) => l,
+            Err(e) => {
+                self.reject(0, "unknown", None, format!("undecodable line: {e}"));
+                return Ok(());
+            }
         };
-        match result {
-            Ok(()) => report.accepted += 1,
-            Err(e) if is_record_error(&e) => {
-                tracing::warn!(peer, seq = r.seq, kind = %r.kind, reason = %e, "record rejected");
-                report.rejected.push((r.seq, e.to_string()));
+        match line {
+            Line::End(end) => {
+                if end.last_seq < self.after || self.last_record.is_some_and(|s| end.last_seq < s)
+                {
+                    return Err(ApplyError::Protocol(format!(
+                        "the page ends at {} but started after {} and carried records up to {:?}",
+                        end.last_seq, self.after, self.last_record
+                    )));
+                }
+                self.end = Some(end);
+                Ok(())
             }
-            Err(e) => return Err(e),
+            Line::Record { seq, kind, record } => {
+                if seq <= self.after || self.last_record.is_some_and(|s| seq < s) {
+                    return Err(ApplyError::Protocol(format!(
+                        "record {seq} out of order (after {}, last {:?})",
+                        self.after, self.last_record
+                    )));
+                }
+                let result = match kind {
+                    RecordKind::Event => self.event(record),
+                    RecordKind::Tombstone => self.tombstone(record),
+                    RecordKind::Sighting => self.sighting(record),
+                    RecordKind::Unknown => Err((
+                        None,
+                        StoreError::Rejected("a record kind this node does not know".into()),
+                    )),
+                };
+                match result {
+                    Ok(()) => self.report.accepted += 1,
+                    Err((event, e)) if is_record_error(&e) => {
+                        self.reject(seq, kind.as_str(), event, e.to_string())
+                    }
+                    Err((_, e)) => return Err(ApplyError::Store(e)),
+                }
+                self.last_record = Some(seq);
+                Ok(())
+            }
         }
     }
-    Ok(report)
-}
 
-fn apply_event(
-    store: &Store,
-    receiver: &Receiver<'_>,
-    peer: &str,
-    record: &serde_json::Value,
-    max_bytes: usize,
-) -> Result<(), StoreError> {
-    let bytes = serde_json::to_vec(record).map_err(|e| StoreError::Rejected(e.to_string()))?;
-    let ev = parse_event(&bytes, max_bytes).map_err(|e| StoreError::Rejected(e.to_string()))?;
-    let outcome = receiver.receive_event(store, ev, Some(peer), &Cell::new(false))?;
-    tracing::debug!(peer, event = %outcome.uuid(), outcome = outcome.label(), "event received");
-    Ok(())
-}
-
-/// A deletion is applied only when the tombstone's origin is the origin of the
-/// event as held here: only the origin may delete what it vouches for.
-fn apply_tombstone(
-    store: &Store,
-    receiver: &Receiver<'_>,
-    record: &serde_json::Value,
-) -> Result<(), StoreError> {
-    let t: Tombstone = serde_json::from_value(record.clone())
-        .map_err(|e| StoreError::Rejected(format!("tombstone: {e}")))?;
-    t.verify(receiver.trust, crate::model::time::now_secs())
-        .map_err(|e| StoreError::Rejected(format!("tombstone seal: {e}")))?;
-    match &t.kind {
-        TombstoneKind::EventDeleted => {
-            let Some(head) = store.get_event_header(&t.event_uuid)? else {
-                return Ok(()); // unknown here, or already deleted
-            };
-            let held = head.seal.map(|s| s.origin_org);
-            if held != Some(t.origin_org) {
-                return Err(StoreError::Rejected(format!(
-                    "tombstone: event {} is held with origin {}, the tombstone is by {}",
-                    t.event_uuid,
-                    held.map_or_else(|| "-".into(), |u| u.to_string()),
-                    t.origin_org
-                )));
-            }
-            let raw = serde_json::to_vec(&t).map_err(|e| StoreError::Rejected(e.to_string()))?;
-            store.delete_event_with(&t.event_uuid, Durability::Deferred, &|_| {
-                Ok(Some(raw.clone()))
-            })?;
-            Ok(())
+    fn reject(&mut self, seq: u64, kind: &str, event: Option<Uuid>, reason: String) {
+        tracing::warn!(peer = self.peer, seq, kind, event = ?event, reason = %reason, "record rejected");
+        self.report.rejected_total += 1;
+        if self.report.rejected.len() < wire::Report::MAX_REJECTIONS {
+            self.report.rejected.push(Rejection {
+                seq,
+                kind: kind.to_owned(),
+                event,
+                reason,
+            });
         }
-        TombstoneKind::TagRemoved { .. } => Err(StoreError::Rejected(
-            "tombstone: tag removals from peers are not applied yet".into(),
-        )),
+    }
+
+    fn event(&self, record: &RawValue) -> Result<(), (Option<Uuid>, StoreError)> {
+        let ev = parse_event(record.get().as_bytes(), self.max_bytes)
+            .map_err(|e| (None, StoreError::Rejected(e.to_string())))?;
+        let uuid = ev.uuid;
+        let outcome = self
+            .receiver
+            .receive_event(self.store, ev, Some(self.peer), &Cell::new(false))
+            .map_err(|e| (Some(uuid), e))?;
+        tracing::debug!(peer = self.peer, event = %outcome.uuid(), outcome = outcome.label(), "event received");
+        Ok(())
+    }
+
+    /// A tombstone is applied only when its origin is the origin of the event as
+    /// held here: only the origin may delete, or untag, what it vouches for.
+    fn tombstone(&self, record: &RawValue) -> Result<(), (Option<Uuid>, StoreError)> {
+        let t: Tombstone = serde_json::from_str(record.get())
+            .map_err(|e| (None, StoreError::Rejected(format!("tombstone: {e}"))))?;
+        let fail = |e: StoreError| (Some(t.event_uuid), e);
+        t.verify(self.receiver.trust, crate::model::time::now_secs())
+            .map_err(|e| fail(StoreError::Rejected(format!("tombstone seal: {e}"))))?;
+        let Some(head) = self.store.get_event_header_any(&t.event_uuid).map_err(fail)? else {
+            // Never held here: nothing to delete or untag, and nothing to forward.
+            return Ok(());
+        };
+        let held = head.seal.as_ref().map(|s| s.origin_org);
+        if held != Some(t.origin_org) {
+            return Err(fail(StoreError::Rejected(format!(
+                "tombstone: event {} is held with origin {}, the tombstone is by {}",
+                t.event_uuid,
+                held.map_or_else(|| "-".into(), |u| u.to_string()),
+                t.origin_org
+            ))));
+        }
+        let raw = record.get().as_bytes().to_vec();
+        match &t.kind {
+            TombstoneKind::EventDeleted => {
+                if self.store.is_deleted(&t.event_uuid).map_err(fail)? {
+                    return Ok(()); // already applied (a replay, or a second path)
+                }
+                self.store
+                    .delete_event_with(&t.event_uuid, Durability::Deferred, &|_| {
+                        Ok(Some(raw.clone()))
+                    })
+                    .map_err(fail)?;
+                Ok(())
+            }
+            // The removal itself reaches this node as the origin's newer sealed
+            // version without the tag (a receiver cannot edit a sealed version).
+            // The tombstone is kept and forwarded so every node holds the origin's
+            // signed word that the tag was withdrawn, and when.
+            TombstoneKind::TagRemoved { .. } => {
+                if self
+                    .store
+                    .tombstones_of(&t.event_uuid)
+                    .map_err(fail)?
+                    .iter()
+                    .any(|held| held.as_slice() == raw.as_slice())
+                {
+                    return Ok(()); // already held
+                }
+                self.store
+                    .add_tombstone(&t.event_uuid, t.timestamp, raw)
+                    .map_err(fail)?;
+                Ok(())
+            }
+        }
+    }
+
+    fn sighting(&self, record: &RawValue) -> Result<(), (Option<Uuid>, StoreError)> {
+        let s: SealedSighting = serde_json::from_str(record.get())
+            .map_err(|e| (None, StoreError::Rejected(format!("sighting: {e}"))))?;
+        let fail = |e: StoreError| (Some(s.event_uuid), e);
+        s.verify(self.receiver.trust, crate::model::time::now_secs())
+            .map_err(|e| fail(StoreError::Rejected(format!("sighting seal: {e}"))))?;
+        let raw = record.get().as_bytes().to_vec();
+        self.store
+            .add_sighting(&s.event_uuid, s.sighting.clone(), Some(raw))
+            .map_err(fail)?;
+        Ok(())
     }
 }
 
-fn apply_sighting(
-    store: &Store,
-    receiver: &Receiver<'_>,
-    record: &serde_json::Value,
-) -> Result<(), StoreError> {
-    let s: SealedSighting = serde_json::from_value(record.clone())
-        .map_err(|e| StoreError::Rejected(format!("sighting: {e}")))?;
-    s.verify(receiver.trust, crate::model::time::now_secs())
-        .map_err(|e| StoreError::Rejected(format!("sighting seal: {e}")))?;
-    let raw = serde_json::to_vec(&s).map_err(|e| StoreError::Rejected(e.to_string()))?;
-    store.add_sighting(&s.event_uuid, s.sighting.clone(), Some(raw))?;
-    Ok(())
+/// Why a page stopped being applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("protocol: {0}")]
+    Protocol(String),
 }

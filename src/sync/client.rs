@@ -1,33 +1,23 @@
 //! The HTTPS client for one peer: the node's certificate as client identity, the
 //! federation CA as the only trust root (no public roots), CRLs applied to the
-//! peer's server certificate.
+//! peer's server certificate, and no redirects (a peer is reached at its
+//! configured URL or not at all).
 
 use super::SyncError;
 use crate::config::PeerSection;
 use crate::fed::PROTOCOL_VERSION;
 use serde::Deserialize;
-use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Time for one request. A changes page is bounded, so this is generous.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// One record of a changes page, as the peer sent it.
-#[derive(Debug, Deserialize)]
-pub struct FeedRecord {
-    pub seq: u64,
-    pub kind: String,
-    pub record: Value,
-}
-
-/// A changes page.
-#[derive(Debug, Deserialize)]
-pub struct FeedPage {
-    pub records: Vec<FeedRecord>,
-    pub last_seq: u64,
-    pub more: bool,
-}
+/// Time to connect and receive a response head (a long-poll's head comes after
+/// its wait, at most [`crate::fed::changes::MAX_WAIT`]).
+const HEAD_TIMEOUT: Duration = Duration::from_secs(40);
+/// Longest silence while a page body streams in: the sender writes record by
+/// record, so a gap this long means it is stuck.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+/// Time for a notification or a report.
+const SHORT_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Deserialize)]
 struct Hello {
@@ -46,23 +36,17 @@ impl PeerClient {
     pub fn new(peer: PeerSection, tls: &Arc<rustls::ClientConfig>) -> Result<Self, SyncError> {
         let http = reqwest::Client::builder()
             .tls_backend_preconfigured((**tls).clone())
-            .timeout(REQUEST_TIMEOUT)
+            .connect_timeout(SHORT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(PeerClient { http, peer })
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, SyncError> {
-        let url = format!("{}{path}", self.peer.url.trim_end_matches('/'));
-        let r = self.http.get(url).send().await?;
-        let status = r.status();
-        if !status.is_success() {
-            let body = r.text().await.unwrap_or_default();
-            return Err(SyncError::Status {
-                status: status.as_u16(),
-                body: body.chars().take(300).collect(),
-            });
-        }
-        Ok(r.json().await?)
+        let url = format!("{}{path}", self.base());
+        let r = self.http.get(url).timeout(HEAD_TIMEOUT).send().await?;
+        Ok(check(r).await?.json().await?)
     }
 
     /// `GET /fed/v1/hello`: the peer speaks our protocol, and the node that
@@ -85,9 +69,74 @@ impl PeerClient {
         Ok(())
     }
 
-    /// `GET /fed/v1/changes?after=&limit=`.
-    pub async fn changes(&self, after: u64, limit: usize) -> Result<FeedPage, SyncError> {
-        self.get_json(&format!("/fed/v1/changes?after={after}&limit={limit}"))
-            .await
+    /// `GET /fed/v1/changes?after=&limit=&wait=`: the response, its head
+    /// checked, for the caller to stream the page from.
+    pub async fn changes(
+        &self,
+        after: u64,
+        limit: usize,
+        wait: u64,
+    ) -> Result<reqwest::Response, SyncError> {
+        let url = format!(
+            "{}/fed/v1/changes?after={after}&limit={limit}&wait={wait}",
+            self.base()
+        );
+        let r = tokio::time::timeout(
+            HEAD_TIMEOUT + Duration::from_secs(wait),
+            self.http.get(url).send(),
+        )
+        .await
+        .map_err(|_| SyncError::Protocol("no answer to a changes request in time".into()))??;
+        let r = check(r).await?;
+        let ct = r
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !ct.starts_with(crate::fed::wire::CONTENT_TYPE) {
+            return Err(SyncError::Protocol(format!(
+                "a changes page must be {}, got {ct:?}",
+                crate::fed::wire::CONTENT_TYPE
+            )));
+        }
+        Ok(r)
     }
+
+    /// `POST /fed/v1/report`.
+    pub async fn report(&self, report: &crate::fed::wire::Report) -> Result<(), SyncError> {
+        let url = format!("{}/fed/v1/report", self.base());
+        let r = self
+            .http
+            .post(url)
+            .timeout(SHORT_TIMEOUT)
+            .json(report)
+            .send()
+            .await?;
+        check(r).await.map(|_| ())
+    }
+
+    /// `POST /fed/v1/notify`.
+    pub async fn notify(&self) -> Result<(), SyncError> {
+        let url = format!("{}/fed/v1/notify", self.base());
+        let r = self.http.post(url).timeout(SHORT_TIMEOUT).send().await?;
+        check(r).await.map(|_| ())
+    }
+
+    fn base(&self) -> &str {
+        self.peer.url.trim_end_matches('/')
+    }
+}
+
+/// The response if its status is a success, else its status and the start of
+/// its body as the error.
+async fn check(r: reqwest::Response) -> Result<reqwest::Response, SyncError> {
+    let status = r.status();
+    if status.is_success() {
+        return Ok(r);
+    }
+    let body = r.text().await.unwrap_or_default();
+    Err(SyncError::Status {
+        status: status.as_u16(),
+        body: body.chars().take(300).collect(),
+    })
 }

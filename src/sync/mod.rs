@@ -1,21 +1,28 @@
-//! Pulling partner nodes' changes feeds (DESIGN §5): per `[[peer]]` with
-//! `pull = true`, a task that pages the peer's `/fed/v1/changes` from the
-//! persisted cursor, verifies and stores every record through the same receive
-//! path as `sluis import`, flushes, and only then advances the cursor.
+//! Syncing with partner nodes (DESIGN §5): per `[[peer]]` with `pull = true`, a
+//! task that pages the peer's `/fed/v1/changes` from the persisted cursor,
+//! verifies and stores every record through the same receive path as
+//! `sluis import`, flushes, only then advances the cursor, and reports back what
+//! it accepted and refused; per `[[peer]]` with `push = true`, a task that
+//! notifies the peer when this node has news.
 //!
 //! | file | owns |
 //! |---|---|
 //! | `receive.rs` | [`receive::Receiver`]: the one receive path for sealed events (import and puller) |
-//! | `client.rs` | [`client::PeerClient`]: `hello` and `changes` over mutual TLS |
-//! | `apply.rs` | applying one page: events, tombstones, sightings; per-record results |
-//! | `puller.rs` | [`spawn`]: the per-peer loop, cursor, backoff with jitter |
+//! | `client.rs` | [`client::PeerClient`]: `hello`, `changes`, `report`, `notify` over mutual TLS |
+//! | `apply.rs` | applying a page line by line: events, tombstones, sightings; per-record verdicts |
+//! | `puller.rs` | [`spawn`]: the per-peer loop, streaming pages, cursor, long-poll, backoff with jitter |
+//! | `push.rs` | the per-peer notifier |
+//! | `hub.rs` | [`Hub`]: per-peer wake-ups, feed caps, counters, and the stop signal |
 
 mod apply;
 pub mod client;
+pub mod hub;
 mod puller;
+mod push;
 pub mod receive;
 
-pub use apply::PageReport;
+pub use apply::{PageApplier, PageReport};
+pub use hub::Hub;
 pub use puller::{spawn, Syncer};
 
 /// Why a pull round failed. Every variant leaves the cursor where it was, so the

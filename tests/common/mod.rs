@@ -194,8 +194,8 @@ impl RunningNode {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
                 addr_tx.send(listener.local_addr().unwrap()).unwrap();
-                let (stop, stopped) = tokio::sync::watch::channel(false);
-                let pullers = sluis::sync::spawn(prepared.sync, stopped);
+                let hub = prepared.state.hub.clone();
+                let pullers = sluis::sync::spawn(prepared.sync);
                 sluis::server::run(
                     listener,
                     prepared.acceptor,
@@ -203,7 +203,7 @@ impl RunningNode {
                     prepared.opts,
                     async move {
                         let _ = rx.await;
-                        let _ = stop.send(true);
+                        hub.stop();
                     },
                 )
                 .await
