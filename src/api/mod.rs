@@ -37,6 +37,9 @@ pub struct AppState {
     pub sealer: Arc<crate::seal::Sealer>,
     /// The configured peer nodes (`[[peer]]`), for the federation endpoints.
     pub peers: Arc<Vec<crate::config::PeerSection>>,
+    /// Per-peer run-time state shared with the sync tasks (wake-ups, feed caps,
+    /// counters, the stop signal).
+    pub hub: Arc<crate::sync::Hub>,
 }
 
 impl AppState {
@@ -69,6 +72,7 @@ pub(crate) fn test_state(store: Arc<Store>, org: uuid::Uuid) -> AppState {
         limits: Limits { max_body: 1 << 20 },
         sealer,
         peers: Arc::new(Vec::new()),
+        hub: Arc::new(crate::sync::Hub::new(&[])),
     }
 }
 
