@@ -93,9 +93,64 @@ pub fn merge(stored: &Event, incoming: &Event) -> Event {
     e
 }
 
+/// `stored` completed by `incoming`, **the same signed version** (equal
+/// timestamp, equal seal) filtered differently: a node that got an event from
+/// two peers may get a different subset of its elements from each (one peer
+/// withholds what the other may send). Everything stored stays as it is (the
+/// header with its local tags, every held element); elements of `incoming`
+/// not held are added. The seal covers both subsets, so it covers the union.
+pub fn fill_in(stored: &Event, incoming: &Event) -> Event {
+    let mut e = stored.clone();
+    let add_attrs = |held: &mut Vec<Attribute>, from: &[Attribute]| {
+        for a in from {
+            if !held.iter().any(|x| x.uuid == a.uuid) {
+                held.push(a.clone());
+            }
+        }
+    };
+    add_attrs(&mut e.attributes, &incoming.attributes);
+    for o in &incoming.objects {
+        match e.objects.iter_mut().find(|x| x.uuid == o.uuid) {
+            Some(held) => {
+                add_attrs(&mut held.attributes, &o.attributes);
+                for r in &o.references {
+                    if !held.references.iter().any(|x| x.uuid == r.uuid) {
+                        held.references.push(r.clone());
+                    }
+                }
+            }
+            None => e.objects.push(o.clone()),
+        }
+    }
+    for r in &incoming.reports {
+        if !e.reports.iter().any(|x| x.uuid == r.uuid) {
+            e.reports.push(r.clone());
+        }
+    }
+    e.attribute_count = Some(e.all_attributes().filter(|a| !a.deleted).count() as u64);
+    e
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fill_in_adds_only_what_is_missing() {
+        let mut s = Event::new("s");
+        s.timestamp = 100;
+        s.tags.push(crate::model::Tag::named("local-note"));
+        s.attributes = vec![attr(1, "a", 100), attr(2, "b", 100)];
+        let mut i = Event::new("i");
+        i.timestamp = 100;
+        i.attributes = vec![attr(2, "b-other", 100), attr(3, "c", 100)];
+        let m = fill_in(&s, &i);
+        let vals: Vec<&str> = m.attributes.iter().map(|a| a.value.as_str()).collect();
+        assert_eq!(vals, vec!["a", "b", "c"], "held elements stay as held");
+        assert_eq!(m.info, "s", "the header stays");
+        assert_eq!(m.tags, s.tags);
+        assert_eq!(fill_in(&m, &s).attributes, m.attributes, "idempotent");
+    }
 
     fn attr(u: u128, v: &str, ts: u64) -> Attribute {
         let mut a = Attribute::new("domain", v);

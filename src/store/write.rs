@@ -444,6 +444,9 @@ impl Store {
         local: Option<&super::record::LocalRecord>,
     ) -> Result<Outcome, StoreError> {
         validate_event(&mut event, time::now_secs())?;
+        // Before the finisher: the seal names each group by its uuid, so a group
+        // given only by its local id must be resolved first.
+        self.attach_sharing_groups(&mut event)?;
         let outcome = {
             // A poisoned lock only means another writer panicked mid-way; a sled
             // batch either applied whole or not at all, so carrying on is safe.
@@ -464,15 +467,52 @@ impl Store {
                 Some(old) => {
                     let old_head: Event = serde_json::from_slice(&old.header)
                         .map_err(|e| corrupt("events", e.to_string()))?;
-                    if event.timestamp <= old_head.timestamp {
-                        if event.timestamp == old_head.timestamp
-                            && content_digest(&event) == old.digest
-                        {
+                    let same_version = event.timestamp == old_head.timestamp;
+                    if same_version && content_digest(&event) == old.digest {
+                        return Ok(Outcome::Unchanged {
+                            uuid: event.uuid,
+                            id: old.id,
+                        });
+                    }
+                    if same_version && old.deleted {
+                        // Deleted here (its tombstone overtook this copy on
+                        // another path): a copy of the same version must not
+                        // bring it back.
+                        return Ok(Outcome::Unchanged {
+                            uuid: event.uuid,
+                            id: old.id,
+                        });
+                    }
+                    if same_version && same_seal(&event, &old_head) {
+                        // The same signed version, filtered differently on
+                        // another path: add what was withheld on the first.
+                        let stored = self.assemble_any(&event.uuid, &old)?;
+                        let mut filled = super::merge::fill_in(&stored, &event);
+                        if content_digest(&filled) == old.digest {
                             return Ok(Outcome::Unchanged {
                                 uuid: event.uuid,
                                 id: old.id,
                             });
                         }
+                        finish(&mut filled)?;
+                        let digest = content_digest(&filled);
+                        let local = local
+                            .map(|l| self.union_local(&event.uuid, l))
+                            .transpose()?;
+                        let (mut w, outcome) = self.plan_update(&filled, digest, old, &old_head)?;
+                        if let Some(local) = local {
+                            let bytes = serde_json::to_vec(&local)
+                                .map_err(|e| corrupt("local", e.to_string()))?;
+                            w.put(T::Local, event.uuid.as_bytes(), bytes);
+                        }
+                        self.commit(w)?;
+                        drop(_guard);
+                        if durability == Durability::Flush {
+                            self.flush()?;
+                        }
+                        return Ok(outcome);
+                    }
+                    if event.timestamp <= old_head.timestamp {
                         return Err(StoreError::NotNewer {
                             uuid: event.uuid,
                             stored: old_head.timestamp,
@@ -487,8 +527,9 @@ impl Store {
                 }
             };
             if let Some(local) = local {
+                let local = self.union_local(&event.uuid, local)?;
                 let bytes =
-                    serde_json::to_vec(local).map_err(|e| corrupt("local", e.to_string()))?;
+                    serde_json::to_vec(&local).map_err(|e| corrupt("local", e.to_string()))?;
                 w.put(T::Local, event.uuid.as_bytes(), bytes);
             }
             self.commit(w)?;
@@ -498,6 +539,68 @@ impl Store {
             self.flush()?;
         }
         Ok(outcome)
+    }
+
+    /// Fills in the `SharingGroup` of every level-4 element that names its group
+    /// only by local id (`sharing_group_id`, as the API and PyMISP send it).
+    /// Unknown ids are left for the write to refuse with the element's name.
+    fn attach_sharing_groups(&self, event: &mut Event) -> Result<(), StoreError> {
+        let resolve = |dist: u8, id: u64, sg: &mut Option<SharingGroup>| {
+            if dist != 4 || id == 0 || sg.as_ref().is_some_and(|s| !s.uuid.is_nil()) {
+                return Ok::<(), StoreError>(());
+            }
+            let Some(v) = self.t.ids.get(keys::id_key(idkind::SHARING_GROUP, id))? else {
+                return Ok(());
+            };
+            if let Some(uuid) = keys::uuid_at(&v, 0) {
+                *sg = self.sharing_group(&uuid)?;
+            }
+            Ok(())
+        };
+        resolve(
+            event.distribution,
+            event.sharing_group_id,
+            &mut event.sharing_group,
+        )?;
+        for a in &mut event.attributes {
+            resolve(a.distribution, a.sharing_group_id, &mut a.sharing_group)?;
+        }
+        for o in &mut event.objects {
+            resolve(o.distribution, o.sharing_group_id, &mut o.sharing_group)?;
+            for a in &mut o.attributes {
+                resolve(a.distribution, a.sharing_group_id, &mut a.sharing_group)?;
+            }
+        }
+        for r in &mut event.reports {
+            resolve(r.distribution, r.sharing_group_id, &mut r.sharing_group)?;
+        }
+        Ok(())
+    }
+
+    /// The local record to store when `event`, held already, arrives again (a
+    /// newer version, or the same one by another path): the event level and the
+    /// element levels of the new arrival, and those of held elements it does
+    /// not mention (merged versions keep them; they must keep their downgraded
+    /// levels too, or they would travel a hop further than allowed); and the
+    /// first sender, which echo suppression keeps naming.
+    fn union_local(
+        &self,
+        event: &Uuid,
+        new: &super::record::LocalRecord,
+    ) -> Result<super::record::LocalRecord, StoreError> {
+        let Some(v) = self.t.local.get(event.as_bytes())? else {
+            return Ok(new.clone());
+        };
+        let mut held: super::record::LocalRecord =
+            serde_json::from_slice(&v).map_err(|e| corrupt("local", e.to_string()))?;
+        held.event_distribution = new.event_distribution;
+        for (k, d) in &new.element_distribution {
+            held.element_distribution.insert(*k, *d);
+        }
+        if held.received_from.is_none() {
+            held.received_from.clone_from(&new.received_from);
+        }
+        Ok(held)
     }
 
     fn commit(&self, w: WriteSet) -> Result<(), StoreError> {
@@ -1016,4 +1119,13 @@ pub(crate) fn attribute_id(event_id: u64, n: u32) -> u64 {
 /// Whether MISP would correlate values of this type at all.
 pub(crate) fn correlating_type(t: &str) -> bool {
     !types::is_non_correlating(t)
+}
+
+/// Whether two versions carry the same seal (the same signature over the same
+/// signed version): then they differ only in what was withheld on the way.
+fn same_seal(a: &Event, b: &Event) -> bool {
+    match (&a.seal, &b.seal) {
+        (Some(x), Some(y)) => x.signature == y.signature && x.origin_org == y.origin_org,
+        _ => false,
+    }
 }

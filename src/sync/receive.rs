@@ -79,6 +79,19 @@ impl Receiver<'_> {
             }
             _ => Ok(()),
         };
+        if origin == own && from.is_some() {
+            // Our own record coming back through a peer (a triangle, a loop). A
+            // copy no newer than ours teaches us nothing, and is no fault of the
+            // peer (it may simply not have our latest version yet).
+            if let Some(h) = store.get_event_header_any(&ev.uuid)? {
+                if ev.timestamp <= h.timestamp {
+                    return Ok(Outcome::Unchanged {
+                        uuid: ev.uuid,
+                        id: h.id.unwrap_or(0),
+                    });
+                }
+            }
+        }
         if origin == own {
             // Unsealed, or the node's own seal coming back: the node vouches for the
             // exact version stored, whatever the merge made of it. It is the

@@ -179,12 +179,25 @@ impl RunningNode {
         let mut text = std::fs::read_to_string(&report.config).unwrap();
         tweak(&mut text);
         std::fs::write(&report.config, &text).unwrap();
-        let cfg = sluis::config::Config::load(&report.config).unwrap();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        Self::serve(dir, report.config, report.admin_key, listener)
+    }
+
+    /// Serves the node directory `dir` (made by `sluis init`, config `config`) on
+    /// `listener`, in-process on its own runtime thread.
+    pub fn serve(
+        dir: tempfile::TempDir,
+        config: PathBuf,
+        admin_key: String,
+        listener: std::net::TcpListener,
+    ) -> Self {
+        let cfg = sluis::config::Config::load(&config).unwrap();
         let prepared = sluis::cli::serve::prepare(&cfg).unwrap();
         let state = prepared.state.clone();
         let acceptor = prepared.acceptor.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
         let thread = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
@@ -192,8 +205,7 @@ impl RunningNode {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-                addr_tx.send(listener.local_addr().unwrap()).unwrap();
+                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 let hub = prepared.state.hub.clone();
                 let pullers = sluis::sync::spawn(prepared.sync);
                 sluis::server::run(
@@ -213,19 +225,39 @@ impl RunningNode {
                 }
             });
         });
-        let addr = addr_rx.recv().unwrap();
         let ca_pem = std::fs::read_to_string(dir.path().join("ca.crt")).unwrap();
         RunningNode {
             dir,
             url: format!("https://{addr}"),
-            admin_key: report.admin_key,
+            admin_key,
             ca_pem,
             state,
-            config: report.config.clone(),
+            config,
             acceptor,
             shutdown: Some(tx),
             thread: Some(thread),
         }
+    }
+
+    /// Stops the node (drained, store closed) and hands back its directory, to
+    /// serve again later (a restart).
+    pub fn stop(mut self) -> StoppedNode {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap();
+        }
+        let addr: std::net::SocketAddr = self.url.trim_start_matches("https://").parse().unwrap();
+        let stopped = StoppedNode {
+            dir: std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap()),
+            admin_key: self.admin_key.clone(),
+            config: self.config.clone(),
+            addr,
+        };
+        // Every handle on the store goes with `self`, so it can be opened again.
+        drop(self);
+        stopped
     }
 
     pub fn start(name: &str, org: &str) -> Self {
@@ -331,6 +363,27 @@ pub fn mtls_client(ca_pem: &str, identity: Option<(&str, &str)>) -> reqwest::blo
     b.build().unwrap()
 }
 
+/// A node directory whose server was stopped: [`StoppedNode::restart`] serves it
+/// again on the same address.
+pub struct StoppedNode {
+    pub dir: tempfile::TempDir,
+    pub admin_key: String,
+    pub config: PathBuf,
+    pub addr: std::net::SocketAddr,
+}
+
+impl StoppedNode {
+    pub fn restart(self) -> RunningNode {
+        let listener = std::net::TcpListener::bind(self.addr).unwrap();
+        RunningNode::serve(self.dir, self.config, self.admin_key, listener)
+    }
+
+    /// Opens the stopped node's store in this process.
+    pub fn open(&self) -> sluis::store::Store {
+        sluis::store::Store::open(&self.dir.path().join("db"), Default::default()).unwrap()
+    }
+}
+
 impl Drop for RunningNode {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -341,3 +394,6 @@ impl Drop for RunningNode {
         }
     }
 }
+
+mod cluster;
+pub use cluster::*;
