@@ -95,6 +95,7 @@ async fn store_and_answer(
         Ok(ev)
     })
     .await?;
+    super::audited::subject(stored.uuid);
     tracing::info!(user = caller.user.id, event = %stored.uuid, "event stored");
     let ev = redact_event(&viewer, hide_deleted(stored)).ok_or_else(invalid_event)?;
     Ok(event_response(&ev))
@@ -233,6 +234,44 @@ pub(crate) fn load_modifiable(
     Ok(ev)
 }
 
+/// A partial edit (`{"info": "…"}` from a curl script) changes only what it
+/// names: header fields absent from the body keep their stored values instead of
+/// falling back to the defaults a new event would get (distribution 1 would
+/// silently stop an event from travelling; a missing `Tag` would drop every tag).
+/// `published` is the exception: MISP unpublishes on edit.
+fn keep_absent_fields(body: &RawBody, incoming: &mut Event, stored: &Event) {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body.0) else {
+        return; // parse_body accepted it, so this does not happen
+    };
+    let obj = v.get("Event").unwrap_or(&v);
+    let absent = |k: &str| obj.get(k).is_none();
+    if absent("distribution") {
+        incoming.distribution = stored.distribution;
+    }
+    if absent("sharing_group_id") && absent("SharingGroup") {
+        incoming.sharing_group_id = stored.sharing_group_id;
+        incoming.sharing_group = stored.sharing_group.clone();
+    }
+    if absent("threat_level_id") {
+        incoming.threat_level_id = stored.threat_level_id;
+    }
+    if absent("analysis") {
+        incoming.analysis = stored.analysis;
+    }
+    if absent("date") {
+        incoming.date = stored.date.clone();
+    }
+    if absent("disable_correlation") {
+        incoming.disable_correlation = stored.disable_correlation;
+    }
+    if absent("extends_uuid") {
+        incoming.extends_uuid = stored.extends_uuid.clone();
+    }
+    if absent("Tag") {
+        incoming.tags = stored.tags.clone();
+    }
+}
+
 /// `events/edit/<id|uuid>`: the body is the whole event or part of it; elements
 /// without a timestamp are the edited ones and get a new one, the rest apply only
 /// if newer (MISP's rule).
@@ -258,6 +297,7 @@ pub async fn edit(
     if incoming.info.trim().is_empty() {
         incoming.info = stored.info.clone();
     }
+    keep_absent_fields(&body, &mut incoming, &stored);
     if incoming.published && !caller.role.perm_publish {
         incoming.published = stored.published;
     }
@@ -302,6 +342,7 @@ pub async fn delete(
     .await;
     match result {
         Ok(ev) => {
+            super::audited::subject(ev.uuid);
             tracing::info!(user = caller.user.id, event = %ev.uuid, "event deleted");
             Ok(Json(save_success("Event deleted.", ev.id)).into_response())
         }
@@ -331,6 +372,7 @@ async fn set_published(
         Ok(ev)
     })
     .await?;
+    super::audited::subject(ev.uuid);
     tracing::info!(user = caller.user.id, event = %ev.uuid, published, "publication changed");
     let msg = if published {
         "Event published without alerts"

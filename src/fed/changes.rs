@@ -166,7 +166,11 @@ pub fn write_page(
                             attributes += out.all_attributes().count().max(1);
                             let json = to_vec(&Wrapped { event: &out })?;
                             if !emit(wire::record_line(*seq, RecordKind::Event, &json)) {
-                                return Ok(PageEnd { last_seq, more: true, head });
+                                return Ok(PageEnd {
+                                    last_seq,
+                                    more: true,
+                                    head,
+                                });
                             }
                         }
                     }
@@ -176,13 +180,27 @@ pub fn write_page(
             // The deletion travels as the tombstone logged right after it.
             ChangeKind::EventDeleted => {}
             ChangeKind::TombstoneAdded => {
-                if let Some(head_ev) = store.get_event_header_any(&c.event)? {
+                if let Some(mut head_ev) = store.get_event_header_any(&c.event)? {
                     let local = store.local_state(&head_ev)?;
-                    if matches!(outbound(&head_ev, &local, peer), Decision::Send(_)) {
+                    // A removal is news about a version the peer may hold even
+                    // while the event is unpublished again (every edit
+                    // unpublishes, the removal's own among them): judged as if
+                    // published, for events that were published once (a never
+                    // published event's tags never left, so their removal stays
+                    // home too).
+                    let ever_published = head_ev.published || head_ev.publish_timestamp > 0;
+                    head_ev.published = true;
+                    if ever_published
+                        && matches!(outbound(&head_ev, &local, peer), Decision::Send(_))
+                    {
                         if let Some(raw) = store.tombstone_at(&c.event, *seq)? {
                             check_json(&raw, "tombstones")?;
                             if !emit(wire::record_line(*seq, RecordKind::Tombstone, &raw)) {
-                                return Ok(PageEnd { last_seq, more: true, head });
+                                return Ok(PageEnd {
+                                    last_seq,
+                                    more: true,
+                                    head,
+                                });
                             }
                         }
                     }
@@ -201,7 +219,11 @@ pub fn write_page(
                             if let Some(raw) = store.sighting_seal(&c.event, &s.uuid)? {
                                 check_json(&raw, "sighting_seals")?;
                                 if !emit(wire::record_line(*seq, RecordKind::Sighting, &raw)) {
-                                    return Ok(PageEnd { last_seq, more: true, head });
+                                    return Ok(PageEnd {
+                                        last_seq,
+                                        more: true,
+                                        head,
+                                    });
                                 }
                             }
                         }
