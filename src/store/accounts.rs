@@ -92,7 +92,12 @@ impl Store {
     fn put_json(&self, t: T, key: &[u8], v: &impl Serialize) -> Result<(), StoreError> {
         let mut k = vec![t as u8];
         k.extend_from_slice(key);
-        self.t.data.insert(k, json(v))?;
+        {
+            // Under the writer lock like every other write, so a backup's walk
+            // (which holds it) never sees half of the store change.
+            let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            self.t.data.insert(k, json(v))?;
+        }
         self.flush()
     }
 
