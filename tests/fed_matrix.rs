@@ -219,13 +219,13 @@ fn model(
 /// Creates the sharing groups and events on A; returns the sharing groups'
 /// members (org names, owner included) and, per event label, its uuid and its
 /// attributes' uuids by label.
+/// Per event label: its uuid, and its attributes' labels by uuid.
+type Made = BTreeMap<&'static str, (Uuid, BTreeMap<Uuid, &'static str>)>;
+
 fn create_on_a(
     cl: &Cluster,
     cases: &[EventCase],
-) -> (
-    BTreeMap<&'static str, Vec<&'static str>>,
-    BTreeMap<&'static str, (Uuid, BTreeMap<Uuid, &'static str>)>,
-) {
+) -> (BTreeMap<&'static str, Vec<&'static str>>, Made) {
     let a = cl.node(A);
     let groups: [(&str, &[&str]); 3] = [("AB", &[B]), ("AC", &[C]), ("ABC", &[B, C])];
     let mut sg_ids = BTreeMap::new();

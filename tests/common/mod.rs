@@ -396,4 +396,5 @@ impl Drop for RunningNode {
 }
 
 mod cluster;
+#[allow(unused_imports)] // not every test file runs a cluster
 pub use cluster::*;
