@@ -55,6 +55,8 @@ pub struct Config {
     pub origin: Vec<OriginSection>,
     #[serde(default)]
     pub trust: TrustSection,
+    #[serde(default)]
+    pub audit: AuditSection,
     /// The file this was read from (not a key).
     #[serde(skip)]
     pub source: PathBuf,
@@ -191,6 +193,36 @@ pub struct TrustSection {
     pub revoked: Vec<String>,
 }
 
+/// `[audit]`: how often the audit log (`<data_dir>/audit.log`) is sealed by a
+/// signed checkpoint. Records after the last checkpoint are chained but not
+/// signed, so these bound what could be rewritten unnoticed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSection {
+    /// A checkpoint after this many records.
+    #[serde(default = "default_checkpoint_records")]
+    pub checkpoint_records: u64,
+    /// And at least this often while anything is recorded: `<n>s`, `<n>m` or `<n>h`.
+    #[serde(default = "default_checkpoint_interval")]
+    pub checkpoint_interval: String,
+}
+
+fn default_checkpoint_records() -> u64 {
+    1000
+}
+fn default_checkpoint_interval() -> String {
+    "60s".into()
+}
+
+impl Default for AuditSection {
+    fn default() -> Self {
+        AuditSection {
+            checkpoint_records: default_checkpoint_records(),
+            checkpoint_interval: default_checkpoint_interval(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StoreSection {
@@ -323,6 +355,15 @@ impl Config {
         if cfg.limits.max_connections == 0 {
             return Err(invalid("limits.max_connections", "must be at least 1"));
         }
+        if cfg.audit.checkpoint_records == 0 {
+            return Err(invalid("audit.checkpoint_records", "must be at least 1"));
+        }
+        if parse_interval(&cfg.audit.checkpoint_interval).is_none() {
+            return Err(invalid(
+                "audit.checkpoint_interval",
+                "must be a number with a unit s, m or h (e.g. \"60s\"), between 1s and 24h",
+            ));
+        }
         let mut names = std::collections::HashSet::new();
         for (i, p) in cfg.peer.iter().enumerate() {
             if p.name.trim().is_empty() {
@@ -375,6 +416,7 @@ impl Config {
             peer: Vec::new(),
             origin: Vec::new(),
             trust: TrustSection::default(),
+            audit: AuditSection::default(),
             source: PathBuf::from(DEFAULT_CONFIG),
         }
     }
@@ -398,6 +440,24 @@ impl Config {
         crate::store::StoreOptions {
             cache_bytes: self.store.cache_mib * 1024 * 1024,
             correlation_limit: self.store.correlation_limit,
+        }
+    }
+
+    /// The audit log.
+    pub fn audit_path(&self) -> PathBuf {
+        self.node.data_dir.join(crate::audit::FILE_NAME)
+    }
+
+    /// The audit log's tunables; `anchor` is the node's store.
+    pub fn audit_options(
+        &self,
+        anchor: Option<std::sync::Arc<crate::store::Store>>,
+    ) -> crate::audit::AuditOptions {
+        crate::audit::AuditOptions {
+            checkpoint_records: self.audit.checkpoint_records,
+            checkpoint_interval: parse_interval(&self.audit.checkpoint_interval)
+                .unwrap_or(std::time::Duration::from_secs(60)),
+            anchor,
         }
     }
 

@@ -10,6 +10,7 @@
 //!
 //! | module | owns |
 //! |---|---|
+//! | [`audit`] | the audit log: append-only JSON lines, hash-chained, checkpoints signed by the node key, `sluis audit verify` |
 //! | [`cli`] | the `sluis` subcommands (`import`, `export`, …) as library functions |
 //! | [`fed`] | federation endpoints under `/fed/v1/`: client certificate → exactly one configured peer, TLS reload (CRLs) |
 //! | [`export`] | output formats: MISP JSON, CSV (MISP's columns), text |
@@ -22,6 +23,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod audit;
 pub mod cli;
 pub mod config;
 pub mod export;

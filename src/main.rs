@@ -93,6 +93,11 @@ enum Command {
         #[arg(long = "key", value_name = "PUBLIC_KEY")]
         keys: Vec<String>,
     },
+    /// The audit log (<data_dir>/audit.log): check it, or start a new one.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
     /// Export events as MISP JSON, CSV or text. The node must be stopped.
     Export {
         #[arg(long, env = "SLUIS_CONFIG")]
@@ -118,6 +123,47 @@ enum Command {
         /// write here instead of stdout
         #[arg(long, short)]
         output: Option<PathBuf>,
+    },
+    /// Write a consistent snapshot of the whole database to a new file. With the
+    /// node stopped, reads the database; while it runs, fetches the snapshot from
+    /// its GET /admin/backup ([node] url, [tls] ca, the admin key in
+    /// <data_dir>/admin.key). The file is checked before it is put in place.
+    /// Show where each configured peer stands, in both directions: our cursor
+    /// on its feed and its lag, its cursor on ours as it last reported, what was
+    /// stored and refused and why. Asks the running node (GET /admin/peers) when
+    /// it holds the database.
+    Peers {
+        #[arg(long, env = "SLUIS_CONFIG")]
+        config: Option<PathBuf>,
+        /// print JSON instead of text
+        #[arg(long)]
+        json: bool,
+        /// the running node's URL, if not [node] url
+        #[arg(long)]
+        url: Option<String>,
+    },
+    Backup {
+        #[arg(long, env = "SLUIS_CONFIG")]
+        config: Option<PathBuf>,
+        /// the backup file to create (never overwritten)
+        #[arg(long, short)]
+        out: PathBuf,
+        /// the running node's URL, if not [node] url
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// Restore a backup into the config's database directory, which must be empty
+    /// or absent. The node must be stopped. The whole file is checked before
+    /// anything is written.
+    Restore {
+        /// a file written by `sluis backup`
+        file: PathBuf,
+        #[arg(long, env = "SLUIS_CONFIG")]
+        config: Option<PathBuf>,
+        /// replace an existing database: it is moved aside to db.replaced-<time>,
+        /// not deleted
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -313,6 +359,124 @@ fn verify(file: &Path, config: Option<PathBuf>, keys: &[String]) -> anyhow::Resu
     })
 }
 
+fn peers(config: Option<PathBuf>, json: bool, url: Option<&str>) -> anyhow::Result<ExitCode> {
+    let cfg = Config::resolve(config.as_deref())?;
+    let v = cli::peers::peers(&cfg, url)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        let status: Vec<sluis::sync::status::PeerStatus> = serde_json::from_value(v)?;
+        print!(
+            "{}",
+            sluis::sync::status::render(&status, sluis::model::time::now_secs())
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn backup(config: Option<PathBuf>, out: &Path, url: Option<&str>) -> anyhow::Result<ExitCode> {
+    let cfg = Config::resolve(config.as_deref())?;
+    let r = cli::backup::backup(&cfg, out, url)?;
+    eprintln!(
+        "backed up {} records ({} bytes, checksum {}) from {} to {}",
+        r.summary.records,
+        r.summary.bytes,
+        hex::encode(r.summary.sha256),
+        r.source,
+        r.path.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn restore(file: &Path, config: Option<PathBuf>, force: bool) -> anyhow::Result<ExitCode> {
+    let cfg = Config::resolve(config.as_deref())?;
+    let r = cli::backup::restore(&cfg, file, force)?;
+    if let Some(old) = &r.moved_aside {
+        eprintln!("the previous database was moved to {}", old.display());
+    }
+    eprintln!(
+        "restored {} records (backup taken at {}, checksum {}) into {}",
+        r.summary.records,
+        i64::try_from(r.summary.created)
+            .ok()
+            .and_then(|s| jiff::Timestamp::from_second(s).ok())
+            .map_or_else(|| r.summary.created.to_string(), |t| t.to_string()),
+        hex::encode(r.summary.sha256),
+        cfg.db_dir().display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the chain, the seqs, every checkpoint signature and (node stopped)
+    /// the anchor in the store. Prints `ok: …` or `FAIL line N: why`, then
+    /// details. Exit 0 only if the log is intact, 1 if not, 2 if the check
+    /// cannot run.
+    Verify {
+        #[arg(long, env = "SLUIS_CONFIG")]
+        config: Option<PathBuf>,
+        /// the log to check (default: the config's <data_dir>/audit.log)
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// also trust checkpoints signed with this ed25519 public key (base64,
+        /// as `sluis keys` prints it), e.g. the node's key before a change
+        /// (repeatable)
+        #[arg(long = "key", value_name = "PUBLIC_KEY")]
+        keys: Vec<String>,
+        /// the node's organisation uuid, if the config has none
+        #[arg(long)]
+        org: Option<uuid::Uuid>,
+    },
+    /// Start a new audit log (node stopped): the current one is sealed and
+    /// renamed to audit.log.<last seq>; the new one continues its chain.
+    Rotate {
+        #[arg(long, env = "SLUIS_CONFIG")]
+        config: Option<PathBuf>,
+        /// also when the current log does not check out (it is kept, renamed
+        /// audit.log.damaged-<time>; the new log says so)
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        AuditCommand::Verify {
+            config,
+            file,
+            keys,
+            org,
+        } => {
+            let cfg = Config::resolve(config.as_deref())?;
+            let v = cli::audit::verify(&cfg, file.as_deref(), &keys, org)?;
+            let mut out = std::io::stdout().lock();
+            for line in v.lines() {
+                writeln!(out, "{line}")?;
+            }
+            out.flush()?;
+            for note in &v.notes {
+                eprintln!("note: {note}");
+            }
+            Ok(if v.ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
+        AuditCommand::Rotate { config, force } => {
+            let cfg = Config::resolve(config.as_deref())?;
+            let r = cli::audit::rotate(&cfg, force)?;
+            if let Some(a) = &r.archived {
+                println!("previous log: {}", a.display());
+            }
+            println!("new log: {}", r.log.display());
+            println!("continues from seq: {}", r.continues_from);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
 fn run(args: Args) -> anyhow::Result<ExitCode> {
     match args.command {
         Command::Serve { config } => serve(config),
@@ -382,6 +546,14 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Verify { file, config, keys } => verify(&file, config, &keys),
+        Command::Audit { command } => audit(command),
+        Command::Backup { config, out, url } => backup(config, &out, url.as_deref()),
+        Command::Peers { config, json, url } => peers(config, json, url.as_deref()),
+        Command::Restore {
+            file,
+            config,
+            force,
+        } => restore(&file, config, force),
         Command::Export {
             config,
             format,

@@ -51,6 +51,16 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let router = api::router(state.clone());
     let slots = Arc::new(Semaphore::new(opts.max_connections));
+    // The audit log brackets the server's life: a start record, checkpoints
+    // while it runs, a stop record and final checkpoint once connections drain.
+    let listen = listener
+        .local_addr()
+        .map_or_else(|e| e.to_string(), |a| a.to_string());
+    audit_blocking(&state, move |log, node| {
+        log.node_start(node, &listen).map(drop)
+    })
+    .await;
+    let checkpointer = tokio::spawn(crate::audit::run_checkpoints(state.audit.clone()));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -97,6 +107,7 @@ pub async fn run(
                 let cert = cert.clone();
                 async move {
                     req.extensions_mut().insert(cert);
+                    req.extensions_mut().insert(api::RemoteAddr(peer));
                     let req = req.map(Body::new);
                     let resp = match tokio::time::timeout(opts.request_timeout, api::handle(router, state, req)).await {
                         Ok(r) => r,
@@ -128,5 +139,24 @@ pub async fn run(
         () = graceful.shutdown() => tracing::info!("all connections drained"),
         () = tokio::time::sleep(Duration::from_secs(10)) => tracing::warn!("connections still open after 10 s; stopping anyway"),
     }
+    checkpointer.abort();
+    audit_blocking(&state, |log, node| log.node_stop(node)).await;
     Ok(())
+}
+
+/// Runs `f` on the audit log on a blocking thread; a failure is logged loudly
+/// (the node runs on, and refuses changes while the log is failing).
+async fn audit_blocking(
+    state: &AppState,
+    f: impl FnOnce(&crate::audit::AuditLog, &str) -> Result<(), crate::audit::AuditError>
+        + Send
+        + 'static,
+) {
+    let log = state.audit.clone();
+    let node = state.node.name.clone();
+    match tokio::task::spawn_blocking(move || f(&log, &node)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "AUDIT LOG WRITE FAILED at node start or stop"),
+        Err(e) => tracing::error!(error = %e, "AUDIT LOG WRITE FAILED: the audit worker failed"),
+    }
 }

@@ -135,10 +135,35 @@ fn a_stopped_node_catches_up_after_restart_and_forwards() {
         let st = store.peer_state(if n == B { A } else { B }).unwrap();
         assert_eq!(st.rejected, 0, "{n}: {st:?}");
     }
-    // A learnt from B's reports where B stands on A's feed.
+    // A learnt from B's reports where B stands on A's feed; `sluis peers` asks
+    // the running node (it holds the database) and shows both directions.
     let out = cl.node(A).state.store.peer_out(B).unwrap();
     assert_eq!(out.cursor, cl.node(A).state.store.durable_sequence());
     assert_eq!(out.rejected, 0);
+    let a = cl.node(A);
+    let o = std::process::Command::new(sluis_bin())
+        .args(["peers", "--json", "--config"])
+        .arg(&a.config)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let b = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == B)
+        .unwrap();
+    assert_eq!(b["serving"]["lag"], 0, "{b}");
+    assert_eq!(b["pulling"]["lag"], 0, "{b}");
+    assert!(b["pulling"]["last_success"].as_u64().is_some(), "{b}");
+    let o = std::process::Command::new(sluis_bin())
+        .args(["peers", "--config"])
+        .arg(&a.config)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("cert-b (https://"), "{}", stdout(&o));
 }
 
 #[test]

@@ -164,6 +164,18 @@ fn a_node_killed_mid_sync_resumes_without_loss_or_duplicates() {
     child.wait().unwrap();
     assert!(done, "B did not catch up after the kills: {rounds:?}");
 
+    // With B stopped, `sluis peers` reads its database directly.
+    let o = Command::new(sluis_bin())
+        .args(["peers", "--config"])
+        .arg(&b_report.config)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains(&format!("cursor {head} of {head} (lag 0)")),
+        "{}",
+        stdout(&o)
+    );
     let b_store = Store::open(&db, Default::default()).unwrap();
     let got = contents(&b_store);
     let want = contents(&a.state.store);

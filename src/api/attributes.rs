@@ -669,6 +669,10 @@ pub async fn add(
         };
         return Err(save_fail("Could not add Attribute", errors));
     }
+    super::audited::event(stored.uuid);
+    for u in &added {
+        super::audited::subject(u);
+    }
     tracing::info!(user = caller.user.id, event = %stored.uuid, count = added.len(), "attributes added");
     let shown: Vec<Value> = added
         .iter()
@@ -787,6 +791,8 @@ pub async fn edit(
         .map_err(|e| named_refusal(e, "Could not edit Attribute"))
     })
     .await?;
+    super::audited::subject(uuid);
+    super::audited::event(stored.uuid);
     tracing::info!(user = caller.user.id, attribute = %uuid, "attribute edited");
     let s = find_attr(&stored, |a| a.uuid == uuid).ok_or_else(invalid_attribute)?;
     Ok(Json(json!({"Attribute": attribute_out(&stored, s)})).into_response())
@@ -830,6 +836,7 @@ async fn delete_impl(
         Ok(uuid)
     })
     .await?;
+    super::audited::subject(uuid);
     tracing::info!(user = caller.user.id, attribute = %uuid, hard, "attribute deleted");
     Ok(Json(json!({"message": "Attribute deleted."})).into_response())
 }
@@ -906,6 +913,8 @@ pub async fn restore(
         Ok((ev, uuid))
     })
     .await?;
+    super::audited::subject(uuid);
+    super::audited::event(ev.uuid);
     tracing::info!(user = caller.user.id, attribute = %uuid, "attribute restored");
     let s = find_attr(&ev, |a| a.uuid == uuid).ok_or_else(invalid_attribute)?;
     Ok(Json(json!({"Attribute": attribute_out(&ev, s)})).into_response())

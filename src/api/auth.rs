@@ -67,6 +67,7 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|c| c.0.clone());
         let Some(key) = key_from(parts) else {
             state.metrics.auth_failure();
+            super::audited::auth_failure(state, parts, "unknown", "no API key").await;
             return Err(ApiError::Unauthenticated);
         };
         let store = state.store.clone();
@@ -78,18 +79,37 @@ impl FromRequestParts<AppState> for Caller {
         let Some((user, _key)) = found else {
             tracing::warn!(path = %parts.uri.path(), "authentication failed");
             state.metrics.auth_failure();
+            super::audited::auth_failure(
+                state,
+                parts,
+                "unknown",
+                "unknown or expired API key, or a disabled user",
+            )
+            .await;
             return Err(ApiError::Unauthenticated);
         };
-        let role = roles::by_id(user.role_id).ok_or(ApiError::Unauthenticated)?;
+        let Some(role) = roles::by_id(user.role_id) else {
+            super::audited::auth_failure(state, parts, &user.email, "the user's role is unknown")
+                .await;
+            return Err(ApiError::Unauthenticated);
+        };
         if role.perm_sync {
             tracing::warn!(user = user.id, "a sync key was used on the analyst API");
             state.metrics.auth_failure();
+            super::audited::auth_failure(
+                state,
+                parts,
+                &user.email,
+                "a peer's sync key used on the analyst API",
+            )
+            .await;
             return Err(ApiError::Unauthenticated);
         }
         let org = state
             .store
             .org(&user.org)?
             .ok_or_else(|| ApiError::Internal(format!("user {} has no organisation", user.id)))?;
+        super::audited::set_actor(&user.email);
         Ok(Caller {
             user,
             role,

@@ -45,6 +45,10 @@ pub enum ApiError {
     /// A per-caller cap reached (open feeds, rate): retry later.
     #[error("{0}")]
     TooMany(String),
+    /// The node cannot take the request now (e.g. the audit log cannot be
+    /// written, so changes are refused): retry later.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("An Internal Error Has Occurred.")]
     Internal(String),
 }
@@ -72,6 +76,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -139,7 +144,21 @@ impl IntoResponse for ApiError {
             }
             other => json!({"name": other.to_string(), "message": other.to_string(), "url": url}),
         };
-        (status, axum::Json(body)).into_response()
+        // For the audit log (see `audited`): denials are recorded with the
+        // caller, refused changes with their reason.
+        let refusal = super::audited::Refusal {
+            denied: matches!(self, ApiError::Forbidden),
+            reason: match self {
+                ApiError::Internal(detail) => detail,
+                ApiError::Refused {
+                    message, errors, ..
+                } if !errors.is_empty() => format!("{message} {}", Value::Object(errors)),
+                other => other.to_string(),
+            },
+        };
+        let mut resp = (status, axum::Json(body)).into_response();
+        resp.extensions_mut().insert(refusal);
+        resp
     }
 }
 

@@ -3,7 +3,9 @@
 //! unchanged. Visibility is decided by `policy` on every path; writes go through
 //! the store's one validator.
 
+mod admin;
 mod attributes;
+mod audited;
 pub mod auth;
 pub mod body;
 pub mod error;
@@ -26,6 +28,8 @@ use axum::Router;
 use std::sync::Arc;
 use std::time::Instant;
 
+pub use audited::RemoteAddr;
+
 /// What every handler can reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -40,6 +44,9 @@ pub struct AppState {
     /// Per-peer run-time state shared with the sync tasks (wake-ups, feed caps,
     /// counters, the stop signal).
     pub hub: Arc<crate::sync::Hub>,
+    /// The audit log: the API records authentication failures, denials and
+    /// changes in it (see `audited`); sync records what it accepts and refuses.
+    pub audit: Arc<crate::audit::AuditLog>,
 }
 
 impl AppState {
@@ -62,6 +69,17 @@ pub(crate) fn test_state(store: Arc<Store>, org: uuid::Uuid) -> AppState {
         org,
     ));
     crate::cli::serve::install_sealer(&store, &sealer);
+    let audit = Arc::new(
+        crate::audit::AuditLog::open(
+            &store.path().join(crate::audit::FILE_NAME),
+            sealer.clone(),
+            crate::audit::AuditOptions {
+                anchor: Some(store.clone()),
+                ..Default::default()
+            },
+        )
+        .expect("a fresh audit log in the test store's directory"),
+    );
     AppState {
         store,
         node: Arc::new(NodeInfo {
@@ -73,6 +91,7 @@ pub(crate) fn test_state(store: Arc<Store>, org: uuid::Uuid) -> AppState {
         sealer,
         peers: Arc::new(Vec::new()),
         hub: Arc::new(crate::sync::Hub::new(&[])),
+        audit,
     }
 }
 
@@ -142,6 +161,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sightings::routes())
         .merge(sharing_groups::routes())
         .merge(search::routes())
+        .merge(admin::routes())
         .merge(crate::fed::routes())
         .layer(axum::extract::DefaultBodyLimit::max(state.limits.max_body))
         .method_not_allowed_fallback(info::method_not_allowed)
@@ -230,15 +250,16 @@ pub async fn handle(router: Router, state: AppState, mut req: Request<Body>) -> 
         *req.uri_mut() = u;
     }
     req.extensions_mut().insert(named);
-    let mut resp = error::REQUEST_PATH
-        .scope(path, async move {
-            use tower::ServiceExt;
-            match router.oneshot(req).await {
-                Ok(r) => r,
-                Err(never) => match never {},
-            }
-        })
-        .await;
+    let method = req.method().clone();
+    let remote = req.extensions().get::<RemoteAddr>().copied();
+    let routed = error::REQUEST_PATH.scope(path.clone(), async move {
+        use tower::ServiceExt;
+        match router.oneshot(req).await {
+            Ok(r) => r,
+            Err(never) => match never {},
+        }
+    });
+    let mut resp = audited::around(&state, &method, &path, remote, routed).await;
     if has_body && (resp.status().is_client_error() || resp.status().is_server_error()) {
         resp.headers_mut().insert(
             axum::http::header::CONNECTION,

@@ -281,6 +281,8 @@ pub async fn add(
         Ok(stored)
     })
     .await?;
+    super::audited::subject(uuid);
+    super::audited::event(stored.uuid);
     tracing::info!(user = caller.user.id, event = %stored.uuid, object = %uuid, "object added");
     let o = object_view(&caller.viewer(), &stored, uuid).ok_or_else(invalid_object)?;
     Ok(Json(json!({"Object": o})).into_response())
@@ -489,6 +491,8 @@ pub async fn edit(
         Ok((stored, uuid))
     })
     .await?;
+    super::audited::subject(uuid);
+    super::audited::event(stored.uuid);
     tracing::info!(user = caller.user.id, object = %uuid, "object edited");
     let o = object_view(&caller.viewer(), &stored, uuid).ok_or_else(invalid_object)?;
     Ok(Json(json!({"Object": o})).into_response())
@@ -542,6 +546,7 @@ async fn delete_impl(
         Ok(uuid)
     })
     .await?;
+    super::audited::subject(uuid);
     tracing::info!(user = caller.user.id, object = %uuid, hard, "object deleted");
     Ok(Json(save_success("Object deleted", None)).into_response())
 }

@@ -130,6 +130,7 @@ pub async fn add(
     sg.modified = sg.created.clone();
     let store = state.store.clone();
     let sg = blocking(move || Ok(store.add_sharing_group(sg)?)).await?;
+    super::audited::subject(sg.uuid);
     tracing::info!(user = caller.user.id, sg = %sg.uuid, name = %sg.name, "sharing group added");
     Ok(Json(sg_json(&sg, &caller)))
 }
@@ -193,6 +194,7 @@ async fn change_member(
     add: bool,
 ) -> Result<Json<Value>, ApiError> {
     let mut sg = load(&state, &caller, &sg_id)?;
+    super::audited::subject(sg.uuid);
     if !editable(&caller, &sg) {
         return Err(ApiError::Forbidden);
     }
@@ -226,6 +228,7 @@ async fn change_member(
     let store = state.store.clone();
     let saved = sg.clone();
     blocking(move || Ok(store.update_sharing_group(&saved)?)).await?;
+    super::audited::subject(org.uuid);
     tracing::info!(user = caller.user.id, sg = %sg.uuid, org = %org.uuid, add, "sharing group membership changed");
     let msg = if add {
         "Organisation added to the sharing group."
@@ -285,6 +288,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let sg = load(&state, &caller, &id)?;
+    super::audited::subject(sg.uuid);
     if !editable(&caller, &sg) {
         return Err(ApiError::Forbidden);
     }

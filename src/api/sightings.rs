@@ -179,6 +179,9 @@ async fn add_for(
         Ok(last.unwrap_or(Value::Null))
     })
     .await?;
+    if let Some(u) = saved.get("uuid").and_then(Value::as_str) {
+        super::audited::subject(u);
+    }
     Ok(Json(json!({"Sighting": saved})))
 }
 

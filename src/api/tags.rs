@@ -255,6 +255,7 @@ pub async fn attach(
     caller.require(caller.role.perm_tagger)?;
     let req = unwrap_key(body.json_value()?, "Tag");
     let uuid = request_uuid(&req)?;
+    super::audited::subject(uuid);
     let requested = request_tags(&req)?;
     let local = truthy(req.get("local"));
     let store = state.store.clone();
@@ -358,6 +359,7 @@ pub async fn remove(
     caller.require(caller.role.perm_tagger)?;
     let req = unwrap_key(body.json_value()?, "Tag");
     let uuid = request_uuid(&req)?;
+    super::audited::subject(uuid);
     let requested = request_tags(&req)?.remove(0);
     let store = state.store.clone();
     let sealer = state.sealer.clone();

@@ -147,6 +147,7 @@ pub async fn add(
         Ok((u, org))
     })
     .await?;
+    super::audited::subject(format!("user {} {}", user.id, user.email));
     tracing::info!(by = caller.user.id, user = user.id, email = %user.email, "user added");
     Ok(Json(json!({"User": user_json(&user, Some(&org))})))
 }
@@ -181,6 +182,7 @@ pub async fn edit(
     Path(id): Path<u64>,
     body: RawBody,
 ) -> Result<Json<Value>, ApiError> {
+    super::audited::subject(format!("user {id}"));
     caller.require(caller.role.perm_admin)?;
     let mut u = visible_users(&state, &caller)?
         .into_iter()
@@ -211,6 +213,7 @@ pub async fn delete(
     caller: Caller,
     Path(id): Path<u64>,
 ) -> Result<Json<Value>, ApiError> {
+    super::audited::subject(format!("user {id}"));
     caller.require(caller.role.perm_admin)?;
     let mut u = visible_users(&state, &caller)?
         .into_iter()
@@ -238,6 +241,7 @@ pub async fn add_auth_key(
         user.parse()
             .map_err(|_| ApiError::NotFound("Invalid user".into()))?
     };
+    super::audited::subject(format!("user {target}"));
     let allowed = target == caller.user.id
         || caller.role.perm_site_admin
         || (caller.role.perm_admin
@@ -256,6 +260,10 @@ pub async fn add_auth_key(
     let store = state.store.clone();
     let (key, rec) =
         blocking(move || Ok(store.add_auth_key(target, &comment, expiration)?)).await?;
+    super::audited::subject(format!(
+        "auth key {} ({}…{})",
+        rec.id, rec.key_start, rec.key_end
+    ));
     tracing::info!(
         by = caller.user.id,
         user = target,
@@ -333,6 +341,7 @@ pub async fn add_org(
         }
     }
     state.store.update_org(&org)?;
+    super::audited::subject(org.uuid);
     tracing::info!(by = caller.user.id, org = %org.uuid, name = %org.name, "organisation added");
     Ok(Json(json!({"Organisation": org_json(&org)})))
 }

@@ -1,8 +1,12 @@
 //! The `sluis` subcommands as library functions, so tests drive them directly and
 //! `main.rs` stays a thin argument parser.
 
+pub mod audit;
+pub mod backup;
 pub mod export;
 pub mod import;
+pub mod peers;
+pub mod remote;
 pub mod serve;
 pub mod verify;
 
@@ -28,6 +32,8 @@ pub enum CliError {
     Key(#[from] crate::seal::keys::KeyError),
     #[error(transparent)]
     Parse(#[from] crate::model::parse::ParseError),
+    #[error(transparent)]
+    Audit(#[from] crate::audit::AuditError),
     /// A public key given on the command line (`--key`) that is not one.
     #[error("--key {key}: {reason}")]
     BadKey { key: String, reason: String },
@@ -36,6 +42,11 @@ pub enum CliError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Backup(#[from] crate::store::backup::BackupError),
+    /// A running node that could not be reached or refused (online backup).
+    #[error("{url}: {reason}")]
+    Remote { url: String, reason: String },
 }
 
 /// This node's sealing identity from its config: the `[signing]` key and the

@@ -61,6 +61,13 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, CliError> {
         store.add_org(org_uuid, &cfg.node.org, true)?;
     }
     let store = Arc::new(store);
+    // After the store: its lock keeps a second node off the same directory, and
+    // it keeps the audit log's anchor.
+    let audit = Arc::new(crate::audit::AuditLog::open(
+        &cfg.audit_path(),
+        sealer.clone(),
+        cfg.audit_options(Some(store.clone())),
+    )?);
     let hub = Arc::new(crate::sync::Hub::new(&cfg.peer));
     let sync = crate::sync::Syncer::new(
         cfg,
@@ -83,6 +90,7 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, CliError> {
         sealer,
         peers: Arc::new(cfg.peer.clone()),
         hub,
+        audit,
     };
     Ok(Prepared {
         state,

@@ -26,8 +26,8 @@ pub async fn report(
     peer: Peer,
     body: Bytes,
 ) -> Result<StatusCode, ApiError> {
-    let mut r: Report = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("report: {e}")))?;
+    let mut r: Report =
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("report: {e}")))?;
     if r.rejected.len() > Report::MAX_REJECTIONS {
         return Err(ApiError::BadRequest(format!(
             "report: at most {} rejections may be listed",

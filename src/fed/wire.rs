@@ -236,7 +236,11 @@ mod tests {
             br#"{"seq":1,"kind":"event","record":{},"end":{"last_seq":1,"more":false,"head":1}}"#,
             br#"{"seq":1,"kind":"event","record":{},"extra":1}"#,
         ] {
-            assert!(parse_line(l, 1000).is_err(), "{}", String::from_utf8_lossy(l));
+            assert!(
+                parse_line(l, 1000).is_err(),
+                "{}",
+                String::from_utf8_lossy(l)
+            );
         }
         // A kind from a newer protocol decodes, as Unknown.
         match parse_line(br#"{"seq":3,"kind":"casefile","record":{}}"#, 1000).unwrap() {

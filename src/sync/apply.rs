@@ -120,8 +120,7 @@ impl<'a> PageApplier<'a> {
         };
         match line {
             Line::End(end) => {
-                if end.last_seq < self.after || self.last_record.is_some_and(|s| end.last_seq < s)
-                {
+                if end.last_seq < self.after || self.last_record.is_some_and(|s| end.last_seq < s) {
                     return Err(ApplyError::Protocol(format!(
                         "the page ends at {} but started after {} and carried records up to {:?}",
                         end.last_seq, self.after, self.last_record
@@ -192,7 +191,11 @@ impl<'a> PageApplier<'a> {
         let fail = |e: StoreError| (Some(t.event_uuid), e);
         t.verify(self.receiver.trust, crate::model::time::now_secs())
             .map_err(|e| fail(StoreError::Rejected(format!("tombstone seal: {e}"))))?;
-        let Some(head) = self.store.get_event_header_any(&t.event_uuid).map_err(fail)? else {
+        let Some(head) = self
+            .store
+            .get_event_header_any(&t.event_uuid)
+            .map_err(fail)?
+        else {
             // Never held here: nothing to delete or untag, and nothing to forward.
             return Ok(());
         };

@@ -123,15 +123,60 @@ impl Hub {
         names.sort();
         type Field = fn(&PeerStats) -> &AtomicU64;
         let series: [(&str, &str, &str, Field); 9] = [
-            ("sluis_fed_records_accepted_total", "counter", "Records of the peer's feed stored or already held here.", |s| &s.accepted),
-            ("sluis_fed_records_rejected_total", "counter", "Records of the peer's feed refused here.", |s| &s.rejected),
-            ("sluis_fed_pull_failures_total", "counter", "Pull rounds from the peer that failed.", |s| &s.pull_failures),
-            ("sluis_fed_records_served_total", "counter", "Records this node served to the peer.", |s| &s.served),
-            ("sluis_fed_records_refused_by_peer_total", "counter", "Records of this node's feed the peer reported refusing.", |s| &s.refused_by_peer),
-            ("sluis_fed_cursor", "gauge", "This node's cursor on the peer's feed.", |s| &s.cursor),
-            ("sluis_fed_peer_head", "gauge", "The peer's newest change, as last seen.", |s| &s.head),
-            ("sluis_fed_last_success_seconds", "gauge", "When a pull from the peer last succeeded (epoch seconds).", |s| &s.last_success),
-            ("sluis_fed_peer_cursor", "gauge", "The peer's cursor on this node's feed, as last reported.", |s| &s.peer_cursor),
+            (
+                "sluis_fed_records_accepted_total",
+                "counter",
+                "Records of the peer's feed stored or already held here.",
+                |s| &s.accepted,
+            ),
+            (
+                "sluis_fed_records_rejected_total",
+                "counter",
+                "Records of the peer's feed refused here.",
+                |s| &s.rejected,
+            ),
+            (
+                "sluis_fed_pull_failures_total",
+                "counter",
+                "Pull rounds from the peer that failed.",
+                |s| &s.pull_failures,
+            ),
+            (
+                "sluis_fed_records_served_total",
+                "counter",
+                "Records this node served to the peer.",
+                |s| &s.served,
+            ),
+            (
+                "sluis_fed_records_refused_by_peer_total",
+                "counter",
+                "Records of this node's feed the peer reported refusing.",
+                |s| &s.refused_by_peer,
+            ),
+            (
+                "sluis_fed_cursor",
+                "gauge",
+                "This node's cursor on the peer's feed.",
+                |s| &s.cursor,
+            ),
+            (
+                "sluis_fed_peer_head",
+                "gauge",
+                "The peer's newest change, as last seen.",
+                |s| &s.head,
+            ),
+            (
+                "sluis_fed_last_success_seconds",
+                "gauge",
+                "When a pull from the peer last succeeded (epoch seconds).",
+                |s| &s.last_success,
+            ),
+            (
+                "sluis_fed_peer_cursor",
+                "gauge",
+                "The peer's cursor on this node's feed, as last reported.",
+                |s| &s.peer_cursor,
+            ),
         ];
         for (name, kind, help, field) in series {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -163,7 +208,10 @@ mod tests {
             .collect();
         assert!(hub.feed_permit("cert-b").is_none());
         assert!(hub.feed_permit("cert-c").is_some(), "caps are per peer");
-        assert!(hub.feed_permit("cert-x").is_none(), "unknown peers get none");
+        assert!(
+            hub.feed_permit("cert-x").is_none(),
+            "unknown peers get none"
+        );
         drop(held);
         assert!(hub.feed_permit("cert-b").is_some());
     }
@@ -171,7 +219,10 @@ mod tests {
     #[test]
     fn per_peer_series_render() {
         let hub = Hub::new(&[peer("cert-b")]);
-        hub.stats("cert-b").unwrap().accepted.fetch_add(3, Ordering::Relaxed);
+        hub.stats("cert-b")
+            .unwrap()
+            .accepted
+            .fetch_add(3, Ordering::Relaxed);
         let mut out = String::new();
         hub.render(&mut out);
         assert!(out.contains("sluis_fed_records_accepted_total{peer=\"cert-b\"} 3"));

@@ -13,6 +13,7 @@
 //! | `puller.rs` | [`spawn`]: the per-peer loop, streaming pages, cursor, long-poll, backoff with jitter |
 //! | `push.rs` | the per-peer notifier |
 //! | `hub.rs` | [`Hub`]: per-peer wake-ups, feed caps, counters, and the stop signal |
+//! | `status.rs` | where each peer stands, both directions (`sluis peers`, `GET /admin/peers`) |
 
 mod apply;
 pub mod client;
@@ -20,6 +21,7 @@ pub mod hub;
 mod puller;
 mod push;
 pub mod receive;
+pub mod status;
 
 pub use apply::{PageApplier, PageReport};
 pub use hub::Hub;

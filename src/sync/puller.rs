@@ -220,12 +220,12 @@ async fn page(
             None => Ok((applier.cursor(), end, applier.report)),
         }
     });
-    let max_line = ctx.max_bytes.saturating_add(crate::fed::wire::LINE_OVERHEAD);
+    let max_line = ctx
+        .max_bytes
+        .saturating_add(crate::fed::wire::LINE_OVERHEAD);
     let read = read_lines(&mut response, max_line, &tx).await;
     drop(tx);
-    let (cursor, end, report) = worker
-        .await
-        .map_err(|e| SyncError::Join(e.to_string()))??;
+    let (cursor, end, report) = worker.await.map_err(|e| SyncError::Join(e.to_string()))??;
     read?;
     match end {
         Some(end) => Ok((cursor, end.more, report)),
@@ -257,7 +257,8 @@ fn commit(ctx: &Syncer, peer: &str, applier: &PageApplier<'_>) -> Result<(), Syn
     ctx.store.set_peer_state(peer, &state)?;
     if let Some(s) = ctx.hub.stats(peer) {
         s.accepted.fetch_add(report.accepted, Ordering::Relaxed);
-        s.rejected.fetch_add(report.rejected_total, Ordering::Relaxed);
+        s.rejected
+            .fetch_add(report.rejected_total, Ordering::Relaxed);
         s.cursor.store(state.cursor, Ordering::Relaxed);
         s.head.store(state.head, Ordering::Relaxed);
         if let Some(t) = state.last_success {
