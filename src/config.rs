@@ -384,6 +384,26 @@ impl Config {
                     "must be an https:// URL (peers talk mutual TLS)",
                 ));
             }
+            if p.name == cfg.node.name || p.name == "localhost" {
+                return Err(invalid(
+                    &format!("peer[{i}].name"),
+                    &format!(
+                        "\"{}\" names this node itself (or the name every node certificate \
+                         carries): a peer is another node",
+                        p.name
+                    ),
+                ));
+            }
+            if let Some(fp) = &p.fingerprint {
+                let hex = fp.strip_prefix("sha256:").unwrap_or("");
+                if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    return Err(invalid(
+                        &format!("peer[{i}].fingerprint"),
+                        "must be sha256:<64 hex digits>, as the peer's `sluis keys` prints \
+                         tls_fingerprint",
+                    ));
+                }
+            }
             if parse_interval(&p.interval).is_none() {
                 return Err(invalid(
                     &format!("peer[{i}].interval"),
@@ -625,6 +645,10 @@ mod tests {
         assert!(e.contains("peer[1].name"), "{e}");
         let e = p(&peer("").replace("https://b", "http://b"));
         assert!(e.contains("peer[0].url"), "{e}");
+        let e = p(&peer("fingerprint='sha256:abc'\n"));
+        assert!(e.contains("peer[0].fingerprint"), "{e}");
+        let e = p(&peer("").replace("name='b'", "name='localhost'"));
+        assert!(e.contains("peer[0].name"), "{e}");
         let e = p(&peer("").replace(ORG_B, "not-a-uuid"));
         assert!(e.contains("org_uuid"), "{e}");
         // The own key listed under another org.

@@ -593,7 +593,7 @@ fn set_aside_partial_line(path: &Path, file: &File) -> Result<Option<String>, Au
             return Err(AuditError::Damaged {
                 path: path.to_owned(),
                 problem: Problem::TooLong { line: 0 },
-                context: " (at the end of the file)".into(),
+                context: " (line 0: the end of the file, whose last 64 KiB hold no newline)".into(),
             })
         }
     };
@@ -1101,6 +1101,52 @@ mod tests {
         assert_eq!(
             check(orig[2].replace("\"outcome\"", "\"extra\":1,\"outcome\"")),
             Some(Problem::CheckpointAltered { line: 3 })
+        );
+        assert!(k.verify().ok());
+    }
+
+    #[test]
+    fn verify_names_tampering_with_the_first_line() {
+        let k = Kit::new();
+        {
+            let log = k.open(1000).unwrap();
+            for i in 0..3 {
+                log.record(write(i)).unwrap();
+            }
+        }
+        let orig = k.lines();
+        let check = |lines: Vec<String>| {
+            k.write_lines(&lines);
+            let r = k.verify();
+            k.write_lines(&orig);
+            r.problem
+        };
+        // Deleted: the new first line does not chain from genesis.
+        assert!(matches!(
+            check(orig[1..].to_vec()),
+            Some(Problem::Genesis { line: 1, .. })
+        ));
+        // Its seq changed.
+        let mut t = orig.clone();
+        t[0] = t[0].replace("\"seq\":1,", "\"seq\":4,");
+        assert_eq!(
+            check(t),
+            Some(Problem::Missing {
+                line: 1,
+                found: 4,
+                expected: 1
+            })
+        );
+        // Another node's log (another org's genesis).
+        let other = Trust {
+            org: uuid::Uuid::new_v4(),
+            keys: vec![k.sealer.key().verifying_key()],
+        };
+        let mut r = std::io::BufReader::new(File::open(k.path()).unwrap());
+        let rep = verify(&mut r, &other, None).unwrap();
+        assert!(
+            matches!(rep.problem, Some(Problem::Genesis { line: 1, .. })),
+            "{rep:?}"
         );
         assert!(k.verify().ok());
     }

@@ -215,6 +215,21 @@ impl<'a> Checker<'a> {
                         .iter()
                         .any(|k| genesis(self.trust.org, k) == prev);
                 if genesis_ok {
+                    if head.seq != 1 {
+                        return Err(if head.seq > 1 {
+                            Problem::Missing {
+                                line: n,
+                                found: head.seq,
+                                expected: 1,
+                            }
+                        } else {
+                            Problem::OutOfOrder {
+                                line: n,
+                                found: head.seq,
+                                expected: 1,
+                            }
+                        });
+                    }
                     self.report.origin = Some(Origin::Genesis);
                 } else if self.start == Start::File {
                     if !is_checkpoint {
