@@ -315,6 +315,23 @@ fn a_rogue_peers_bad_records_are_refused_and_reported_the_rest_applied() {
         r.rejected.iter().find(|x| x.seq == 4).unwrap().event,
         Some(tampered.uuid)
     );
+
+    // Every verdict is in B's audit log, with the peer and the reason.
+    let log = std::fs::read_to_string(b.dir.path().join("audit.log")).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let of = |kind: &str| {
+        lines
+            .iter()
+            .filter(|l| l["kind"] == kind && l["actor"] == "cert-m")
+            .count()
+    };
+    assert_eq!((of("sync_accepted"), of("sync_rejected")), (3, 5), "{log}");
+    assert!(lines.iter().any(|l| l["kind"] == "sync_rejected"
+        && l["event"] == tampered.uuid.to_string()
+        && l["reason"].as_str().is_some_and(|r| r.contains("seal"))));
     drop(b);
     drop(rt);
 }

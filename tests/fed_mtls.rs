@@ -115,6 +115,32 @@ fn only_a_configured_peer_certificate_gets_through() {
     let r = c.get(format!("{}/events/index", node.url)).send().unwrap();
     assert_eq!(r.status().as_u16(), 403);
 
+    // The refusals at the federation gate are in the audit log, by certificate.
+    let log = std::fs::read_to_string(node.dir.path().join("audit.log")).unwrap();
+    let refused: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|l| {
+            l["kind"] == "auth_failure"
+                && l["actor"]
+                    .as_str()
+                    .is_some_and(|a| a.starts_with("peer-cert:"))
+        })
+        .collect();
+    assert!(
+        refused
+            .iter()
+            .any(|l| l["actor"] == "peer-cert:-"
+                && l["reason"] == "a client certificate is required"),
+        "{log}"
+    );
+    assert!(
+        refused.iter().any(|l| l["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("unknown peer"))),
+        "{log}"
+    );
+
     // Refusals are counted for operators.
     let metrics = node.state.metrics.render(&[]);
     let refused = metrics

@@ -76,6 +76,7 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, CliError> {
         trust,
         client_tls,
         hub.clone(),
+        Some(audit.clone()),
     );
     let state = AppState {
         store,

@@ -148,8 +148,14 @@ impl FromRequestParts<AppState> for Peer {
     type Rejection = FedAuthError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, FedAuthError> {
-        let path = parts.uri.path();
-        let refuse = |name: Option<&str>, e: FedAuthError| {
+        let path = parts.uri.path().to_owned();
+        let remote = parts
+            .extensions
+            .get::<crate::api::RemoteAddr>()
+            .map(|r| r.0.to_string());
+        // Every refusal is logged, counted and audited (an unknown certificate
+        // knocking on /fed/ is exactly what an operator wants on record).
+        let refuse = async |name: Option<&str>, e: FedAuthError| {
             tracing::warn!(
                 peer = name.unwrap_or("-"),
                 %path,
@@ -157,20 +163,26 @@ impl FromRequestParts<AppState> for Peer {
                 "federation request refused"
             );
             state.metrics.fed_auth_failure();
+            let mut entry = crate::audit::Entry::auth_failure(
+                format!("peer-cert:{}", name.unwrap_or("-")),
+                e.to_string(),
+            )
+            .request(path.clone());
+            if let Some(r) = &remote {
+                entry = entry.remote(r.clone());
+            }
+            state.audit.record_or_log_async(entry).await;
             e
         };
-        let Some(ClientCert(cert)) = parts.extensions.get::<ClientCert>() else {
-            return Err(refuse(None, FedAuthError::NotOverTls));
+        let Some(ClientCert(cert)) = parts.extensions.get::<ClientCert>().cloned() else {
+            return Err(refuse(None, FedAuthError::NotOverTls).await);
         };
         let Some(identity) = cert else {
-            return Err(refuse(None, FedAuthError::NoCertificate));
+            return Err(refuse(None, FedAuthError::NoCertificate).await);
         };
-        match authorise(&state.peers, identity) {
-            Ok(config) => Ok(Peer {
-                config,
-                identity: identity.clone(),
-            }),
-            Err(e) => Err(refuse(Some(&identity.name), e)),
+        match authorise(&state.peers, &identity) {
+            Ok(config) => Ok(Peer { config, identity }),
+            Err(e) => Err(refuse(Some(&identity.name), e).await),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! persists [`PageApplier::cursor`].
 
 use super::receive::Receiver;
+use crate::audit::{AuditError, AuditLog, Durability as AuditDurability, Entry};
 use crate::fed::wire::{self, Line, PageEnd, RecordKind, Rejection};
 use crate::model::parse::parse_event;
 use crate::seal::{SealedSighting, Tombstone, TombstoneKind};
@@ -46,6 +47,7 @@ pub struct PageApplier<'a> {
     after: u64,
     last_record: Option<u64>,
     end: Option<PageEnd>,
+    audit: Option<&'a AuditLog>,
     pub report: PageReport,
 }
 
@@ -65,8 +67,16 @@ impl<'a> PageApplier<'a> {
             after,
             last_record: None,
             end: None,
+            audit: None,
             report: PageReport::default(),
         }
+    }
+
+    /// Records every verdict in `audit` (written, not yet synced: the puller
+    /// syncs the log once per page, before it moves the cursor).
+    pub fn audited(mut self, audit: &'a AuditLog) -> Self {
+        self.audit = Some(audit);
+        self
     }
 
     /// The longest line accepted: a record of the largest document plus framing.
@@ -93,7 +103,7 @@ impl<'a> PageApplier<'a> {
     }
 
     /// A line too long to be read (it was skipped unread): refused, reported.
-    pub fn oversized(&mut self, len: usize) {
+    pub fn oversized(&mut self, len: usize) -> Result<(), ApplyError> {
         self.reject(
             0,
             "unknown",
@@ -102,7 +112,7 @@ impl<'a> PageApplier<'a> {
                 "line of {len} bytes exceeds this node's limit of {}",
                 self.max_line()
             ),
-        );
+        )
     }
 
     /// Applies one line. `Err` only for storage failures and protocol breaches
@@ -114,8 +124,7 @@ impl<'a> PageApplier<'a> {
         let line = match wire::parse_line(bytes, self.max_line()) {
             Ok(l) => l,
             Err(e) => {
-                self.reject(0, "unknown", None, format!("undecodable line: {e}"));
-                return Ok(());
+                return self.reject(0, "unknown", None, format!("undecodable line: {e}"));
             }
         };
         match line {
@@ -140,15 +149,23 @@ impl<'a> PageApplier<'a> {
                     RecordKind::Event => self.event(record),
                     RecordKind::Tombstone => self.tombstone(record),
                     RecordKind::Sighting => self.sighting(record),
-                    RecordKind::Unknown => Err((
+                    RecordKind::Unknown => Err::<Uuid, _>((
                         None,
                         StoreError::Rejected("a record kind this node does not know".into()),
                     )),
                 };
                 match result {
-                    Ok(()) => self.report.accepted += 1,
+                    Ok(uuid) => {
+                        self.report.accepted += 1;
+                        if let Some(a) = self.audit {
+                            let entry =
+                                Entry::sync_accepted(self.peer, format!("{} {seq}", kind.as_str()))
+                                    .event(uuid);
+                            a.record_with(entry, AuditDurability::Written)?;
+                        }
+                    }
                     Err((event, e)) if is_record_error(&e) => {
-                        self.reject(seq, kind.as_str(), event, e.to_string())
+                        self.reject(seq, kind.as_str(), event, e.to_string())?
                     }
                     Err((_, e)) => return Err(ApplyError::Store(e)),
                 }
@@ -158,8 +175,21 @@ impl<'a> PageApplier<'a> {
         }
     }
 
-    fn reject(&mut self, seq: u64, kind: &str, event: Option<Uuid>, reason: String) {
+    fn reject(
+        &mut self,
+        seq: u64,
+        kind: &str,
+        event: Option<Uuid>,
+        reason: String,
+    ) -> Result<(), ApplyError> {
         tracing::warn!(peer = self.peer, seq, kind, event = ?event, reason = %reason, "record rejected");
+        if let Some(a) = self.audit {
+            let mut entry = Entry::sync_rejected(self.peer, format!("{kind} {seq}"), &reason);
+            if let Some(u) = event {
+                entry = entry.event(u);
+            }
+            a.record_with(entry, AuditDurability::Written)?;
+        }
         self.report.rejected_total += 1;
         if self.report.rejected.len() < wire::Report::MAX_REJECTIONS {
             self.report.rejected.push(Rejection {
@@ -169,9 +199,10 @@ impl<'a> PageApplier<'a> {
                 reason,
             });
         }
+        Ok(())
     }
 
-    fn event(&self, record: &RawValue) -> Result<(), (Option<Uuid>, StoreError)> {
+    fn event(&self, record: &RawValue) -> Result<Uuid, (Option<Uuid>, StoreError)> {
         let ev = parse_event(record.get().as_bytes(), self.max_bytes)
             .map_err(|e| (None, StoreError::Rejected(e.to_string())))?;
         let uuid = ev.uuid;
@@ -180,12 +211,12 @@ impl<'a> PageApplier<'a> {
             .receive_event(self.store, ev, Some(self.peer), &Cell::new(false))
             .map_err(|e| (Some(uuid), e))?;
         tracing::debug!(peer = self.peer, event = %outcome.uuid(), outcome = outcome.label(), "event received");
-        Ok(())
+        Ok(uuid)
     }
 
     /// A tombstone is applied only when its origin is the origin of the event as
     /// held here: only the origin may delete, or untag, what it vouches for.
-    fn tombstone(&self, record: &RawValue) -> Result<(), (Option<Uuid>, StoreError)> {
+    fn tombstone(&self, record: &RawValue) -> Result<Uuid, (Option<Uuid>, StoreError)> {
         let t: Tombstone = serde_json::from_str(record.get())
             .map_err(|e| (None, StoreError::Rejected(format!("tombstone: {e}"))))?;
         let fail = |e: StoreError| (Some(t.event_uuid), e);
@@ -197,7 +228,7 @@ impl<'a> PageApplier<'a> {
             .map_err(fail)?
         else {
             // Never held here: nothing to delete or untag, and nothing to forward.
-            return Ok(());
+            return Ok(t.event_uuid);
         };
         let held = head.seal.as_ref().map(|s| s.origin_org);
         if held != Some(t.origin_org) {
@@ -212,14 +243,14 @@ impl<'a> PageApplier<'a> {
         match &t.kind {
             TombstoneKind::EventDeleted => {
                 if self.store.is_deleted(&t.event_uuid).map_err(fail)? {
-                    return Ok(()); // already applied (a replay, or a second path)
+                    return Ok(t.event_uuid); // already applied (a replay, or a second path)
                 }
                 self.store
                     .delete_event_with(&t.event_uuid, Durability::Deferred, &|_| {
                         Ok(Some(raw.clone()))
                     })
                     .map_err(fail)?;
-                Ok(())
+                Ok(t.event_uuid)
             }
             // The removal itself reaches this node as the origin's newer sealed
             // version without the tag (a receiver cannot edit a sealed version).
@@ -233,17 +264,17 @@ impl<'a> PageApplier<'a> {
                     .iter()
                     .any(|held| held.as_slice() == raw.as_slice())
                 {
-                    return Ok(()); // already held
+                    return Ok(t.event_uuid); // already held
                 }
                 self.store
                     .add_tombstone(&t.event_uuid, t.timestamp, raw)
                     .map_err(fail)?;
-                Ok(())
+                Ok(t.event_uuid)
             }
         }
     }
 
-    fn sighting(&self, record: &RawValue) -> Result<(), (Option<Uuid>, StoreError)> {
+    fn sighting(&self, record: &RawValue) -> Result<Uuid, (Option<Uuid>, StoreError)> {
         let s: SealedSighting = serde_json::from_str(record.get())
             .map_err(|e| (None, StoreError::Rejected(format!("sighting: {e}"))))?;
         let fail = |e: StoreError| (Some(s.event_uuid), e);
@@ -253,7 +284,7 @@ impl<'a> PageApplier<'a> {
         self.store
             .add_sighting(&s.event_uuid, s.sighting.clone(), Some(raw))
             .map_err(fail)?;
-        Ok(())
+        Ok(s.event_uuid)
     }
 }
 
@@ -264,4 +295,8 @@ pub enum ApplyError {
     Store(#[from] StoreError),
     #[error("protocol: {0}")]
     Protocol(String),
+    /// The audit log could not record a verdict: the page stops, as for a
+    /// storage failure (nothing is applied unaudited past this point).
+    #[error("audit log: {0}")]
+    Audit(#[from] AuditError),
 }

@@ -43,4 +43,6 @@ pub enum SyncError {
     Join(String),
     #[error(transparent)]
     Tls(#[from] crate::tls::TlsError),
+    #[error("audit log: {0}")]
+    Audit(#[from] crate::audit::AuditError),
 }

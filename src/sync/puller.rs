@@ -44,6 +44,7 @@ pub struct Syncer {
     pub(super) tls: Arc<rustls::ClientConfig>,
     pub(super) max_bytes: usize,
     pub(super) hub: Arc<Hub>,
+    pub(super) audit: Option<Arc<crate::audit::AuditLog>>,
 }
 
 impl Syncer {
@@ -55,6 +56,7 @@ impl Syncer {
         trust: TrustList,
         tls: Arc<rustls::ClientConfig>,
         hub: Arc<Hub>,
+        audit: Option<Arc<crate::audit::AuditLog>>,
     ) -> Self {
         Syncer {
             store,
@@ -64,6 +66,7 @@ impl Syncer {
             tls,
             max_bytes: cfg.max_document_bytes(),
             hub,
+            audit,
         }
     }
 }
@@ -197,14 +200,14 @@ async fn page(
             trust: &c.trust,
         };
         let mut applier = PageApplier::new(&c.store, &receiver, &name, after, c.max_bytes);
+        if let Some(a) = &c.audit {
+            applier = applier.audited(a);
+        }
         let mut failure = None;
         while let Some(chunk) = rx.blocking_recv() {
             let r = match chunk {
                 Chunk::Line(l) => applier.line(&l),
-                Chunk::TooLong(n) => {
-                    applier.oversized(n);
-                    Ok(())
-                }
+                Chunk::TooLong(n) => applier.oversized(n),
             };
             if let Err(e) = r {
                 failure = Some(e);
@@ -217,6 +220,7 @@ async fn page(
         match failure {
             Some(ApplyError::Store(e)) => Err(SyncError::Store(e)),
             Some(ApplyError::Protocol(p)) => Err(SyncError::Protocol(p)),
+            Some(ApplyError::Audit(e)) => Err(SyncError::Audit(e)),
             None => Ok((applier.cursor(), end, applier.report)),
         }
     });
@@ -239,6 +243,10 @@ async fn page(
 /// the records first, then the cursor that says they are here.
 fn commit(ctx: &Syncer, peer: &str, applier: &PageApplier<'_>) -> Result<(), SyncError> {
     ctx.store.flush()?;
+    // The verdicts are on disk before the cursor says the records are here.
+    if let Some(a) = &ctx.audit {
+        a.sync()?;
+    }
     let mut state = ctx.store.peer_state(peer)?;
     let cursor = applier.cursor();
     let report = &applier.report;
