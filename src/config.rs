@@ -57,6 +57,8 @@ pub struct Config {
     pub trust: TrustSection,
     #[serde(default)]
     pub audit: AuditSection,
+    #[serde(default)]
+    pub support: SupportSection,
     /// The file this was read from (not a key).
     #[serde(skip)]
     pub source: PathBuf,
@@ -207,6 +209,29 @@ pub struct AuditSection {
     pub checkpoint_interval: String,
 }
 
+/// `[support]`: incident-support exchange ([`crate::support`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupportSection {
+    /// Where to post notices (`http://` or `https://`, on the operator's side):
+    /// requests to us, responses to our requests, status changes, overdue cases.
+    #[serde(default)]
+    pub webhook: Option<String>,
+    /// How often to look for overdue cases: `<n>s`, `<n>m` or `<n>h` (default 60s).
+    #[serde(default)]
+    pub overdue_check: Option<String>,
+}
+
+impl SupportSection {
+    /// The overdue scan interval (validated when the config is read).
+    pub fn overdue_check(&self) -> std::time::Duration {
+        self.overdue_check
+            .as_deref()
+            .and_then(parse_interval)
+            .unwrap_or(std::time::Duration::from_secs(60))
+    }
+}
+
 fn default_checkpoint_records() -> u64 {
     1000
 }
@@ -266,6 +291,44 @@ pub struct LimitsSection {
     /// Most connections served at once; more are closed at accept.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Requests per second per API key, on average (0: no limit); see
+    /// `api::ratelimit`.
+    #[serde(default = "default_api_rate")]
+    pub api_rate_per_sec: u32,
+    /// Requests one API key may make at once before the rate applies.
+    #[serde(default = "default_api_burst")]
+    pub api_rate_burst: u32,
+    /// `/fed/v1/` requests per second per configured peer (0: no limit).
+    #[serde(default = "default_peer_rate")]
+    pub peer_rate_per_sec: u32,
+    /// Requests one peer may make at once before the rate applies.
+    #[serde(default = "default_peer_burst")]
+    pub peer_rate_burst: u32,
+    /// Failed API-key authentications per minute per client address (0: no
+    /// limit); past it, every request from the address is refused with 429
+    /// until the allowance refills.
+    #[serde(default = "default_auth_failures")]
+    pub auth_failures_per_min: u32,
+    /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For` names
+    /// the client; from anyone else the header is ignored. See `api::forwarded`.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+fn default_api_rate() -> u32 {
+    50
+}
+fn default_api_burst() -> u32 {
+    200
+}
+fn default_peer_rate() -> u32 {
+    20
+}
+fn default_peer_burst() -> u32 {
+    100
+}
+fn default_auth_failures() -> u32 {
+    20
 }
 
 fn default_request_timeout() -> u64 {
@@ -289,6 +352,12 @@ impl Default for LimitsSection {
             request_timeout_secs: default_request_timeout(),
             header_timeout_secs: default_header_timeout(),
             max_connections: default_max_connections(),
+            api_rate_per_sec: default_api_rate(),
+            api_rate_burst: default_api_burst(),
+            peer_rate_per_sec: default_peer_rate(),
+            peer_rate_burst: default_peer_burst(),
+            auth_failures_per_min: default_auth_failures(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -355,6 +424,23 @@ impl Config {
         if cfg.limits.max_connections == 0 {
             return Err(invalid("limits.max_connections", "must be at least 1"));
         }
+        if cfg.limits.api_rate_per_sec > 0 && cfg.limits.api_rate_burst == 0 {
+            return Err(invalid(
+                "limits.api_rate_burst",
+                "must be at least 1 while api_rate_per_sec is set",
+            ));
+        }
+        if cfg.limits.peer_rate_per_sec > 0 && cfg.limits.peer_rate_burst == 0 {
+            return Err(invalid(
+                "limits.peer_rate_burst",
+                "must be at least 1 while peer_rate_per_sec is set",
+            ));
+        }
+        if let Err((i, message)) =
+            crate::api::forwarded::TrustedProxies::parse(&cfg.limits.trusted_proxies)
+        {
+            return Err(invalid(&format!("limits.trusted_proxies[{i}]"), &message));
+        }
         if cfg.audit.checkpoint_records == 0 {
             return Err(invalid("audit.checkpoint_records", "must be at least 1"));
         }
@@ -363,6 +449,22 @@ impl Config {
                 "audit.checkpoint_interval",
                 "must be a number with a unit s, m or h (e.g. \"60s\"), between 1s and 24h",
             ));
+        }
+        if let Some(w) = &cfg.support.webhook {
+            if !(w.starts_with("https://") || w.starts_with("http://")) {
+                return Err(invalid(
+                    "support.webhook",
+                    "must be an http:// or https:// URL",
+                ));
+            }
+        }
+        if let Some(c) = &cfg.support.overdue_check {
+            if parse_interval(c).is_none() {
+                return Err(invalid(
+                    "support.overdue_check",
+                    "must be a number with a unit s, m or h (e.g. \"60s\"), between 1s and 24h",
+                ));
+            }
         }
         let mut names = std::collections::HashSet::new();
         for (i, p) in cfg.peer.iter().enumerate() {
@@ -437,6 +539,7 @@ impl Config {
             origin: Vec::new(),
             trust: TrustSection::default(),
             audit: AuditSection::default(),
+            support: SupportSection::default(),
             source: PathBuf::from(DEFAULT_CONFIG),
         }
     }
@@ -662,6 +765,35 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("origin[0].public_key"), "{e}");
+    }
+
+    #[test]
+    fn abuse_limits() {
+        let cfg = parse("").unwrap();
+        let l = &cfg.limits;
+        assert_eq!(
+            (l.api_rate_per_sec, l.api_rate_burst, l.peer_rate_per_sec),
+            (50, 200, 20)
+        );
+        assert_eq!((l.peer_rate_burst, l.auth_failures_per_min), (100, 20));
+        assert!(l.trusted_proxies.is_empty());
+        let cfg = parse(
+            "[limits]\napi_rate_per_sec = 0\napi_rate_burst = 0\n\
+             trusted_proxies = ['10.0.0.1', '192.168.0.0/16', '2001:db8::/48']\n",
+        )
+        .unwrap();
+        assert_eq!(cfg.limits.trusted_proxies.len(), 3);
+        let e = |extra: &str| parse(extra).unwrap_err().to_string();
+        let msg = e("[limits]\ntrusted_proxies = ['10.0.0.1', 'proxy.example']\n");
+        assert!(msg.contains("limits.trusted_proxies[1]"), "{msg}");
+        let msg = e("[limits]\ntrusted_proxies = ['10.0.0.0/40']\n");
+        assert!(msg.contains("limits.trusted_proxies[0]"), "{msg}");
+        let msg = e("[limits]\npeer_rate_burst = 0\n");
+        assert!(msg.contains("limits.peer_rate_burst"), "{msg}");
+        let msg = e("[limits]\napi_rate_per_sec = -1\n");
+        assert!(msg.contains("api_rate_per_sec"), "{msg}");
+        let msg = e("[limits]\nauth_failures_per_minute = 5\n");
+        assert!(msg.contains("auth_failures_per_minute"), "{msg}");
     }
 
     #[test]

@@ -35,6 +35,7 @@ pub mod policy;
 pub mod seal;
 pub mod server;
 pub mod store;
+pub mod support;
 pub mod sync;
 pub mod testdata;
 pub mod tls;

@@ -120,6 +120,9 @@ enum Command {
         /// include soft-deleted attributes
         #[arg(long)]
         include_deleted: bool,
+        /// include exercise events (tag `exercise:…`) in csv/text output
+        #[arg(long)]
+        include_exercise: bool,
         /// write here instead of stdout
         #[arg(long, short)]
         output: Option<PathBuf>,
@@ -128,6 +131,11 @@ enum Command {
     /// node stopped, reads the database; while it runs, fetches the snapshot from
     /// its GET /admin/backup ([node] url, [tls] ca, the admin key in
     /// <data_dir>/admin.key). The file is checked before it is put in place.
+    /// Incident-support cases between CERTs: `list` and `show UUID`.
+    Support {
+        #[command(subcommand)]
+        command: SupportCommand,
+    },
     /// Show where each configured peer stands, in both directions: our cursor
     /// on its feed and its lag, its cursor on ours as it last reported, what was
     /// stored and refused and why. Asks the running node (GET /admin/peers) when
@@ -359,6 +367,53 @@ fn verify(file: &Path, config: Option<PathBuf>, keys: &[String]) -> anyhow::Resu
     })
 }
 
+#[derive(Subcommand)]
+enum SupportCommand {
+    /// Every case, newest first: status, OVERDUE, [EXERCISE], severity, requester, title.
+    List {
+        #[arg(long, env = "SLUIS_CONFIG")]
+        config: Option<PathBuf>,
+        /// print JSON instead of text
+        #[arg(long)]
+        json: bool,
+        /// the running node's URL, if not [node] url
+        #[arg(long)]
+        url: Option<String>,
+    },
+    /// One case and its timeline: who said what, when.
+    Show {
+        uuid: uuid::Uuid,
+        #[arg(long, env = "SLUIS_CONFIG")]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        url: Option<String>,
+    },
+}
+
+fn support(command: SupportCommand) -> anyhow::Result<ExitCode> {
+    let (config, uuid, json, url) = match command {
+        SupportCommand::List { config, json, url } => (config, None, json, url),
+        SupportCommand::Show {
+            uuid,
+            config,
+            json,
+            url,
+        } => (config, Some(uuid), json, url),
+    };
+    let cfg = Config::resolve(config.as_deref())?;
+    let v = cli::support::cases(&cfg, uuid, url.as_deref())?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else if uuid.is_some() {
+        print!("{}", cli::support::render_case(&v));
+    } else {
+        print!("{}", cli::support::render_list(&v));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn peers(config: Option<PathBuf>, json: bool, url: Option<&str>) -> anyhow::Result<ExitCode> {
     let cfg = Config::resolve(config.as_deref())?;
     let v = cli::peers::peers(&cfg, url)?;
@@ -549,6 +604,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         Command::Audit { command } => audit(command),
         Command::Backup { config, out, url } => backup(config, &out, url.as_deref()),
         Command::Peers { config, json, url } => peers(config, json, url.as_deref()),
+        Command::Support { command } => support(command),
         Command::Restore {
             file,
             config,
@@ -562,6 +618,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             tags,
             since,
             include_deleted,
+            include_exercise,
             output,
         } => {
             let cfg = Config::resolve(config.as_deref())?;
@@ -572,6 +629,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 tags,
                 since: since.map(|s| parse_since(&s, now_secs())).transpose()?,
                 include_deleted,
+                include_exercise,
             };
             let stats = match output {
                 Some(path) => {

@@ -30,6 +30,32 @@ pub struct Metrics {
     connections: AtomicU64,
     handshake_failures: AtomicU64,
     fed_auth_failures: AtomicU64,
+    /// Indexed by [`RateLimit`].
+    rate_limited: [AtomicU64; 3],
+}
+
+/// Which rate limit refused a request (the `limit` label of
+/// `sluis_rate_limited_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimit {
+    /// Requests per API key.
+    ApiKey = 0,
+    /// `/fed/v1/` requests per peer.
+    Peer = 1,
+    /// Failed authentications per client address.
+    AuthFailures = 2,
+}
+
+impl RateLimit {
+    const ALL: [RateLimit; 3] = [RateLimit::ApiKey, RateLimit::Peer, RateLimit::AuthFailures];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            RateLimit::ApiKey => "api_key",
+            RateLimit::Peer => "peer",
+            RateLimit::AuthFailures => "auth_failures",
+        }
+    }
 }
 
 impl Metrics {
@@ -65,6 +91,11 @@ impl Metrics {
     /// A `/fed/v1/` request refused: no certificate, unknown peer, pin mismatch.
     pub fn fed_auth_failure(&self) {
         self.fed_auth_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request refused with 429 by `limit`.
+    pub fn rate_limited(&self, limit: RateLimit) {
+        self.rate_limited[limit as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The exposition text; `gauges` are extra `(name, help, value)` readings
@@ -134,6 +165,19 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
             );
         }
+        let _ = writeln!(
+            out,
+            "# HELP sluis_rate_limited_total Requests refused by a rate limit (429), by limit.\n\
+             # TYPE sluis_rate_limited_total counter"
+        );
+        for l in RateLimit::ALL {
+            let _ = writeln!(
+                out,
+                "sluis_rate_limited_total{{limit=\"{}\"}} {}",
+                l.label(),
+                self.rate_limited[l as usize].load(Ordering::Relaxed)
+            );
+        }
         for (name, help, v) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
         }
@@ -156,5 +200,10 @@ mod tests {
             "sluis_http_request_duration_seconds_bucket{route=\"/events/view\",le=\"0.0025\"} 2"
         ));
         assert!(text.contains("sluis_store_bytes 42"));
+        m.rate_limited(RateLimit::Peer);
+        m.rate_limited(RateLimit::Peer);
+        let text = m.render(&[]);
+        assert!(text.contains("sluis_rate_limited_total{limit=\"peer\"} 2"));
+        assert!(text.contains("sluis_rate_limited_total{limit=\"api_key\"} 0"));
     }
 }

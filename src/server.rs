@@ -5,8 +5,12 @@
 //! Per connection: a slot from a bounded pool (more connections than
 //! `limits.max_connections` are closed at once), a TLS handshake under a deadline
 //! (slowloris), the verified client certificate attached to every request as a
-//! typed [`crate::tls::ClientCert`], header-read and keep-alive deadlines, and a
-//! deadline for each request to produce its response head.
+//! typed [`crate::tls::ClientCert`], header-read and keep-alive deadlines, a
+//! connection with no request in flight closed after the same deadline (HTTP/2
+//! included, see [`idle`]), and a deadline for each request to produce its
+//! response head.
+
+mod idle;
 
 use crate::api::{self, AppState};
 use crate::tls::{Acceptor, ClientCert};
@@ -101,10 +105,13 @@ pub async fn run(
                 tracing::debug!(%peer, client = %id.name, fingerprint = %id.fingerprint, "client certificate");
             }
             let cert = ClientCert(identity);
+            let activity = idle::Activity::new();
+            let busy = activity.clone();
             let svc = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
                 let router = router.clone();
                 let state = state.clone();
                 let cert = cert.clone();
+                let in_flight = busy.begin();
                 async move {
                     req.extensions_mut().insert(cert);
                     req.extensions_mut().insert(api::RemoteAddr(peer));
@@ -114,7 +121,9 @@ pub async fn run(
                         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({
                             "name": "Request timed out.", "message": "Request timed out.", "url": ""}))).into_response(),
                     };
-                    Ok::<_, std::convert::Infallible>(resp)
+                    Ok::<_, std::convert::Infallible>(
+                        resp.map(|b| idle::Tracked::wrap(b, in_flight)),
+                    )
                 }
             });
             let mut builder = auto::Builder::new(TokioExecutor::new());
@@ -129,8 +138,12 @@ pub async fn run(
                 .keep_alive_interval(Some(opts.header_timeout));
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
             let conn = watcher.watch(conn.into_owned());
-            if let Err(e) = conn.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            match idle::close_when_idle(conn, &activity, opts.header_timeout).await {
+                Some(Ok(())) => {}
+                Some(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "connection ended with an error")
+                }
+                None => tracing::debug!(%peer, "closing a connection with no request in flight"),
             }
         });
     }

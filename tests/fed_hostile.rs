@@ -64,28 +64,6 @@ async fn report(State(h): State<Hostile>, body: Bytes) -> axum::http::StatusCode
 
 use axum::response::IntoResponse;
 
-/// Serves `app` over TLS with `tls` on `listener` until the runtime ends.
-async fn serve_tls(listener: tokio::net::TcpListener, tls: Arc<rustls::ServerConfig>, app: Router) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    loop {
-        let Ok((tcp, _)) = listener.accept().await else {
-            return;
-        };
-        let acceptor = acceptor.clone();
-        let app = app.clone();
-        tokio::spawn(async move {
-            let Ok(stream) = acceptor.accept(tcp).await else {
-                return;
-            };
-            let svc = hyper_util::service::TowerToHyperService::new(app);
-            let _ =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
-                    .serve_connection(hyper_util::rt::TokioIo::new(stream), svc)
-                    .await;
-        });
-    }
-}
-
 fn event(org: Uuid, info: &str, ts: u64, values: &[&str]) -> Event {
     let mut e = Event::new(info);
     e.uuid = Uuid::new_v4();

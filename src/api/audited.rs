@@ -11,13 +11,20 @@
 //! * **denials** — every `ApiError::Forbidden` answer (the error leaves a
 //!   [`Refusal`] on the response), with the caller;
 //! * **authentication failures** — recorded by the `Caller` extractor
-//!   ([`auth_failure`]), which knows why.
+//!   ([`auth_failure`]), which knows why;
+//! * **rate-limit refusals** — as denials with reason `rate limit (<limit>)`,
+//!   the first refusal of each episode only ([`rate_limited`]).
+//!
+//! The client address recorded (`remote`) is the [`ClientAddr`]: the TCP peer,
+//! or the client a trusted proxy forwarded (shown with the proxy).
 //!
 //! While the log is failing, changes are refused with 503 before they reach a
 //! handler; a change whose record fails after the store took it is answered
 //! 503 (see the `audit` module documentation for why).
 
 use super::error::{ApiError, REQUEST_PATH};
+use super::forwarded::ClientAddr;
+use super::ratelimit::Verdict;
 use super::AppState;
 use crate::audit::{Durability, Entry, Kind, Outcome};
 use axum::http::Method;
@@ -25,8 +32,9 @@ use axum::response::{IntoResponse, Response};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-/// The client's address: a request extension the server attaches to every
-/// request, for the audit log.
+/// The TCP peer's address: a request extension the server attaches to every
+/// request. [`super::handle`] turns it into the [`ClientAddr`] the rest of the
+/// node uses (forwarding headers believed only from trusted proxies).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RemoteAddr(pub std::net::SocketAddr);
 
@@ -115,7 +123,7 @@ pub(crate) async fn around<F>(
     state: &AppState,
     method: &Method,
     path: &str,
-    remote: Option<RemoteAddr>,
+    remote: Option<ClientAddr>,
     inner: F,
 ) -> Response
 where
@@ -125,6 +133,14 @@ where
     let request = format!("{method} {path}");
     if change.is_some() && state.audit.is_failing() {
         tracing::error!(%request, "refusing a change: the audit log cannot be written");
+        if state.audit.disk_full() {
+            let path = path.to_owned();
+            return REQUEST_PATH
+                .scope(path, async {
+                    ApiError::InsufficientStorage(AUDIT_DISK_FULL.into()).into_response()
+                })
+                .await;
+        }
         return unavailable(
             path,
             "The audit log cannot be written; changes are refused until it can.",
@@ -149,6 +165,11 @@ where
     }
 }
 
+/// Why changes are refused while the audit log cannot be written for lack of
+/// space. Unlike the store, the log takes writes again by itself once space is
+/// freed (its periodic checkpoint is the probe).
+const AUDIT_DISK_FULL: &str = "Insufficient storage: the node's disk is full, so the audit log cannot be written and changes are refused until space is freed (reads still work).";
+
 async fn unavailable(path: &str, message: &str) -> Response {
     let message = message.to_owned();
     REQUEST_PATH
@@ -163,7 +184,7 @@ async fn after(
     change: Option<Kind>,
     request: String,
     path: &str,
-    remote: Option<RemoteAddr>,
+    remote: Option<ClientAddr>,
     note: &Mutex<Note>,
     resp: Response,
 ) -> Response {
@@ -175,7 +196,7 @@ async fn after(
     let fill = |mut e: Entry| {
         e = e.request(request.clone());
         if let Some(r) = remote {
-            e = e.remote(r.0.to_string());
+            e = e.remote(r.to_string());
         }
         if !note.subjects.is_empty() {
             e = e.subject(note.subjects.join(","));
@@ -257,10 +278,42 @@ pub(crate) async fn auth_failure(
         parts.method,
         parts.uri.path()
     ));
-    if let Some(r) = parts.extensions.get::<RemoteAddr>() {
-        e = e.remote(r.0.to_string());
+    if let Some(r) = parts.extensions.get::<ClientAddr>() {
+        e = e.remote(r.to_string());
     }
     state.audit.record_or_log_async(e).await;
+}
+
+/// Accounts for a request `limit` refused (`verdict`): counted in `/metrics`
+/// every time; logged and audited as a denial of `actor` (with the client's
+/// address) only for the first refusal of an episode, so a client hammering a
+/// closed door cannot flood the audit log. Returns the `Retry-After` seconds.
+pub(crate) async fn rate_limited(
+    state: &AppState,
+    parts: &axum::http::request::Parts,
+    actor: &str,
+    limit: crate::metrics::RateLimit,
+    verdict: Verdict,
+) -> u64 {
+    state.metrics.rate_limited(limit);
+    let retry_after = verdict.retry_after_secs().unwrap_or(1);
+    if matches!(verdict, Verdict::Refused { first: true, .. }) {
+        let client = parts.extensions.get::<ClientAddr>().copied();
+        tracing::warn!(
+            actor,
+            limit = limit.label(),
+            client = %client.map(|c| c.to_string()).unwrap_or_default(),
+            retry_after,
+            "rate limit reached: refusing until it refills"
+        );
+        let mut e = Entry::denied(actor, format!("rate limit ({})", limit.label()))
+            .request(format!("{} {}", parts.method, parts.uri.path()));
+        if let Some(c) = client {
+            e = e.remote(c.to_string());
+        }
+        state.audit.record_or_log_async(e).await;
+    }
+    retry_after
 }
 
 #[cfg(test)]

@@ -3,9 +3,25 @@
 //!
 //! Sync keys belong to peer nodes and are refused here: peers use `/fed/v1/` with
 //! their client certificate, and a peer credential grants nothing on the analyst API.
+//!
+//! Rate limits (`super::ratelimit`) apply here, where the caller becomes known:
+//!
+//! * a client address past `auth_failures_per_min` failed authentications is
+//!   answered 429 *before its key is looked at*, a correct key included, until
+//!   the allowance refills (one more try every `60 / auth_failures_per_min`
+//!   seconds). Checking the key first would let a guesser carry on at full speed
+//!   and learn from the answer when it guessed right; the price is that a user
+//!   sharing an address with a misbehaving script waits out the same lockout,
+//!   which `Retry-After` bounds and the audit log explains;
+//! * an authenticated key past `api_rate_per_sec` is answered 429, keyed by the
+//!   key's record id (never the key), so one user's runaway script does not
+//!   slow the others.
 
 use super::error::ApiError;
+use super::forwarded::ClientAddr;
+use super::ratelimit::{address_key, Verdict};
 use super::AppState;
+use crate::metrics::RateLimit;
 use crate::policy::{roles, Role, Viewer};
 use crate::store::accounts::{OrgRecord, UserRecord};
 use axum::extract::FromRequestParts;
@@ -65,8 +81,42 @@ impl FromRequestParts<AppState> for Caller {
             .extensions
             .get::<crate::tls::ClientCert>()
             .and_then(|c| c.0.clone());
-        let Some(key) = key_from(parts) else {
+        let client = parts.extensions.get::<ClientAddr>().copied();
+        let address = client.map(|c| address_key(c.ip()));
+        if let Some(a) = &address {
+            let verdict = state
+                .rates
+                .auth_failures
+                .check(a, std::time::Instant::now());
+            if verdict != Verdict::Allowed {
+                let retry_after = super::audited::rate_limited(
+                    state,
+                    parts,
+                    "unknown",
+                    RateLimit::AuthFailures,
+                    verdict,
+                )
+                .await;
+                return Err(ApiError::RateLimited {
+                    message: format!(
+                        "Too many failed authentication attempts from this address. Retry in {retry_after} s."
+                    ),
+                    retry_after,
+                });
+            }
+        }
+        // Every failure below counts against the client's address.
+        let failed = || {
             state.metrics.auth_failure();
+            if let Some(a) = &address {
+                state
+                    .rates
+                    .auth_failures
+                    .charge(a, std::time::Instant::now());
+            }
+        };
+        let Some(key) = key_from(parts) else {
+            failed();
             super::audited::auth_failure(state, parts, "unknown", "no API key").await;
             return Err(ApiError::Unauthenticated);
         };
@@ -76,9 +126,13 @@ impl FromRequestParts<AppState> for Caller {
         })
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
-        let Some((user, _key)) = found else {
-            tracing::warn!(path = %parts.uri.path(), "authentication failed");
-            state.metrics.auth_failure();
+        let Some((user, key)) = found else {
+            tracing::warn!(
+                path = %parts.uri.path(),
+                client = %client.map(|c| c.to_string()).unwrap_or_default(),
+                "authentication failed"
+            );
+            failed();
             super::audited::auth_failure(
                 state,
                 parts,
@@ -89,13 +143,14 @@ impl FromRequestParts<AppState> for Caller {
             return Err(ApiError::Unauthenticated);
         };
         let Some(role) = roles::by_id(user.role_id) else {
+            failed();
             super::audited::auth_failure(state, parts, &user.email, "the user's role is unknown")
                 .await;
             return Err(ApiError::Unauthenticated);
         };
         if role.perm_sync {
             tracing::warn!(user = user.id, "a sync key was used on the analyst API");
-            state.metrics.auth_failure();
+            failed();
             super::audited::auth_failure(
                 state,
                 parts,
@@ -109,6 +164,18 @@ impl FromRequestParts<AppState> for Caller {
             .store
             .org(&user.org)?
             .ok_or_else(|| ApiError::Internal(format!("user {} has no organisation", user.id)))?;
+        let verdict = state.rates.api_key.take(&key.id, std::time::Instant::now());
+        if verdict != Verdict::Allowed {
+            // Before `set_actor`: a refused request is this denial, not also a
+            // refused change in the audit log.
+            let retry_after =
+                super::audited::rate_limited(state, parts, &user.email, RateLimit::ApiKey, verdict)
+                    .await;
+            return Err(ApiError::RateLimited {
+                message: format!("Rate limit exceeded for this API key. Retry in {retry_after} s."),
+                retry_after,
+            });
+        }
         super::audited::set_actor(&user.email);
         Ok(Caller {
             user,

@@ -42,13 +42,22 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("The request body is larger than the limit of {0} bytes.")]
     TooLarge(usize),
-    /// A per-caller cap reached (open feeds, rate): retry later.
+    /// A per-caller cap reached (open feeds): retry later.
     #[error("{0}")]
     TooMany(String),
+    /// A rate limit reached (per API key, or failed authentications from the
+    /// client's address): answered 429 with `Retry-After: retry_after` seconds,
+    /// so a well-behaved client knows when, not just that, to come back.
+    #[error("{message}")]
+    RateLimited { message: String, retry_after: u64 },
     /// The node cannot take the request now (e.g. the audit log cannot be
     /// written, so changes are refused): retry later.
     #[error("{0}")]
     Unavailable(String),
+    /// The node's disk is full: writes are refused (507 Insufficient Storage,
+    /// WebDAV's status for exactly this), reads still work.
+    #[error("{0}")]
+    InsufficientStorage(String),
     #[error("An Internal Error Has Occurred.")]
     Internal(String),
 }
@@ -75,12 +84,16 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::TooMany(_) | ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }
+
+/// What a client is told when a write fails for lack of disk space.
+pub const DISK_FULL: &str = "Insufficient storage: the node's disk is full, so changes are refused (reads still work). The operator must free space and restart the node.";
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
@@ -117,6 +130,10 @@ impl From<crate::store::StoreError> for ApiError {
                 errors: Map::new(),
                 status: StatusCode::FORBIDDEN,
             },
+            e @ S::StorageFull(_) => {
+                tracing::error!(error = %e, "write refused: the disk is full");
+                ApiError::InsufficientStorage(DISK_FULL.into())
+            }
             other => {
                 tracing::error!(error = %other, "storage failure");
                 ApiError::Internal(other.to_string())
@@ -129,6 +146,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let url = current_path();
         let status = self.status();
+        let retry_after = match &self {
+            ApiError::RateLimited { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        };
         let body = match &self {
             ApiError::Refused {
                 name,
@@ -158,6 +179,10 @@ impl IntoResponse for ApiError {
         };
         let mut resp = (status, axum::Json(body)).into_response();
         resp.extensions_mut().insert(refusal);
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
         resp
     }
 }

@@ -14,15 +14,51 @@ use serde_json::{json, Value};
 pub const MISP_VERSION: &str = "2.5.1";
 pub const PYMISP_RECOMMENDED: &str = "2.5.34.4";
 
+/// `GET /healthz`, for orchestrators and monitoring:
+///
+/// * **503** `{"status":"error","error":…}` when the node needs a restart: the
+///   database stopped taking writes after an I/O error (sled takes none until it
+///   is reopened, see `store::health`), or the audit log stopped after a failed
+///   fsync, or the store cannot be read;
+/// * **200** `{"status":"degraded","error":…}` while the audit log cannot be
+///   written for lack of space: changes are refused, and it recovers by itself
+///   once space is freed, so a restart would not help;
+/// * **200** `{"status":"ok","last_change":…}` otherwise.
 pub async fn healthz(State(state): State<AppState>) -> Response {
     let store = state.store.clone();
-    match super::blocking(move || Ok(store.last_sequence()?)).await {
-        Ok(seq) => Json(json!({"status": "ok", "last_change": seq})).into_response(),
-        Err(e) => (
+    let audit = state.audit.clone();
+    let checked = super::blocking(move || {
+        let needs_restart = match store.check_writable() {
+            Err(e) => Some(e.to_string()),
+            Ok(()) if audit.needs_restart() => Some(
+                "the audit log stopped after a failed write to disk; restart the node once the disk is healthy"
+                    .to_owned(),
+            ),
+            Ok(()) => None,
+        };
+        let seq = store.last_sequence().map_err(|e| e.to_string());
+        Ok((needs_restart, seq, audit.disk_full()))
+    })
+    .await;
+    let unhealthy = |error: String| {
+        (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "error", "error": e.to_string()})),
+            Json(json!({"status": "error", "error": error})),
         )
-            .into_response(),
+            .into_response()
+    };
+    match checked {
+        Ok((Some(problem), _, _)) | Ok((None, Err(problem), _)) => unhealthy(problem),
+        Ok((None, Ok(seq), true)) => Json(json!({
+            "status": "degraded",
+            "error": "the disk is full: the audit log cannot be written, so changes are refused until space is freed",
+            "last_change": seq,
+        }))
+        .into_response(),
+        Ok((None, Ok(seq), false)) => {
+            Json(json!({"status": "ok", "last_change": seq})).into_response()
+        }
+        Err(e) => unhealthy(e.to_string()),
     }
 }
 

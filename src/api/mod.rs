@@ -10,11 +10,14 @@ pub mod auth;
 pub mod body;
 pub mod error;
 mod events;
+pub mod forwarded;
 mod info;
 mod objects;
+pub mod ratelimit;
 mod search;
 mod sharing_groups;
 mod sightings;
+mod support;
 mod tags;
 mod users;
 
@@ -28,7 +31,11 @@ use axum::Router;
 use std::sync::Arc;
 use std::time::Instant;
 
+pub(crate) use audited::rate_limited;
 pub use audited::RemoteAddr;
+pub use forwarded::ClientAddr;
+#[doc(hidden)]
+pub use search::fuzz_parse_request;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -47,6 +54,11 @@ pub struct AppState {
     /// The audit log: the API records authentication failures, denials and
     /// changes in it (see `audited`); sync records what it accepts and refuses.
     pub audit: Arc<crate::audit::AuditLog>,
+    /// The rate limiters (`[limits]`): per API key, per peer, per address for
+    /// failed authentications.
+    pub rates: Arc<ratelimit::RateLimits>,
+    /// `[limits] trusted_proxies`: whose `X-Forwarded-For` is believed.
+    pub proxies: Arc<forwarded::TrustedProxies>,
 }
 
 impl AppState {
@@ -92,6 +104,8 @@ pub(crate) fn test_state(store: Arc<Store>, org: uuid::Uuid) -> AppState {
         peers: Arc::new(Vec::new()),
         hub: Arc::new(crate::sync::Hub::new(&[])),
         audit,
+        rates: Arc::new(ratelimit::RateLimits::unlimited()),
+        proxies: Arc::new(forwarded::TrustedProxies::default()),
     }
 }
 
@@ -162,6 +176,7 @@ pub fn router(state: AppState) -> Router {
         .merge(sharing_groups::routes())
         .merge(search::routes())
         .merge(admin::routes())
+        .merge(support::routes())
         .merge(crate::fed::routes())
         .layer(axum::extract::DefaultBodyLimit::max(state.limits.max_body))
         .method_not_allowed_fallback(info::method_not_allowed)
@@ -209,7 +224,9 @@ fn declared_length(req: &Request<Body>) -> Option<u64> {
 }
 
 /// Normalises the path (named parameters, `.json`, camel-case controllers),
-/// scopes the request path for error bodies, routes, and records metrics.
+/// works out the client's address ([`ClientAddr`], from the TCP peer and, from a
+/// trusted proxy only, `X-Forwarded-For`), scopes the request path for error
+/// bodies, routes, and records metrics.
 ///
 /// An error answer to a request that carried a body says `Connection: close`: the
 /// handler may have answered without reading the body, and a keep-alive client
@@ -217,6 +234,10 @@ fn declared_length(req: &Request<Body>) -> Option<u64> {
 pub async fn handle(router: Router, state: AppState, mut req: Request<Body>) -> Response {
     use axum::response::IntoResponse;
     let started = Instant::now();
+    if let Some(RemoteAddr(tcp)) = req.extensions().get::<RemoteAddr>().copied() {
+        let client = state.proxies.client(tcp, req.headers());
+        req.extensions_mut().insert(client);
+    }
     let (path, named) = body::normalise_path(req.uri().path());
     let label = route_label(&path);
     let declared = declared_length(&req);
@@ -251,7 +272,7 @@ pub async fn handle(router: Router, state: AppState, mut req: Request<Body>) -> 
     }
     req.extensions_mut().insert(named);
     let method = req.method().clone();
-    let remote = req.extensions().get::<RemoteAddr>().copied();
+    let remote = req.extensions().get::<ClientAddr>().copied();
     let routed = error::REQUEST_PATH.scope(path.clone(), async move {
         use tower::ServiceExt;
         match router.oneshot(req).await {

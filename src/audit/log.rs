@@ -73,6 +73,8 @@ pub struct AuditLog {
     synced: Mutex<u64>,
     /// An append or sync failed; cleared when a later sync succeeds.
     failing: AtomicBool,
+    /// The last failure was a full disk (or quota): the API says so.
+    full: AtomicBool,
     /// The seq of the last anchor saved, so anchors only move forward.
     anchored: Mutex<u64>,
     /// What opening found that the `node_start` record should say.
@@ -230,6 +232,7 @@ impl AuditLog {
             written: AtomicU64::new(len),
             synced: Mutex::new(len),
             failing: AtomicBool::new(false),
+            full: AtomicBool::new(false),
             anchored: Mutex::new(anchor.map_or(0, |a| a.seq)),
             notes,
             opts,
@@ -272,6 +275,7 @@ impl AuditLog {
             written: AtomicU64::new(0),
             synced: Mutex::new(0),
             failing: AtomicBool::new(false),
+            full: AtomicBool::new(false),
             anchored: Mutex::new(0),
             notes: Vec::new(),
             opts,
@@ -305,6 +309,32 @@ impl AuditLog {
     /// meanwhile (an unaudited change is worse than a refused one).
     pub fn is_failing(&self) -> bool {
         self.failing.load(Ordering::Acquire)
+    }
+
+    /// Whether the failure that made the log [failing](AuditLog::is_failing)
+    /// was a full disk (or quota): it ends once space is freed (the periodic
+    /// checkpoint is the probe).
+    pub fn disk_full(&self) -> bool {
+        self.is_failing() && self.full.load(Ordering::Acquire)
+    }
+
+    /// Whether the log stopped for good: a failed fsync (or an append it could
+    /// not undo) left the file in a state only a restart re-checks. The node
+    /// reports itself unhealthy then.
+    pub fn needs_restart(&self) -> bool {
+        self.writer.lock().map_or(true, |w| w.broken.is_some())
+    }
+
+    /// Marks the log failing, noting whether for lack of space.
+    fn fail(&self, e: &std::io::Error) {
+        self.full.store(
+            matches!(
+                e.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ),
+            Ordering::Release,
+        );
+        self.failing.store(true, Ordering::Release);
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Writer>, AuditError> {
@@ -412,7 +442,7 @@ impl AuditLog {
         let hash = line_hash(&line);
         line.push(b'\n');
         if let Err(e) = w.file.write_all(&line) {
-            self.failing.store(true, Ordering::Release);
+            self.fail(&e);
             if let Err(t) = w.file.set_len(w.len) {
                 w.broken = Some(format!(
                     "a failed append ({e}) could not be undone ({t}); the file may end in a partial line"
@@ -479,7 +509,7 @@ impl AuditLog {
                 Ok(())
             }
             Err(e) => {
-                self.failing.store(true, Ordering::Release);
+                self.fail(&e);
                 // After a failed fsync the kernel may have dropped the dirty
                 // pages and will not report it again: what is on disk is
                 // unknown, so stop here; a restart re-checks the tail.

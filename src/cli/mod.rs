@@ -8,6 +8,7 @@ pub mod import;
 pub mod peers;
 pub mod remote;
 pub mod serve;
+pub mod support;
 pub mod verify;
 
 use crate::config::{Config, ConfigError};

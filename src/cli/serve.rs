@@ -68,7 +68,11 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, CliError> {
         sealer.clone(),
         cfg.audit_options(Some(store.clone())),
     )?);
-    let hub = Arc::new(crate::sync::Hub::new(&cfg.peer));
+    let notifier = Arc::new(crate::support::Notifier::new(
+        cfg.support.webhook.clone(),
+        cfg.support.overdue_check(),
+    ));
+    let hub = Arc::new(crate::sync::Hub::with_notifier(&cfg.peer, notifier));
     let sync = crate::sync::Syncer::new(
         cfg,
         store.clone(),
@@ -78,6 +82,16 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, CliError> {
         hub.clone(),
         Some(audit.clone()),
     );
+    // Checked when the config was read; a config built in code gets the same
+    // error here.
+    let proxies = crate::api::forwarded::TrustedProxies::parse(&cfg.limits.trusted_proxies)
+        .map_err(|(i, message)| {
+            CliError::Config(crate::config::ConfigError::Invalid {
+                path: cfg.source.clone(),
+                key: format!("limits.trusted_proxies[{i}]"),
+                message,
+            })
+        })?;
     let state = AppState {
         store,
         node: Arc::new(NodeInfo {
@@ -92,6 +106,8 @@ pub fn prepare(cfg: &Config) -> Result<Prepared, CliError> {
         peers: Arc::new(cfg.peer.clone()),
         hub,
         audit,
+        rates: Arc::new(crate::api::ratelimit::RateLimits::from_config(&cfg.limits)),
+        proxies: Arc::new(proxies),
     };
     Ok(Prepared {
         state,

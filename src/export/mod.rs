@@ -72,6 +72,10 @@ pub fn export(
     }
     for event in select::events(store, filter)? {
         let event = event?;
+        if format != Format::Misp && !filter.include_exercise && crate::policy::is_exercise(&event)
+        {
+            continue;
+        }
         stats.events += 1;
         stats.attributes += event.count_attributes() as u64;
         match format {

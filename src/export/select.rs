@@ -21,6 +21,10 @@ pub struct Filter {
     pub since: Option<u64>,
     /// Include soft-deleted attributes (MISP's `deleted: [0,1]`).
     pub include_deleted: bool,
+    /// Include exercise events ([`crate::policy::is_exercise`]) in the
+    /// indicator formats (csv, text); the misp format always carries them,
+    /// labelled by their tag.
+    pub include_exercise: bool,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -7,6 +7,9 @@
 //! configuration: a certificate signed by the CA proves who the client is, and only
 //! a matching `[[peer]]` entry makes it a partner (DESIGN §5).
 //!
+//! A recognised peer is then held to its rate (`[limits] peer_rate_per_sec`,
+//! by configured peer name): past it, 429 with `Retry-After`.
+//!
 //! The `Authorization` header is never read here: an analyst key grants nothing on
 //! the federation endpoints, just as a peer certificate grants nothing on the
 //! analyst API.
@@ -64,6 +67,9 @@ pub enum FedAuthError {
     /// listener, a wiring bug. Fail closed rather than treat it as anonymous.
     #[error("the request did not come through the TLS listener")]
     NotOverTls,
+    /// A recognised peer over its request rate (`[limits] peer_rate_per_sec`).
+    #[error("rate limit exceeded for peer {peer}; retry in {retry_after} s")]
+    RateLimited { peer: String, retry_after: u64 },
 }
 
 impl FedAuthError {
@@ -74,6 +80,7 @@ impl FedAuthError {
             | FedAuthError::AmbiguousPeer { .. }
             | FedAuthError::FingerprintMismatch { .. } => StatusCode::FORBIDDEN,
             FedAuthError::NotOverTls => StatusCode::INTERNAL_SERVER_ERROR,
+            FedAuthError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 }
@@ -85,7 +92,12 @@ impl IntoResponse for FedAuthError {
             .unwrap_or_default();
         let message = self.to_string();
         let body = serde_json::json!({"name": message, "message": message, "url": url});
-        (self.status(), axum::Json(body)).into_response()
+        let mut resp = (self.status(), axum::Json(body)).into_response();
+        if let FedAuthError::RateLimited { retry_after, .. } = self {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after.into());
+        }
+        resp
     }
 }
 
@@ -151,8 +163,8 @@ impl FromRequestParts<AppState> for Peer {
         let path = parts.uri.path().to_owned();
         let remote = parts
             .extensions
-            .get::<crate::api::RemoteAddr>()
-            .map(|r| r.0.to_string());
+            .get::<crate::api::ClientAddr>()
+            .map(|r| r.to_string());
         // Every refusal is logged, counted and audited (an unknown certificate
         // knocking on /fed/ is exactly what an operator wants on record).
         let refuse = async |name: Option<&str>, e: FedAuthError| {
@@ -181,7 +193,27 @@ impl FromRequestParts<AppState> for Peer {
             return Err(refuse(None, FedAuthError::NoCertificate).await);
         };
         match authorise(&state.peers, &identity) {
-            Ok(config) => Ok(Peer { config, identity }),
+            Ok(config) => {
+                let verdict = state
+                    .rates
+                    .peer
+                    .take(&config.name, std::time::Instant::now());
+                if verdict != crate::api::ratelimit::Verdict::Allowed {
+                    let retry_after = crate::api::rate_limited(
+                        state,
+                        parts,
+                        &config.name,
+                        crate::metrics::RateLimit::Peer,
+                        verdict,
+                    )
+                    .await;
+                    return Err(FedAuthError::RateLimited {
+                        peer: config.name,
+                        retry_after,
+                    });
+                }
+                Ok(Peer { config, identity })
+            }
             Err(e) => Err(refuse(Some(&identity.name), e).await),
         }
     }

@@ -96,11 +96,12 @@ pub async fn changes(
         org: peer.config.org_uuid,
     };
     let after = q.after;
+    let own_org = state.node.org;
     let (tx, rx) = mpsc::channel::<Result<Bytes, io::Error>>(CHANNEL_DEPTH);
     tokio::task::spawn_blocking(move || {
         let _permit = permit;
         let mut sent = 0u64;
-        let result = write_page(&store, &to, after, limit, &mut |line| {
+        let result = write_page(&store, own_org, &to, after, limit, &mut |line| {
             sent += 1;
             tx.blocking_send(Ok(Bytes::from(line))).is_ok()
         });
@@ -133,6 +134,7 @@ pub async fn changes(
 /// ends the page early). Returns the end marker written.
 pub fn write_page(
     store: &Store,
+    own_org: uuid::Uuid,
     peer: &federation::Peer,
     after: u64,
     limit: usize,
@@ -179,6 +181,22 @@ pub fn write_page(
             }
             // The deletion travels as the tombstone logged right after it.
             ChangeKind::EventDeleted => {}
+            // Incident-support records go only from their author's node to their
+            // audience (`support::may_send`), never relayed.
+            ChangeKind::CaseRecord => {
+                if let Some(rec) = store.case_record(&c.event)? {
+                    if crate::support::may_send(&rec, own_org, peer.org) {
+                        let json = to_vec(&rec)?;
+                        if !emit(wire::record_line(*seq, RecordKind::Case, &json)) {
+                            return Ok(PageEnd {
+                                last_seq,
+                                more: true,
+                                head,
+                            });
+                        }
+                    }
+                }
+            }
             ChangeKind::TombstoneAdded => {
                 if let Some(mut head_ev) = store.get_event_header_any(&c.event)? {
                     let local = store.local_state(&head_ev)?;
@@ -296,7 +314,7 @@ mod tests {
     /// A page as one JSON value: `{"records": [...], "last_seq", "more"}`.
     fn page(store: &Store, peer: &federation::Peer, after: u64, limit: usize) -> Value {
         let mut lines = Vec::new();
-        let end = write_page(store, peer, after, limit, &mut |l| {
+        let end = write_page(store, Uuid::from_u128(1), peer, after, limit, &mut |l| {
             lines.push(l);
             true
         })

@@ -43,6 +43,8 @@ pub enum RecordKind {
     Tombstone,
     /// A sealed [`crate::seal::SealedSighting`].
     Sighting,
+    /// An incident-support [`crate::support::CaseRecord`], for the audience only.
+    Case,
     /// A kind this node does not know (a newer peer): rejected as a record, so the
     /// rest of the page still applies.
     #[serde(other)]
@@ -55,6 +57,7 @@ impl RecordKind {
             RecordKind::Event => "event",
             RecordKind::Tombstone => "tombstone",
             RecordKind::Sighting => "sighting",
+            RecordKind::Case => "case",
             RecordKind::Unknown => "unknown",
         }
     }

@@ -44,7 +44,9 @@ mod trust;
 
 pub use canonical::Digest;
 pub use keys::{parse_public_key, KeyError, KeyId, NodeKey};
-pub use records::{SealedSighting, Tombstone, TombstoneKind, VerifiedRecord};
+pub use records::{
+    sign_case, verify_case, SealedSighting, Tombstone, TombstoneKind, VerifiedRecord,
+};
 pub use seal::{seal_event, seal_event_at, strip_unsealed, verify_event, VerifiedEvent};
 pub use trust::{TrustError, TrustList, TrustedKey};
 

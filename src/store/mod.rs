@@ -28,6 +28,8 @@
 //! | `local` | event uuid | [`record::LocalRecord`] JSON: effective distribution, `received_from` |
 //! | `peer_state` | peer name | [`record::PeerState`] JSON: the pull cursor and its health |
 //! | `peer_out` | peer name | [`record::PeerOut`] JSON: what the peer last reported of our feed |
+//! | `case_records` | record uuid | an incident-support [`crate::support::CaseRecord`], sealed, JSON |
+//! | `case_index` | case uuid ‖ created ‖ record uuid | (empty): a case's records in time order |
 //!
 //! **Durability**: a write is acknowledged only after `Db::flush` (fsync) returned;
 //! sled's own 500 ms background flush is not relied on. **Atomicity**: everything an
@@ -38,6 +40,7 @@
 pub mod accounts;
 pub mod backup;
 mod children;
+pub mod health;
 mod keys;
 mod local;
 mod lookup;
@@ -45,6 +48,7 @@ pub mod merge;
 mod read;
 pub mod record;
 mod sharing;
+mod support;
 mod write;
 
 pub use local::local_record_of;
@@ -71,8 +75,21 @@ pub enum StoreError {
         found: u64,
         expected: u64,
     },
+    /// Any other failure of sled (`From<sled::Error>` sorts a full disk into
+    /// [`StoreError::StorageFull`]; see [`health`]).
     #[error("storage error: {0}")]
-    Sled(#[from] sled::Error),
+    Sled(sled::Error),
+    /// The disk (or quota) holding the database is full. sled refuses writes
+    /// from then on, until it is reopened.
+    #[error("the disk holding the database is full ({0}): writes are refused, reads still work; free space, then restart the node")]
+    StorageFull(sled::Error),
+    /// An earlier write failed to reach the disk, and sled will not take
+    /// another until the database is reopened.
+    #[error("the database in {path} stopped taking writes after an I/O error ({reason}); it resumes only after a restart: fix the disk (free space), then restart the node")]
+    Unwritable { path: PathBuf, reason: String },
+    /// The database's files are damaged or were truncated (see [`health`]).
+    #[error("the database in {path} is damaged: {detail}. Stop the node, keep the damaged directory for analysis, and restore the latest backup with `sluis restore <backup file> --force` (it moves the damaged directory aside)")]
+    Damaged { path: PathBuf, detail: String },
     #[error("corrupt record in tree {tree}: {reason}")]
     Corrupt { tree: &'static str, reason: String },
     #[error(transparent)]
@@ -207,6 +224,8 @@ pub(crate) struct Trees {
     pub local: Ks,
     pub peer_state: Ks,
     pub peer_out: Ks,
+    pub case_records: Ks,
+    pub case_index: Ks,
 }
 
 /// The keyspaces; the discriminant is the key prefix byte, so it must never change
@@ -239,6 +258,8 @@ pub(crate) enum T {
     Local,
     PeerState,
     PeerOut,
+    CaseRecords,
+    CaseIndex,
 }
 
 impl Trees {
@@ -274,6 +295,8 @@ impl Trees {
             local: ks(T::Local),
             peer_state: ks(T::PeerState),
             peer_out: ks(T::PeerOut),
+            case_records: ks(T::CaseRecords),
+            case_index: ks(T::CaseIndex),
             data,
         })
     }
@@ -298,6 +321,8 @@ pub struct Store {
     /// change, and never pull that one. Advanced by [`Store::flush`]; watched by
     /// long-polls and push notifiers, which wake when it moves.
     durable: tokio::sync::watch::Sender<u64>,
+    /// The stamp and the first failed flush (see [`health`]).
+    health: health::Health,
 }
 
 impl Store {
@@ -318,7 +343,7 @@ impl Store {
         // before calling the database busy.
         let mut attempts = 0;
         let db = loop {
-            match config.open().map_err(|e| classify_open_error(dir, e)) {
+            match health::open_db(&config, dir, |e| classify_open_error(dir, e)) {
                 Err(StoreError::Locked { .. }) if attempts < 40 => {
                     attempts += 1;
                     std::thread::sleep(std::time::Duration::from_millis(25));
@@ -326,20 +351,28 @@ impl Store {
                 other => break other?,
             }
         };
-        let t = Trees::open(&db)?;
-        let store = Store {
-            db,
-            t,
-            writer: Mutex::new(()),
-            opts,
-            path: dir.to_owned(),
-            finisher: std::sync::RwLock::new(None),
-            durable: tokio::sync::watch::Sender::new(0),
-        };
-        store.check_format()?;
-        // What recovery found on disk is durable by definition.
-        store.durable.send_replace(store.last_sequence()?);
-        Ok(store)
+        // The first reads are where damage sled did not notice at open shows
+        // (as an error or a panic): refused before anything is written.
+        health::first_reads(dir, || {
+            let t = Trees::open(&db)?;
+            let store = Store {
+                db,
+                t,
+                writer: Mutex::new(()),
+                opts,
+                path: dir.to_owned(),
+                finisher: std::sync::RwLock::new(None),
+                durable: tokio::sync::watch::Sender::new(0),
+                health: health::Health::new(),
+            };
+            store.check_intact(store.t.meta.get("format")?.is_none())?;
+            store.check_format()?;
+            // What recovery found on disk is durable by definition.
+            let seq = store.last_sequence()?;
+            store.durable.send_replace(seq);
+            store.opened(seq);
+            Ok(store)
+        })
     }
 
     fn check_format(&self) -> Result<(), StoreError> {
@@ -392,12 +425,13 @@ impl Store {
     /// before the fsync began.
     pub fn flush(&self) -> Result<(), StoreError> {
         let seq = self.last_sequence()?;
-        self.db.flush()?;
+        self.db.flush().map_err(|e| self.flush_failed(e))?;
         self.durable.send_if_modified(|d| {
             let moved = seq > *d;
             *d = (*d).max(seq);
             moved
         });
+        self.stamp(seq, false);
         Ok(())
     }
 

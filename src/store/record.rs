@@ -165,6 +165,9 @@ pub enum ChangeKind {
     EventDeleted,
     SightingAdded,
     TombstoneAdded,
+    /// An incident-support case record ([`crate::support`]); the change's
+    /// `event` field holds the record's uuid.
+    CaseRecord,
 }
 
 /// The `local` keyspace value: what this node knows about an event beyond its

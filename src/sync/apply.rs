@@ -48,6 +48,7 @@ pub struct PageApplier<'a> {
     last_record: Option<u64>,
     end: Option<PageEnd>,
     audit: Option<&'a AuditLog>,
+    support: Option<(Uuid, Uuid, &'a crate::support::Notifier)>,
     pub report: PageReport,
 }
 
@@ -68,8 +69,22 @@ impl<'a> PageApplier<'a> {
             last_record: None,
             end: None,
             audit: None,
+            support: None,
             report: PageReport::default(),
         }
+    }
+
+    /// Accepts incident-support case records for this node of organisation
+    /// `own` from the peer of organisation `peer_org`, telling `notifier` of
+    /// new ones. Without this, case records are refused.
+    pub fn support(
+        mut self,
+        own: Uuid,
+        peer_org: Uuid,
+        notifier: &'a crate::support::Notifier,
+    ) -> Self {
+        self.support = Some((own, peer_org, notifier));
+        self
     }
 
     /// Records every verdict in `audit` (written, not yet synced: the puller
@@ -149,6 +164,7 @@ impl<'a> PageApplier<'a> {
                     RecordKind::Event => self.event(record),
                     RecordKind::Tombstone => self.tombstone(record),
                     RecordKind::Sighting => self.sighting(record),
+                    RecordKind::Case => self.case(record),
                     RecordKind::Unknown => Err::<Uuid, _>((
                         None,
                         StoreError::Rejected("a record kind this node does not know".into()),
@@ -271,6 +287,37 @@ impl<'a> PageApplier<'a> {
                     .map_err(fail)?;
                 Ok(t.event_uuid)
             }
+        }
+    }
+
+    fn case(&self, record: &RawValue) -> Result<Uuid, (Option<Uuid>, StoreError)> {
+        let Some((own, peer_org, notifier)) = self.support else {
+            return Err((
+                None,
+                StoreError::Rejected("case records are not accepted on this path".into()),
+            ));
+        };
+        let rec: crate::support::CaseRecord = serde_json::from_str(record.get())
+            .map_err(|e| (None, StoreError::Rejected(format!("case record: {e}"))))?;
+        let now = crate::model::time::now_secs();
+        match crate::support::receive::receive(
+            self.store,
+            self.receiver.trust,
+            own,
+            peer_org,
+            &rec,
+            now,
+        ) {
+            Ok(Some(n)) => {
+                notifier.notice(n);
+                Ok(rec.case)
+            }
+            Ok(None) => Ok(rec.case),
+            Err(crate::support::SupportError::Store(e)) => Err((Some(rec.case), e)),
+            Err(e) => Err((
+                Some(rec.case),
+                StoreError::Rejected(format!("case record {}: {e}", rec.uuid)),
+            )),
         }
     }
 

@@ -51,11 +51,19 @@ struct Slot {
 pub struct Hub {
     peers: HashMap<String, Slot>,
     stop: watch::Sender<bool>,
+    /// Incident-support notices (the operator webhook).
+    pub notifier: Arc<crate::support::Notifier>,
 }
 
 impl Hub {
     pub fn new(peers: &[PeerSection]) -> Self {
+        Self::with_notifier(peers, Arc::new(crate::support::Notifier::disabled()))
+    }
+
+    /// [`Hub::new`] with the node's incident-support notifier.
+    pub fn with_notifier(peers: &[PeerSection], notifier: Arc<crate::support::Notifier>) -> Self {
         Hub {
+            notifier,
             peers: peers
                 .iter()
                 .map(|p| {

@@ -71,11 +71,16 @@ impl Syncer {
     }
 }
 
-/// Starts a puller per peer with `pull = true` and a notifier per peer with
-/// `push = true`; all stop when the hub's stop signal is raised.
+/// Starts a puller per peer with `pull = true`, a notifier per peer with
+/// `push = true`, and the incident-support webhook delivery and overdue scan;
+/// all stop when the hub's stop signal is raised.
 pub fn spawn(syncer: Syncer) -> Vec<JoinHandle<()>> {
     let syncer = Arc::new(syncer);
-    let mut tasks = Vec::new();
+    let mut tasks = syncer.hub.notifier.spawn(
+        syncer.store.clone(),
+        syncer.sealer.org(),
+        syncer.hub.stopping(),
+    );
     for p in &syncer.peers {
         let client = match PeerClient::new(p.clone(), &syncer.tls) {
             Ok(c) => Arc::new(c),
@@ -194,6 +199,7 @@ async fn page(
     let (tx, mut rx) = mpsc::channel::<Chunk>(LINES_IN_FLIGHT);
     let c = ctx.clone();
     let name = peer.name.clone();
+    let peer_org = peer.org_uuid;
     let worker = tokio::task::spawn_blocking(move || {
         let receiver = Receiver {
             sealer: &c.sealer,
@@ -203,6 +209,7 @@ async fn page(
         if let Some(a) = &c.audit {
             applier = applier.audited(a);
         }
+        applier = applier.support(c.sealer.org(), peer_org, &c.hub.notifier);
         let mut failure = None;
         while let Some(chunk) = rx.blocking_recv() {
             let r = match chunk {

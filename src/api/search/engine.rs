@@ -171,6 +171,53 @@ impl ValuePat {
     }
 }
 
+/// What [`Plan`] derives from a query before it touches the store, run on the
+/// query's own terms, with the invariants the candidate search relies on: a
+/// `LIKE` pattern matches its own text, a value term matches itself, and its
+/// index pattern matches whatever the term matches. Returns the broken ones
+/// (none, normally). For `super::fuzz_parse_request` only.
+pub(super) fn exercise_pure(q: &Query) -> Vec<String> {
+    let mut broken = Vec::new();
+    let text_terms = [
+        &q.value,
+        &q.attr_type,
+        &q.category,
+        &q.comment,
+        &q.object_name,
+        &q.object_relation,
+        &q.tags,
+        &q.event_tags,
+        &q.eventinfo,
+    ];
+    for t in text_terms
+        .iter()
+        .flat_map(|t| t.or.iter().chain(&t.and).chain(&t.not))
+    {
+        if !filter::like(t, t) {
+            broken.push(format!("LIKE {t:?} does not match its own text"));
+        }
+    }
+    let value = q.value.map(|p| ValuePat::compile(p));
+    for (pat, term) in value.or.iter().zip(&q.value.or) {
+        if !pat.matches("ip-dst", std::slice::from_ref(term)) {
+            broken.push(format!("value term {term:?} does not match itself"));
+        }
+        if let Some(ip) = pat.index_pattern() {
+            if !filter::like(&ip, term) {
+                broken.push(format!("index pattern {ip:?} misses its term {term:?}"));
+            }
+        }
+    }
+    let orgs = q.org.map(|t| OrgRef::resolve(&[], t));
+    let _ = orgs.eval(|o| o.matches(None));
+    let (start, end) = q.window();
+    if start > end {
+        broken.push(format!("page window {start}..{end} is reversed"));
+    }
+    let _ = (q.impossible(), q.has_attribute_filters(), csv_columns(q));
+    broken
+}
+
 /// Types whose halves hold IP addresses or networks (the store's IP index).
 fn ip_bearing(attr_type: &str) -> bool {
     matches!(
@@ -473,7 +520,11 @@ impl<'a> Plan<'a> {
                 .eval(|p| ev.tags.iter().any(|t| filter::like(p, &t.key())))
             && q.threat_level_id
                 .eval(|t| t.trim() == ev.threat_level_id.to_string())
-            && q.analysis.eval(|t| t.trim() == ev.analysis.to_string());
+            && q.analysis.eval(|t| t.trim() == ev.analysis.to_string())
+            // Exercise data never feeds an indicator export by accident.
+            && (q.include_exercise
+                || q.format == Format::Json
+                || !crate::policy::is_exercise(ev));
         base && match q.scope {
             Scope::Events => {
                 q.distribution

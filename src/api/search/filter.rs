@@ -502,6 +502,9 @@ pub struct Query {
     pub with_attachments: bool,
     pub include_context: bool,
     pub headerless: bool,
+    /// `includeExercise`: exercise events (see [`crate::policy::is_exercise`])
+    /// are left out of the indicator formats (csv, text) unless asked for.
+    pub include_exercise: bool,
     pub sg_reference_only: bool,
     pub requested_attributes: Option<Vec<String>>,
     pub requested_obj_attributes: Option<Vec<String>>,
@@ -614,6 +617,7 @@ impl Query {
             with_attachments: flag(get("withAttachments")) || flag(get("includeAttachments")),
             include_context: flag(get("includeContext")),
             headerless: flag(get("headerless")),
+            include_exercise: flag(get("includeExercise")),
             sg_reference_only: flag(get("sgReferenceOnly")),
             requested_attributes: string_list(get("requested_attributes")),
             requested_obj_attributes: string_list(get("requested_obj_attributes")),

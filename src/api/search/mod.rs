@@ -131,6 +131,36 @@ fn request_filters(
     Ok(filters)
 }
 
+/// The store-free front of a restSearch request, exactly as [`search`] runs it:
+/// the body read as the handler reads it (blank = `{}`, `{"request": …}`
+/// unwrapped, named parameters added), [`Query::parse`], then what the engine
+/// derives from the query before touching the store (value patterns, CIDR and IP
+/// forms, `LIKE` matching, the page window).
+///
+/// Public only for the fuzz target `fuzz/fuzz_targets/search_filter.rs` (the
+/// fuzz crate is outside this crate and cannot reach the private parser); not
+/// an API for anything else. `Err` is the 400 message a client would get; `Ok`
+/// lists the engine invariants the query broke (see `engine::exercise_pure`),
+/// none normally. The fuzzer checks that no input panics and none breaks one.
+#[doc(hidden)]
+pub fn fuzz_parse_request(
+    attributes: bool,
+    path_format: Option<&str>,
+    named: Option<&NamedParams>,
+    body: &[u8],
+    now: u64,
+) -> Result<Vec<String>, String> {
+    let body = RawBody(Bytes::copy_from_slice(body));
+    let filters = request_filters(&body, named).map_err(|e| e.to_string())?;
+    let scope = if attributes {
+        Scope::Attributes
+    } else {
+        Scope::Events
+    };
+    let query = Query::parse(scope, &filters, path_format, now)?;
+    Ok(engine::exercise_pure(&query))
+}
+
 async fn search(
     state: AppState,
     caller: Caller,

@@ -1,0 +1,388 @@
+//! Faults of the disk under the store: a full disk, a damaged database, and a
+//! database that silently lost changes it had acknowledged.
+//!
+//! What sled 0.34 does, measured (see `tests/faults.rs`), and what the store
+//! does about it:
+//!
+//! * **Full disk.** A write that cannot reach the disk fails with an I/O error of
+//!   kind `StorageFull`; the store names it [`StoreError::StorageFull`] and the
+//!   API answers 507. sled then refuses every later write with the same error,
+//!   *even once space is free again*: its first I/O error is kept for good (the
+//!   log buffer that failed never becomes stable) and only reopening the
+//!   database clears it. Reads keep working. The store remembers the failure
+//!   ([`Store::check_writable`], which `/healthz` reports as 503) so an
+//!   orchestrator restarts the node; acknowledged writes survive the restart
+//!   (they were fsynced before the answer).
+//! * **Damaged files.** sled returns `Corruption` for some damage, and *panics*
+//!   for other damage (e.g. zeroed pages in the middle of its log:
+//!   "tried to serialize Uninitialized"); both become
+//!   [`StoreError::Damaged`] at open, a one-line error that names the directory
+//!   and the way back (`sluis restore`).
+//! * **Truncation.** sled treats a log cut short as a crash and recovers to the
+//!   last intact record: a `db` file truncated to half opens with half the data,
+//!   truncated to zero opens as a new, empty database — silently. The store
+//!   therefore keeps a *stamp* beside sled's files (`sluis.stamp` in the
+//!   database directory): the highest change sequence it has seen on disk. A
+//!   database that opens with fewer changes than its stamp lost acknowledged
+//!   data and is refused. The stamp is written at most once per
+//!   [`STAMP_EVERY`] (plus at open and at close), so losing only the changes of
+//!   the last second before a crash is not detected this way; it is a fault
+//!   detector, not a defence against someone who can write the directory.
+
+use super::{Store, StoreError};
+use std::cell::{Cell, RefCell};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, Once};
+use std::time::{Duration, Instant};
+
+/// The stamp's file name inside the database directory. sled leaves files it
+/// does not know alone, and `sluis restore` moves the whole directory aside, so
+/// a restored database starts with its own stamp.
+pub const STAMP_FILE: &str = "sluis.stamp";
+
+/// How often, at most, a flush rewrites the stamp (one extra fsync each time).
+pub const STAMP_EVERY: Duration = Duration::from_secs(1);
+
+const STAMP_HEADER: &str = "sluis store stamp v1";
+
+/// Whether a sled error means the disk (or the user's quota) is full.
+pub(crate) fn is_storage_full(e: &sled::Error) -> bool {
+    // sled re-creates the `io::Error` when it hands out its kept error, so the
+    // OS error number is gone and only the kind is left.
+    matches!(e, sled::Error::Io(io) if matches!(
+        io.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    ))
+}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        if is_storage_full(&e) {
+            StoreError::StorageFull(e)
+        } else {
+            StoreError::Sled(e)
+        }
+    }
+}
+
+/// The store's record of disk faults: the stamp, and the first failed flush.
+pub(super) struct Health {
+    stamp: Mutex<Stamped>,
+    /// Set once the open checks passed: only then is the stamp written (a
+    /// database refused at open must keep the stamp that refused it).
+    opened: AtomicBool,
+    /// Why the database stopped taking writes (sled keeps its first I/O error
+    /// until it is reopened).
+    write_failure: Mutex<Option<String>>,
+}
+
+struct Stamped {
+    seq: u64,
+    at: Option<Instant>,
+}
+
+impl Health {
+    pub(super) fn new() -> Self {
+        Health {
+            stamp: Mutex::new(Stamped { seq: 0, at: None }),
+            opened: AtomicBool::new(false),
+            write_failure: Mutex::new(None),
+        }
+    }
+}
+
+fn stamp_path(dir: &Path) -> PathBuf {
+    dir.join(STAMP_FILE)
+}
+
+fn damaged(dir: &Path, detail: impl Into<String>) -> StoreError {
+    StoreError::Damaged {
+        path: dir.to_owned(),
+        detail: detail.into(),
+    }
+}
+
+/// Reads the stamp: `None` if there is none (a new database, or one made
+/// before stamps existed).
+fn read_stamp(dir: &Path) -> Result<Option<u64>, StoreError> {
+    let path = stamp_path(dir);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(damaged(dir, format!("cannot read {}: {e}", path.display()))),
+    };
+    let mut lines = text.lines();
+    let seq = match (lines.next(), lines.next(), lines.next()) {
+        (Some(STAMP_HEADER), Some(l), None) => l
+            .strip_prefix("durable_sequence ")
+            .and_then(|n| n.parse::<u64>().ok()),
+        _ => None,
+    };
+    seq.map(Some).ok_or_else(|| {
+        damaged(
+            dir,
+            format!(
+                "{} is not a store stamp (it was damaged too?); if you are sure the database itself is intact, delete that file to skip this check",
+                path.display()
+            ),
+        )
+    })
+}
+
+/// Writes the stamp atomically (temporary file, fsync, rename): a crash leaves
+/// the old stamp or the new one, and either is a true lower bound.
+fn write_stamp(dir: &Path, seq: u64) -> std::io::Result<()> {
+    let path = stamp_path(dir);
+    let tmp = dir.join(format!("{STAMP_FILE}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(format!("{STAMP_HEADER}\ndurable_sequence {seq}\n").as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path)
+}
+
+thread_local! {
+    /// Set while this thread runs sled under [`quietly`]: its panics are
+    /// captured here instead of printed.
+    static QUIET: Cell<bool> = const { Cell::new(false) };
+    static CAPTURED: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+static HOOK: Once = Once::new();
+
+/// Runs `f`, turning a panic into `Err(message)` without printing it.
+///
+/// sled 0.34 panics on some damaged files instead of returning `Corruption`
+/// (measured: zeroed or overwritten pages in the middle of the `db` file). The
+/// store only reads or opens sled here, and after a panic drops everything sled
+/// built, so no half-updated state is used again. The panic hook is wrapped once
+/// (process-wide, keeping whatever hook was installed) and is silent only on the
+/// thread that is inside `quietly`, so other panics print as before.
+fn quietly<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if QUIET.with(Cell::get) {
+                let at = info
+                    .location()
+                    .map(|l| {
+                        let file = l.file().rsplit('/').next().unwrap_or(l.file());
+                        format!(" at {file}:{}", l.line())
+                    })
+                    .unwrap_or_default();
+                let msg = info
+                    .payload()
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".into());
+                CAPTURED.with(|c| *c.borrow_mut() = Some(format!("{msg}{at}")));
+            } else {
+                previous(info);
+            }
+        }));
+    });
+    let was = QUIET.with(|q| q.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(was));
+    result.map_err(|_| {
+        CAPTURED
+            .with(|c| c.borrow_mut().take())
+            .unwrap_or_else(|| "a panic".into())
+    })
+}
+
+/// Opens sled in `dir`: its corruption errors and panics become
+/// [`StoreError::Damaged`], everything else goes to `classify` (locks, I/O).
+pub(super) fn open_db(
+    config: &sled::Config,
+    dir: &Path,
+    classify: impl FnOnce(sled::Error) -> StoreError,
+) -> Result<sled::Db, StoreError> {
+    match quietly(|| config.open()) {
+        Ok(Ok(db)) => Ok(db),
+        Ok(Err(e @ sled::Error::Corruption { .. })) => {
+            Err(damaged(dir, format!("the storage engine reports {e}")))
+        }
+        Ok(Err(e)) => Err(classify(e)),
+        Err(panic) => Err(damaged(
+            dir,
+            format!("the storage engine failed reading it ({panic})"),
+        )),
+    }
+}
+
+/// Runs the first reads of an opened database (`f`): damage they find, as an
+/// error or a panic, becomes [`StoreError::Damaged`].
+pub(super) fn first_reads<T>(
+    dir: &Path,
+    f: impl FnOnce() -> Result<T, StoreError>,
+) -> Result<T, StoreError> {
+    match quietly(f) {
+        Ok(Ok(x)) => Ok(x),
+        Ok(Err(StoreError::Sled(e @ sled::Error::Corruption { .. }))) => {
+            Err(damaged(dir, format!("the storage engine reports {e}")))
+        }
+        Ok(Err(StoreError::Corrupt { tree, reason })) => Err(damaged(
+            dir,
+            format!("a record in {tree} does not decode: {reason}"),
+        )),
+        Ok(Err(e)) => Err(e),
+        Err(panic) => Err(damaged(
+            dir,
+            format!("the storage engine failed reading it ({panic})"),
+        )),
+    }
+}
+
+impl Store {
+    /// The check at open, before anything is written: a database that holds
+    /// fewer changes than its stamp (or none at all, while a stamp says it was
+    /// made) lost data it had on disk — truncated or damaged — and is refused.
+    pub(super) fn check_intact(&self, fresh: bool) -> Result<(), StoreError> {
+        let Some(stamped) = read_stamp(&self.path)? else {
+            return Ok(());
+        };
+        let last = self.last_sequence()?;
+        let detail = if fresh {
+            format!(
+                "it opens as a new, empty database, but {} says it held changes up to {stamped}: its files were truncated or replaced",
+                stamp_path(&self.path).display()
+            )
+        } else if last < stamped {
+            format!(
+                "it holds changes up to {last}, but changes up to {stamped} had reached the disk before ({}): its files were truncated or damaged",
+                stamp_path(&self.path).display()
+            )
+        } else {
+            return Ok(());
+        };
+        Err(damaged(&self.path, detail))
+    }
+
+    /// Marks the open checks passed and stamps what recovery found.
+    pub(super) fn opened(&self, seq: u64) {
+        self.health.opened.store(true, Ordering::Release);
+        self.stamp(seq, true);
+    }
+
+    /// Moves the stamp to `seq` (a sequence known to be on disk), at most once
+    /// per [`STAMP_EVERY`] unless `now`. A failure is logged, not returned: the
+    /// stamp only detects damage, and a full disk must not fail a write that
+    /// sled already made durable.
+    pub(super) fn stamp(&self, seq: u64, now: bool) {
+        if !self.health.opened.load(Ordering::Acquire) {
+            return;
+        }
+        // A concurrent flush is stamping: this one's sequence is covered by the
+        // next stamp.
+        let Ok(mut s) = self.health.stamp.try_lock() else {
+            return;
+        };
+        let due = now || s.at.is_none_or(|t| t.elapsed() >= STAMP_EVERY);
+        if seq <= s.seq && s.at.is_some() || !due {
+            return;
+        }
+        match write_stamp(&self.path, seq) {
+            Ok(()) => {
+                s.seq = seq;
+                s.at = Some(Instant::now());
+            }
+            Err(e) => {
+                // Retried at the next flush after STAMP_EVERY, not at every one.
+                s.at = Some(Instant::now());
+                tracing::warn!(error = %e, path = %stamp_path(&self.path).display(), "cannot write the store's stamp");
+            }
+        }
+    }
+
+    /// Records that a flush failed: sled keeps its first I/O error, so every
+    /// later write fails too until the database is reopened.
+    pub(super) fn flush_failed(&self, e: sled::Error) -> StoreError {
+        if let Ok(mut f) = self.health.write_failure.lock() {
+            if f.is_none() {
+                tracing::error!(error = %e, path = %self.path.display(), "the database stopped taking writes; a restart is needed once the disk is healthy");
+                *f = Some(e.to_string());
+            }
+        }
+        StoreError::from(e)
+    }
+
+    /// Whether the database still takes writes. Once a write failed to reach
+    /// the disk, sled refuses writes until it is reopened, however much space
+    /// is freed: this then answers [`StoreError::Unwritable`], and the node
+    /// reports itself unhealthy so it is restarted. Otherwise it flushes (cheap
+    /// when nothing is pending), which is how a failure of sled's background
+    /// flush is noticed.
+    pub fn check_writable(&self) -> Result<(), StoreError> {
+        let recorded = || {
+            self.health
+                .write_failure
+                .lock()
+                .ok()
+                .and_then(|f| f.clone())
+        };
+        if recorded().is_none() {
+            // A failure here is recorded by `flush`.
+            let _ = self.flush();
+        }
+        match recorded() {
+            None => Ok(()),
+            Some(reason) => Err(StoreError::Unwritable {
+                path: self.path.clone(),
+                reason,
+            }),
+        }
+    }
+}
+
+impl Drop for Store {
+    /// Stamps the last sequence known durable. sled flushes once more as it
+    /// closes; those changes are stamped at the next open.
+    fn drop(&mut self) {
+        let seq = *self.durable.borrow();
+        self.stamp(seq, true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_under_quietly_is_an_error_and_later_panics_still_unwind() {
+        let r: Result<(), String> = quietly(|| panic!("tried to serialize Uninitialized"));
+        let msg = r.unwrap_err();
+        assert!(
+            msg.starts_with("tried to serialize Uninitialized at health.rs:"),
+            "{msg}"
+        );
+        assert!(!QUIET.with(Cell::get), "quiet mode ends with the call");
+        assert!(std::panic::catch_unwind(|| panic!("ordinary")).is_err());
+    }
+
+    #[test]
+    fn stamps_round_trip_and_garbage_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_stamp(dir.path()).unwrap(), None);
+        write_stamp(dir.path(), 42).unwrap();
+        assert_eq!(read_stamp(dir.path()).unwrap(), Some(42));
+        std::fs::write(stamp_path(dir.path()), "durable_sequence 9\n").unwrap();
+        let e = read_stamp(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("is not a store stamp"), "{e}");
+    }
+
+    #[test]
+    fn a_database_behind_its_stamp_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("db");
+        drop(Store::open(&db, Default::default()).unwrap());
+        write_stamp(&db, 7).unwrap();
+        let e = Store::open(&db, Default::default()).err().unwrap();
+        assert!(matches!(e, StoreError::Damaged { .. }), "{e}");
+        assert!(e.to_string().contains("changes up to 7"), "{e}");
+        // The refused open left the stamp as it was.
+        assert_eq!(read_stamp(&db).unwrap(), Some(7));
+    }
+}

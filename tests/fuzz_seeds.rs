@@ -1,0 +1,383 @@
+//! Writes the seed corpora of the fuzz targets (`fuzz/`, see docs/fuzzing.md):
+//! not a test of its own, so it is ignored unless asked for. `scripts/fuzz` runs
+//!
+//! ```text
+//! cargo test --test fuzz_seeds -- --ignored
+//! ```
+//!
+//! which writes `fuzz/corpus/<target>/seed-*` (or under `$SLUIS_FUZZ_CORPUS`) from
+//! the MISP samples in `../shared/data` and from generated events. Nothing of the
+//! corpus is committed: it is rebuilt here, and the sealed seeds need the fuzz
+//! targets' fixed key, which this file shares with them (`fuzz_targets/common`).
+
+#[path = "../fuzz/fuzz_targets/common/mod.rs"]
+mod fuzz_common;
+
+use ed25519_dalek::pkcs8::{spki::der::pem::LineEnding, EncodePrivateKey};
+use fuzz_common::*;
+use serde_json::{json, Value};
+use sluis::fed::wire::{end_line, record_line, PageEnd, RecordKind, Rejection, Report};
+use sluis::model::event::Wrapped;
+use sluis::model::parse::parse_event;
+use sluis::model::validate::validate_event;
+use sluis::model::{Event, Org, Sighting};
+use sluis::seal::{seal_event_at, verify_event, NodeKey, SealedSighting, Tombstone, TombstoneKind};
+use sluis::testdata::generated_event_json;
+use std::path::{Path, PathBuf};
+use uuid::Uuid;
+
+fn shared_data() -> PathBuf {
+    std::env::var_os("SLUIS_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
+}
+
+/// The node key with the fixed seed: written as PKCS#8 (0600) and loaded the
+/// way a node loads its key, so this needs no test-only constructor.
+fn node_key(seed: &[u8; 32], dir: &Path) -> NodeKey {
+    let pem = ed25519_dalek::SigningKey::from_bytes(seed)
+        .to_pkcs8_pem(LineEnding::LF)
+        .unwrap();
+    let path = dir.join(format!("key-{}.pem", seed[11]));
+    std::fs::write(&path, pem.as_bytes()).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    NodeKey::load(&path).unwrap()
+}
+
+struct Corpus {
+    root: PathBuf,
+    written: usize,
+}
+
+impl Corpus {
+    fn put(&mut self, target: &str, name: &str, bytes: &[u8]) {
+        let dir = self.root.join(target);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("seed-{name}")), bytes).unwrap();
+        self.written += 1;
+    }
+}
+
+fn wrapped(ev: &Event) -> Vec<u8> {
+    serde_json::to_vec(&Wrapped { event: ev }).unwrap()
+}
+
+#[test]
+#[ignore = "writes the fuzz seed corpora; run by scripts/fuzz"]
+fn write_fuzz_seeds() {
+    let root = std::env::var_os("SLUIS_FUZZ_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus"));
+    let mut c = Corpus { root, written: 0 };
+    let keys = tempfile::tempdir().unwrap();
+    let key = node_key(&KEY_SEED, keys.path());
+    let windowed = node_key(&WINDOWED_KEY_SEED, keys.path());
+    let revoked = node_key(&REVOKED_KEY_SEED, keys.path());
+
+    // --- the documents: every MISP sample, generated events, the other shapes.
+    let mut docs: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(shared_data().join("misp-samples"))
+        .expect("the MISP samples (set SLUIS_SHARED_DATA)")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    for f in &files {
+        let name = f.file_stem().unwrap().to_string_lossy().into_owned();
+        docs.push((name, std::fs::read(f).unwrap()));
+    }
+    for (seed, n) in [(1u64, 0usize), (2, 1), (3, 3), (4, 12)] {
+        let v = generated_event_json(seed, n);
+        docs.push((
+            format!("generated-{seed}-{n}"),
+            serde_json::to_vec(&v).unwrap(),
+        ));
+    }
+    let small = json!({"info": "x", "uuid": "5c1b1cc1-0000-4000-8000-000000000001",
+        "date": "2024-02-29", "threat_level_id": "2", "analysis": "1", "distribution": "1",
+        "Attribute": [{"type": "ip-dst|port", "value": "2001:DB8::1|443", "category": "Network activity",
+            "to_ids": "1", "first_seen": "2024-02-29T10:00:00.123456+01:00",
+            "Tag": [{"name": "tlp:green"}]}],
+        "Object": [{"name": "domain-ip", "meta-category": "network", "uuid": "5c1b1cc1-0000-4000-8000-0000000000a1",
+            "Attribute": [{"type": "domain", "object_relation": "domain", "value": "Example.COM."}],
+            "ObjectReference": [{"referenced_uuid": "5c1b1cc1-0000-4000-8000-000000000001",
+                "relationship_type": "related-to"}]}],
+        "EventReport": [{"name": "r", "content": "# note"}],
+        "Tag": [{"name": "misp-galaxy:threat-actor=\"X\"", "local": false}]});
+    for (name, v) in [
+        ("shape-bare", small.clone()),
+        ("shape-wrapped", json!({"Event": small})),
+        ("shape-request", json!({"request": {"Event": small}})),
+        (
+            "shape-response",
+            json!({"response": [{"Event": small}, {"Event": {"info": "y"}}]}),
+        ),
+        ("shape-list", json!([{"Event": small}])),
+        (
+            "shape-index",
+            json!([{"id": "1", "info": "row", "uuid": "5c1b1cc1-0000-4000-8000-000000000001"}]),
+        ),
+    ] {
+        docs.push((name.into(), serde_json::to_vec(&v).unwrap()));
+    }
+    for (name, bytes) in &docs {
+        c.put("misp_event", name, bytes);
+    }
+
+    // --- sealed records: the events as their origin seals them.
+    let mut sealed: Vec<(String, Event)> = Vec::new();
+    for (name, bytes) in &docs {
+        let Ok(mut ev) = parse_event(bytes, MAX_BYTES) else {
+            continue;
+        };
+        if validate_event(&mut ev, SIGNED_AT).is_err() {
+            continue;
+        }
+        seal_event_at(&mut ev, &key, ORG, SIGNED_AT).unwrap();
+        verify_event(&ev, trust(), NOW).unwrap();
+        sealed.push((name.clone(), ev));
+    }
+    assert!(sealed.len() >= 15, "only {} documents sealed", sealed.len());
+    for (name, ev) in &sealed {
+        c.put("seal_verify", &format!("event-{name}"), &wrapped(ev));
+    }
+    // Distribution filtering withheld some elements: still verifies.
+    let (_, big) = sealed.iter().find(|(_, e)| e.attributes.len() > 3).unwrap();
+    let mut part = big.clone();
+    part.attributes.truncate(2);
+    part.objects.truncate(1);
+    verify_event(&part, trust(), NOW).unwrap();
+    c.put("seal_verify", "event-withheld", &wrapped(&part));
+    // The other keys: out of window, revoked; and an unsealed event.
+    let (_, base) = sealed.iter().find(|(n, _)| n == "shape-wrapped").unwrap();
+    for (name, k, org) in [
+        ("windowed", &windowed, WINDOWED_ORG),
+        ("revoked", &revoked, REVOKED_ORG),
+    ] {
+        let mut e = base.clone();
+        seal_event_at(&mut e, k, org, SIGNED_AT).unwrap();
+        assert!(verify_event(&e, trust(), NOW).is_err());
+        c.put("seal_verify", &format!("event-{name}"), &wrapped(&e));
+        let mut e = base.clone();
+        seal_event_at(&mut e, k, org, WINDOW.0 + 10).unwrap();
+        c.put("seal_verify", &format!("event-{name}-early"), &wrapped(&e));
+    }
+    let mut unsealed = base.clone();
+    unsealed.seal = None;
+    c.put("seal_verify", "event-unsealed", &wrapped(&unsealed));
+
+    let ev_uuid = base.uuid;
+    let tombstones = [
+        Tombstone::seal(TombstoneKind::EventDeleted, ev_uuid, SIGNED_AT, &key, ORG).unwrap(),
+        Tombstone::seal(
+            TombstoneKind::TagRemoved {
+                tag: "tlp:green".into(),
+                element_uuid: base.attributes[0].uuid,
+            },
+            ev_uuid,
+            SIGNED_AT,
+            &key,
+            ORG,
+        )
+        .unwrap(),
+        Tombstone::seal(
+            TombstoneKind::EventDeleted,
+            ev_uuid,
+            SIGNED_AT,
+            &revoked,
+            REVOKED_ORG,
+        )
+        .unwrap(),
+    ];
+    let sighting = Sighting {
+        id: Some(7),
+        attribute_id: Some(8),
+        event_id: Some(9),
+        date_sighting: SIGNED_AT,
+        uuid: Uuid::from_u128(0x5c1b_f022_0000_4000_8000_0000_0000_5151),
+        source: "sensor-1".into(),
+        kind: 0,
+        org: Some(Org {
+            id: Some(2),
+            name: "CERT-B".into(),
+            uuid: Uuid::from_u128(0xb),
+            local: false,
+        }),
+        attribute_uuid: base.attributes[0].uuid,
+    };
+    let sightings = [
+        SealedSighting::seal(&sighting, ev_uuid, &key, ORG).unwrap(),
+        SealedSighting::seal(
+            &Sighting {
+                org: None,
+                kind: 1,
+                ..sighting.clone()
+            },
+            ev_uuid,
+            &windowed,
+            WINDOWED_ORG,
+        )
+        .unwrap(),
+    ];
+    for (i, t) in tombstones.iter().enumerate() {
+        c.put(
+            "seal_verify",
+            &format!("tombstone-{i}"),
+            &serde_json::to_vec(t).unwrap(),
+        );
+    }
+    for (i, s) in sightings.iter().enumerate() {
+        c.put(
+            "seal_verify",
+            &format!("sighting-{i}"),
+            &serde_json::to_vec(s).unwrap(),
+        );
+    }
+
+    // --- federation pages: records of each kind, an end line; reports.
+    let mut page = Vec::new();
+    let mut seq = 40u64;
+    let mut line = |kind: RecordKind, json: &[u8], page: &mut Vec<u8>| {
+        seq += 1;
+        page.extend_from_slice(&record_line(seq, kind, json));
+    };
+    for (_, ev) in sealed.iter().filter(|(_, e)| wrapped(e).len() < 16 * 1024) {
+        line(RecordKind::Event, &wrapped(ev), &mut page);
+    }
+    line(RecordKind::Event, &wrapped(&part), &mut page);
+    for t in &tombstones {
+        line(
+            RecordKind::Tombstone,
+            &serde_json::to_vec(t).unwrap(),
+            &mut page,
+        );
+    }
+    for s in &sightings {
+        line(
+            RecordKind::Sighting,
+            &serde_json::to_vec(s).unwrap(),
+            &mut page,
+        );
+    }
+    page.extend_from_slice(br#"{"seq":99,"kind":"casefile","record":{"x":1}}"#);
+    page.push(b'\n');
+    page.extend_from_slice(&end_line(PageEnd {
+        last_seq: 99,
+        more: false,
+        head: 120,
+    }));
+    c.put("fed_page", "page", &page);
+    // Each line alone too: small inputs mutate faster.
+    for (i, l) in page
+        .split(|&b| b == b'\n')
+        .filter(|l| l.len() < 4096)
+        .enumerate()
+    {
+        c.put("fed_page", &format!("line-{i}"), l);
+    }
+    let report = Report {
+        after: 40,
+        cursor: 99,
+        accepted: 7,
+        rejected: vec![
+            Rejection {
+                seq: 44,
+                kind: "event".into(),
+                event: Some(ev_uuid),
+                reason: "seal: signing key 0123456789abcdef is revoked".into(),
+            },
+            Rejection {
+                seq: 0,
+                kind: "unknown".into(),
+                event: None,
+                reason: "undecodable line: malformed line: EOF".into(),
+            },
+        ],
+        rejected_total: 2,
+    };
+    c.put("fed_page", "report", &serde_json::to_vec(&report).unwrap());
+    c.put(
+        "fed_page",
+        "report-empty",
+        br#"{"after":0,"cursor":0,"accepted":0}"#,
+    );
+
+    // --- restSearch requests: path line, body.
+    let searches: &[(&str, Value)] = &[
+        ("/events/restSearch", json!({})),
+        (
+            "/events/restSearch",
+            json!({"returnFormat": "json", "value": "8.8.8.8", "limit": 10, "page": 2}),
+        ),
+        (
+            "/attributes/restSearch",
+            json!({"request": {"type": ["ip-dst", "ip-src"], "to_ids": 1}}),
+        ),
+        (
+            "/attributes/restSearch/csv",
+            json!({"value": "%.example.com", "requested_attributes": ["value", "type"], "includeContext": true, "headerless": "1"}),
+        ),
+        (
+            "/attributes/restSearch/text",
+            json!({"value": {"OR": ["10.0.0.0/8", "2001:DB8:0::1"], "NOT": ["10.1.0.0/16"]}}),
+        ),
+        (
+            "/events/restSearch",
+            json!({"tags": "tlp:green&&!tlp:red", "event_tags": ["%apt%"], "org": ["CIRCL", "1", "5c1b1cc1-0000-4000-8000-000000000001"]}),
+        ),
+        (
+            "/events/restSearch",
+            json!({"timestamp": ["30d", ""], "publish_timestamp": "1h", "last": "5m", "event_timestamp": [1700000000, "2024-01-01T00:00:00+02:00"]}),
+        ),
+        (
+            "/attributes/restSearch",
+            json!({"from": "2024-02-29", "to": 1709164800.5, "attribute_timestamp": "2023-12-31", "deleted": [0, 1]}),
+        ),
+        (
+            "/events/restSearch",
+            json!({"searchall": "ransom", "quickFilter": "Emotet", "published": [true, false], "metadata": "true"}),
+        ),
+        (
+            "/events/restSearch",
+            json!({"searchall": 1, "value": "evil", "eventinfo": "%phish%", "threat_level_id": [1, 2], "analysis": "2", "distribution": {"NOT": [0]}}),
+        ),
+        (
+            "/attributes/restSearch",
+            json!({"category": "Network activity", "comment": "%c2%", "object_name": "file", "object_relation": "sha256", "uuid": "5c1b1cc1-0000-4000-8000-000000000001"}),
+        ),
+        (
+            "/events/restSearch",
+            json!({"eventid": ["1", "2"], "event_id": "!3", "sharinggroup": "1", "includeEventTags": 1, "includeEventUuid": "1", "includeSightings": true, "withAttachments": 0, "sgReferenceOnly": 1}),
+        ),
+        (
+            "/attributes/restSearch",
+            json!({"requested_attributes": "value,type,,uuid", "requested_obj_attributes": ["name"], "returnFormat": "csv"}),
+        ),
+        ("/attributes/restSearch/type:ip-dst/to_ids:1", json!(null)),
+        (
+            "/events/restSearch.json/limit:5/page:3",
+            json!({"value": "a%b%c"}),
+        ),
+        ("/events/restSearch", json!({"returnFormat": "stix2"})),
+        (
+            "/events/restSearch",
+            json!({"timestamp": "5x", "from": "someday", "limit": -1, "page": 1e300}),
+        ),
+        (
+            "/attributes/restSearch",
+            json!({"value": ["%", "%%", "!%", "&&", "!"], "tags": {"AND": ["a", ["b", ["c"]]], "or": 1.5}}),
+        ),
+    ];
+    for (i, (path, body)) in searches.iter().enumerate() {
+        let mut bytes = format!("{path}\n").into_bytes();
+        if !body.is_null() {
+            bytes.extend_from_slice(&serde_json::to_vec(body).unwrap());
+        }
+        c.put("search_filter", &format!("{i:02}"), &bytes);
+    }
+    eprintln!("{} seeds written under {}", c.written, c.root.display());
+}
