@@ -12,7 +12,13 @@
 //! |---|---|
 //! | [`audit`] | the audit log: append-only JSON lines, hash-chained, checkpoints signed by the node key, `sluis audit verify` |
 //! | [`cli`] | the `sluis` subcommands (`import`, `export`, …) as library functions |
-//! | [`fed`] | federation endpoints under `/fed/v1/`: client certificate → exactly one configured peer, TLS reload (CRLs) |
+//! | [`fed`] | federation endpoints under `/fed/v1/`: client certificate → exactly one configured peer, the streamed changes feed, notify, report; TLS reload (CRLs) |
+//! | [`sync`] | pulling partners' feeds (verify, store, fsync, cursor, report back), push notification, per-peer state and metrics, `sluis peers` |
+//! | [`support`] | incident-support exchange between CERTs: sealed case records, audience rules, webhook and overdue scan |
+//! | [`policy`] | pure decisions: visibility, roles, federation outbound filtering and downgrades, exercise data |
+//! | [`seal`] | node keys, RFC 8785 canonical JSON, seals of events, sightings, tombstones and case records, the trust list |
+//! | [`api`] | the MISP-compatible HTTPS API (one file per route group), `/support/…`, `/admin/…`, `/healthz`, `/metrics` |
+//! | [`server`] | the accept loop: connection cap, handshake/header/request deadlines, graceful drain |
 //! | [`export`] | output formats: MISP JSON, CSV (MISP's columns), text |
 //! | [`config`] | the TOML configuration, defaults and validation with clear errors |
 //! | [`store`] | sled trees, atomic writes, indexes, change log, lookups, correlation |
