@@ -274,9 +274,10 @@ fn get_with(
     path: &str,
     headers: &[(&str, &str)],
 ) -> (u16, Option<u64>, serde_json::Value) {
-    let mut req = client
-        .get(format!("{}{path}", node.url))
-        .header("Authorization", key);
+    let mut req = client.get(format!("{}{path}", node.url));
+    if !key.is_empty() {
+        req = req.header("Authorization", key);
+    }
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -447,4 +448,259 @@ fn forwarded_for_is_honoured_from_a_trusted_proxy() {
     assert_eq!(get_with(&client, &node, "bad", "/events/index", &other).0, 403);
     assert_eq!(get_with(&client, &node, &node.admin_key, "/users/view/me", &[]).0, 200);
     assert_eq!(get_with(&client, &node, &node.admin_key, "/users/view/me", &via).0, 429);
+}
+
+/// Node `cert-a` with two peers, `cert-b` and `cert-c` (neither pulled from nor
+/// pushed to), and `limits` in its `[limits]`.
+fn node_with_peers(limits: &str) -> RunningNode {
+    let limits = limits.to_owned();
+    RunningNode::start_with("cert-a", "CERT-A", move |t| {
+        for name in ["cert-b", "cert-c"] {
+            let key = sluis::seal::NodeKey::generate().unwrap().public_key_b64();
+            t.push_str(&peer_table(name, "https://127.0.0.1:1", uuid::Uuid::new_v4(), &key, None));
+            t.push_str("pull = false\npush = false\n");
+        }
+        t.push_str("\n[limits]\n");
+        t.push_str(&limits);
+    })
+}
+
+/// A client presenting a certificate for `name` from the node's CA.
+fn peer_client(node: &RunningNode, name: &str) -> reqwest::blocking::Client {
+    let c = sluis::tls::Ca::load(node.dir.path())
+        .unwrap()
+        .issue_client_cert(name)
+        .unwrap();
+    mtls_client(&node.ca_pem, Some((&c.cert_pem, &c.key_pem)))
+}
+
+#[test]
+fn a_peer_over_its_rate_gets_429_and_another_peer_does_not() {
+    let node = node_with_peers("peer_rate_per_sec = 1\npeer_rate_burst = 2\n");
+    let b = peer_client(&node, "cert-b");
+    let (before, retry, body) =
+        until_limited(50, || get_with(&b, &node, "", "/fed/v1/hello", &[]));
+    assert!(before.len() >= 2 && before.iter().all(|s| *s == 200), "{before:?}");
+    let retry = retry.expect("a 429 without Retry-After");
+    assert!((1..=2).contains(&retry), "Retry-After {retry}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("rate limit exceeded for peer cert-b"), "{body}");
+    assert_eq!(body["url"], "/fed/v1/hello");
+    let c = peer_client(&node, "cert-c");
+    let (s, _, v) = get_with(&c, &node, "", "/fed/v1/hello", &[]);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["peer"], "cert-c");
+    let recs = audit_records(&node);
+    let denied = denials(&recs, "rate limit (peer)");
+    assert!(!denied.is_empty(), "no denial recorded");
+    assert_eq!(denied[0]["actor"], "cert-b");
+    assert_eq!(denied[0]["request"], "GET /fed/v1/hello");
+    assert!(metric(&node, "sluis_rate_limited_total{limit=\"peer\"}") >= 1);
+    // A peer's limit is not an authentication failure.
+    assert_eq!(metric(&node, "sluis_fed_auth_failures_total"), 0);
+}
+
+/// The record and end lines of a changes page.
+fn page_lines(text: &str) -> (usize, serde_json::Value) {
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (end, records) = lines.split_last().expect("an empty page");
+    assert!(records.iter().all(|r| r["seq"].is_u64()), "{text}");
+    (records.len(), end["end"].clone())
+}
+
+#[test]
+fn feed_pages_and_open_feeds_are_capped_per_peer() {
+    let node = node_with_peers("header_timeout_secs = 1\n");
+    let max = sluis::fed::changes::MAX_LIMIT as u64;
+    // More shareable changes than one page may hold.
+    for seed in 0..=max + 4 {
+        let raw = serde_json::to_vec(&generated_event(seed, 1)).unwrap();
+        let mut ev = sluis::model::parse::parse_event(&raw, 1 << 20).unwrap();
+        ev.published = true;
+        ev.distribution = 3;
+        ev.seal = None;
+        node.state
+            .store
+            .put_event(ev, sluis::store::Durability::Deferred)
+            .unwrap();
+    }
+    node.state.store.flush().unwrap();
+    let b = peer_client(&node, "cert-b");
+    let page = |query: &str| {
+        let r = b
+            .get(format!("{}/fed/v1/changes?{query}", node.url))
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        page_lines(&r.text().unwrap())
+    };
+    let (n, end) = page("after=0&limit=1000000");
+    assert_eq!(n as u64, max, "a page larger than MAX_LIMIT");
+    assert_eq!(end["more"], true, "{end}");
+    let (n, _) = page("after=0&limit=0");
+    assert_eq!(n, 1);
+
+    // Two long-polls held open (longer than the idle deadline: in flight, so
+    // not cut off), then a third feed is refused.
+    let url = format!("{}/fed/v1/changes?after=1000000000&wait=4", node.url);
+    let polls: Vec<_> = (0..2)
+        .map(|_| {
+            let (b, url) = (b.clone(), url.clone());
+            std::thread::spawn(move || {
+                let started = Instant::now();
+                let r = b.get(url).send().unwrap();
+                let status = r.status().as_u16();
+                let text = r.text().unwrap();
+                (status, text, started.elapsed())
+            })
+        })
+        .collect();
+    let mut third = None;
+    let refused = eventually(Duration::from_secs(3), || {
+        let r = b
+            .get(format!("{}/fed/v1/changes?after=1000000000&wait=0", node.url))
+            .send()
+            .unwrap();
+        let status = r.status().as_u16();
+        third = Some(r.text().unwrap());
+        status == 429
+    });
+    assert!(refused, "a third feed was served: {third:?}");
+    assert!(third.unwrap().contains("at most 2 changes feeds"));
+    for p in polls {
+        let (status, text, took) = p.join().unwrap();
+        assert_eq!(status, 200, "{text}");
+        assert_eq!(page_lines(&text).0, 0);
+        assert!(took >= Duration::from_secs(3), "a long-poll ended after {took:?}");
+    }
+}
+
+#[test]
+fn hostile_search_paging_is_answered_not_failed() {
+    // restSearch's `limit` is not capped, as in MISP (a search without one
+    // returns every match); answers stream with flat memory. What must hold is
+    // that no paging value breaks the arithmetic.
+    let node = RunningNode::start("localhost", "CERT-A");
+    for i in 0..3 {
+        let (s, v, _) = node.post(
+            &node.admin_key,
+            "/events/add",
+            &serde_json::json!({"info": format!("paging {i}"), "distribution": "0"}),
+        );
+        assert_eq!(s, 200, "{v}");
+    }
+    let max = u64::MAX;
+    for (filter, rows) in [
+        (serde_json::json!({"limit": max, "page": max}), 0),
+        (serde_json::json!({"limit": max, "page": 1}), 3),
+        (serde_json::json!({"limit": 2, "page": max}), 0),
+        (serde_json::json!({"limit": "18446744073709551616", "page": "99999999999999999999"}), 3),
+        (serde_json::json!({"limit": -1, "page": -5}), 3),
+        (serde_json::json!({"limit": 1e300, "page": 1e300}), 0),
+        (serde_json::json!({"limit": 2, "page": 2}), 1),
+    ] {
+        let (s, v, h) = node.post(&node.admin_key, "/events/restSearch", &filter);
+        assert_eq!(s, 200, "{filter}: {v}");
+        assert_eq!(v["response"].as_array().unwrap().len(), rows, "{filter}: {v}");
+        assert_eq!(h["x-result-count"], "3", "{filter}");
+    }
+    let (s, v) = node.get(
+        &node.admin_key,
+        &format!("/events/index?limit={max}&page={max}"),
+    );
+    assert_eq!((s, v.as_array().map(Vec::len)), (200, Some(0)), "{v}");
+}
+
+#[test]
+fn the_federation_client_follows_no_redirect() {
+    // A genuine peer certificate on a server that answers with a redirect to
+    // somewhere else (a trap that only counts connections).
+    let ca = tempfile::tempdir().unwrap();
+    let init = |name: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let report = sluis::node::init(&sluis::node::InitOptions {
+            dir: dir.path().to_owned(),
+            name: name.into(),
+            org: name.to_uppercase(),
+            org_uuid: None,
+            listen: "127.0.0.1:0".into(),
+            ca_dir: Some(ca.path().to_owned()),
+        })
+        .unwrap();
+        (dir, report.config)
+    };
+    let (m_dir, m_config) = init("cert-m");
+    let (b_dir, b_config) = init("cert-b");
+    let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    trap.set_nonblocking(true).unwrap();
+    let elsewhere = format!("https://{}/fed/v1/hello", trap.local_addr().unwrap());
+    let m_tls = sluis::tls::server_config(
+        &m_dir.path().join("node.crt"),
+        &m_dir.path().join("node.key"),
+        &m_dir.path().join("ca.crt"),
+        &[],
+        sluis::tls::ClientAuth::Required,
+    )
+    .unwrap();
+    let target = elsewhere.clone();
+    let app = axum::Router::new().route(
+        "/fed/v1/hello",
+        axum::routing::get(move || {
+            let target = target.clone();
+            async move { axum::response::Redirect::temporary(&target) }
+        }),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let m_url = format!("https://{}", listener.local_addr().unwrap());
+    listener.set_nonblocking(true).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.spawn(async move {
+        let l = tokio::net::TcpListener::from_std(listener).unwrap();
+        serve_tls(l, m_tls, app).await;
+    });
+    let m = sluis::config::Config::load(&m_config).unwrap();
+    let mut text = std::fs::read_to_string(&b_config).unwrap();
+    text.push_str(&peer_table(
+        "cert-m",
+        &m_url,
+        m.node.org_uuid.unwrap(),
+        &sluis::seal::NodeKey::load(&m_dir.path().join("signing.key"))
+            .unwrap()
+            .public_key_b64(),
+        None,
+    ));
+    std::fs::write(&b_config, text).unwrap();
+    let b = sluis::config::Config::load(&b_config).unwrap();
+    let b_tls = sluis::tls::client_config(
+        &b_dir.path().join("node.crt"),
+        &b_dir.path().join("node.key"),
+        &b_dir.path().join("ca.crt"),
+    )
+    .unwrap();
+    let trapped = || {
+        let mut n = 0;
+        while trap.accept().is_ok() {
+            n += 1;
+        }
+        n
+    };
+    // The set-up catches a client that follows: reqwest's default does.
+    let following = reqwest::Client::builder()
+        .tls_backend_preconfigured((*b_tls).clone())
+        .build()
+        .unwrap();
+    let _ = rt.block_on(following.get(format!("{m_url}/fed/v1/hello")).send());
+    assert!(
+        eventually(Duration::from_secs(5), || trapped() > 0),
+        "the trap saw no connection from a client that follows redirects"
+    );
+    // The peer client does not.
+    let client = sluis::sync::client::PeerClient::new(b.peer[0].clone(), &b_tls).unwrap();
+    let err = rt.block_on(client.hello()).unwrap_err().to_string();
+    assert!(err.contains("302") || err.contains("307"), "{err}");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(trapped(), 0, "the federation client followed a redirect");
 }
