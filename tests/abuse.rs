@@ -211,7 +211,11 @@ fn request_on(s: &mut Tls, key: &str) -> String {
     s.flush().unwrap();
     let mut out = Vec::new();
     let _ = s.read_to_end(&mut out);
-    String::from_utf8_lossy(&out).lines().next().unwrap_or_default().to_owned()
+    String::from_utf8_lossy(&out)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
 }
 
 #[test]
@@ -234,7 +238,8 @@ fn connections_over_the_cap_are_refused_and_existing_ones_still_work() {
     drop((first, second));
     // Their slots free up once the node sees them closed.
     assert!(
-        eventually(Duration::from_secs(10), || connect(&node, &[b"http/1.1"]).is_ok()),
+        eventually(Duration::from_secs(10), || connect(&node, &[b"http/1.1"])
+            .is_ok()),
         "no slot came free after the connections closed"
     );
     healthy(&node);
@@ -316,9 +321,13 @@ fn a_key_over_its_rate_gets_429_and_another_key_does_not() {
     let (_, other) = node.org_with_user("CERT-A", 3);
     let client = node.client();
     let admin = node.admin_key.clone();
-    let (before, retry, body) =
-        until_limited(50, || get_with(&client, &node, &admin, "/users/view/me", &[]));
-    assert!(before.len() >= 3 && before.iter().all(|s| *s == 200), "{before:?}");
+    let (before, retry, body) = until_limited(50, || {
+        get_with(&client, &node, &admin, "/users/view/me", &[])
+    });
+    assert!(
+        before.len() >= 3 && before.iter().all(|s| *s == 200),
+        "{before:?}"
+    );
     let retry = retry.expect("a 429 without Retry-After");
     assert!((1..=2).contains(&retry), "Retry-After {retry}");
     assert!(
@@ -343,11 +352,18 @@ fn a_key_over_its_rate_gets_429_and_another_key_does_not() {
     let recs = audit_records(&node);
     let denied = denials(&recs, "rate limit (api_key)");
     assert!(!denied.is_empty(), "no denial recorded");
-    assert!(denied.len() * 3 < refused as usize, "{} records for {refused} refusals", denied.len());
+    assert!(
+        denied.len() * 3 < refused as usize,
+        "{} records for {refused} refusals",
+        denied.len()
+    );
     let admin_email = node.state.store.users().unwrap()[0].email.clone();
     assert_eq!(denied[0]["actor"], admin_email.as_str());
     assert_eq!(denied[0]["request"], "GET /users/view/me");
-    assert!(denied[0]["remote"].as_str().unwrap().starts_with("127.0.0.1:"));
+    assert!(denied[0]["remote"]
+        .as_str()
+        .unwrap()
+        .starts_with("127.0.0.1:"));
     // A refused write is that denial only, not also a refused change.
     let (written, _, _) = until_limited(50, || {
         let r = client
@@ -374,10 +390,17 @@ fn failed_authentications_lock_the_address_out_until_the_allowance_refills() {
     let (before, retry, body) = until_limited(400, || {
         get_with(&client, &node, "not-a-key", "/events/index", &[])
     });
-    assert!(before.len() >= 60 && before.iter().all(|s| *s == 403), "{}", before.len());
+    assert!(
+        before.len() >= 60 && before.iter().all(|s| *s == 403),
+        "{}",
+        before.len()
+    );
     assert_eq!(retry, Some(1));
     assert!(
-        body["message"].as_str().unwrap().contains("failed authentication"),
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("failed authentication"),
         "{body}"
     );
     // Locked: the right key is refused too (it is not even looked at), so a
@@ -395,7 +418,10 @@ fn failed_authentications_lock_the_address_out_until_the_allowance_refills() {
     let locked = denials(&recs, "rate limit (auth_failures)");
     assert!(!locked.is_empty() && locked.len() <= 2, "{locked:#?}");
     assert_eq!(locked[0]["actor"], "unknown");
-    assert_eq!(metric(&node, "sluis_auth_failures_total"), before.len() as u64);
+    assert_eq!(
+        metric(&node, "sluis_auth_failures_total"),
+        before.len() as u64
+    );
     assert!(metric(&node, "sluis_rate_limited_total{limit=\"auth_failures\"}") >= 2);
 }
 
@@ -408,18 +434,39 @@ fn forwarded_for_is_ignored_from_an_untrusted_peer() {
     // A new X-Forwarded-For per try buys nothing: the limit is on the TCP peer.
     let mut statuses = Vec::new();
     for fake in ["203.0.113.1", "203.0.113.2", "203.0.113.3"] {
-        statuses.push(get_with(&client, &node, "bad", "/events/index", &[("X-Forwarded-For", fake)]).0);
+        statuses.push(
+            get_with(
+                &client,
+                &node,
+                "bad",
+                "/events/index",
+                &[("X-Forwarded-For", fake)],
+            )
+            .0,
+        );
     }
     assert_eq!(statuses, [403, 403, 429]);
     let recs = audit_records(&node);
-    let failures: Vec<_> = recs.iter().filter(|r| r["kind"] == "auth_failure").collect();
+    let failures: Vec<_> = recs
+        .iter()
+        .filter(|r| r["kind"] == "auth_failure")
+        .collect();
     assert_eq!(failures.len(), 2);
     for f in failures {
         let remote = f["remote"].as_str().unwrap();
-        assert!(remote.starts_with("127.0.0.1:") && !remote.contains("203.0.113"), "{remote}");
+        assert!(
+            remote.starts_with("127.0.0.1:") && !remote.contains("203.0.113"),
+            "{remote}"
+        );
     }
     // `Forwarded` is never read either.
-    let (s, _, _) = get_with(&client, &node, "bad", "/events/index", &[("Forwarded", "for=198.51.100.9")]);
+    let (s, _, _) = get_with(
+        &client,
+        &node,
+        "bad",
+        "/events/index",
+        &[("Forwarded", "for=198.51.100.9")],
+    );
     assert_eq!(s, 429);
 }
 
@@ -441,13 +488,28 @@ fn forwarded_for_is_honoured_from_a_trusted_proxy() {
     let remote = f["remote"].as_str().unwrap();
     assert!(remote.starts_with("203.0.113.7 via 127.0.0.1:"), "{remote}");
     let d = &denials(&recs, "rate limit (auth_failures)")[0];
-    assert!(d["remote"].as_str().unwrap().starts_with("203.0.113.7 via "), "{d}");
+    assert!(
+        d["remote"]
+            .as_str()
+            .unwrap()
+            .starts_with("203.0.113.7 via "),
+        "{d}"
+    );
     // Another client behind the same proxy has its own allowance, and the
     // proxy's own requests (no header) theirs.
     let other = [("X-Forwarded-For", "203.0.113.8")];
-    assert_eq!(get_with(&client, &node, "bad", "/events/index", &other).0, 403);
-    assert_eq!(get_with(&client, &node, &node.admin_key, "/users/view/me", &[]).0, 200);
-    assert_eq!(get_with(&client, &node, &node.admin_key, "/users/view/me", &via).0, 429);
+    assert_eq!(
+        get_with(&client, &node, "bad", "/events/index", &other).0,
+        403
+    );
+    assert_eq!(
+        get_with(&client, &node, &node.admin_key, "/users/view/me", &[]).0,
+        200
+    );
+    assert_eq!(
+        get_with(&client, &node, &node.admin_key, "/users/view/me", &via).0,
+        429
+    );
 }
 
 /// Node `cert-a` with two peers, `cert-b` and `cert-c` (neither pulled from nor
@@ -457,7 +519,13 @@ fn node_with_peers(limits: &str) -> RunningNode {
     RunningNode::start_with("cert-a", "CERT-A", move |t| {
         for name in ["cert-b", "cert-c"] {
             let key = sluis::seal::NodeKey::generate().unwrap().public_key_b64();
-            t.push_str(&peer_table(name, "https://127.0.0.1:1", uuid::Uuid::new_v4(), &key, None));
+            t.push_str(&peer_table(
+                name,
+                "https://127.0.0.1:1",
+                uuid::Uuid::new_v4(),
+                &key,
+                None,
+            ));
             t.push_str("pull = false\npush = false\n");
         }
         t.push_str("\n[limits]\n");
@@ -478,13 +546,18 @@ fn peer_client(node: &RunningNode, name: &str) -> reqwest::blocking::Client {
 fn a_peer_over_its_rate_gets_429_and_another_peer_does_not() {
     let node = node_with_peers("peer_rate_per_sec = 1\npeer_rate_burst = 2\n");
     let b = peer_client(&node, "cert-b");
-    let (before, retry, body) =
-        until_limited(50, || get_with(&b, &node, "", "/fed/v1/hello", &[]));
-    assert!(before.len() >= 2 && before.iter().all(|s| *s == 200), "{before:?}");
+    let (before, retry, body) = until_limited(50, || get_with(&b, &node, "", "/fed/v1/hello", &[]));
+    assert!(
+        before.len() >= 2 && before.iter().all(|s| *s == 200),
+        "{before:?}"
+    );
     let retry = retry.expect("a 429 without Retry-After");
     assert!((1..=2).contains(&retry), "Retry-After {retry}");
     let message = body["message"].as_str().unwrap();
-    assert!(message.contains("rate limit exceeded for peer cert-b"), "{body}");
+    assert!(
+        message.contains("rate limit exceeded for peer cert-b"),
+        "{body}"
+    );
     assert_eq!(body["url"], "/fed/v1/hello");
     let c = peer_client(&node, "cert-c");
     let (s, _, v) = get_with(&c, &node, "", "/fed/v1/hello", &[]);
@@ -561,7 +634,10 @@ fn feed_pages_and_open_feeds_are_capped_per_peer() {
     let mut third = None;
     let refused = eventually(Duration::from_secs(3), || {
         let r = b
-            .get(format!("{}/fed/v1/changes?after=1000000000&wait=0", node.url))
+            .get(format!(
+                "{}/fed/v1/changes?after=1000000000&wait=0",
+                node.url
+            ))
             .send()
             .unwrap();
         let status = r.status().as_u16();
@@ -574,7 +650,10 @@ fn feed_pages_and_open_feeds_are_capped_per_peer() {
         let (status, text, took) = p.join().unwrap();
         assert_eq!(status, 200, "{text}");
         assert_eq!(page_lines(&text).0, 0);
-        assert!(took >= Duration::from_secs(3), "a long-poll ended after {took:?}");
+        assert!(
+            took >= Duration::from_secs(3),
+            "a long-poll ended after {took:?}"
+        );
     }
 }
 
@@ -597,14 +676,21 @@ fn hostile_search_paging_is_answered_not_failed() {
         (serde_json::json!({"limit": max, "page": max}), 0),
         (serde_json::json!({"limit": max, "page": 1}), 3),
         (serde_json::json!({"limit": 2, "page": max}), 0),
-        (serde_json::json!({"limit": "18446744073709551616", "page": "99999999999999999999"}), 3),
+        (
+            serde_json::json!({"limit": "18446744073709551616", "page": "99999999999999999999"}),
+            3,
+        ),
         (serde_json::json!({"limit": -1, "page": -5}), 3),
         (serde_json::json!({"limit": 1e300, "page": 1e300}), 0),
         (serde_json::json!({"limit": 2, "page": 2}), 1),
     ] {
         let (s, v, h) = node.post(&node.admin_key, "/events/restSearch", &filter);
         assert_eq!(s, 200, "{filter}: {v}");
-        assert_eq!(v["response"].as_array().unwrap().len(), rows, "{filter}: {v}");
+        assert_eq!(
+            v["response"].as_array().unwrap().len(),
+            rows,
+            "{filter}: {v}"
+        );
         assert_eq!(h["x-result-count"], "3", "{filter}");
     }
     let (s, v) = node.get(

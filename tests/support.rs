@@ -235,6 +235,57 @@ fn a_case_between_certs_reaches_only_its_audience_and_is_tracked_to_closure() {
     .len()
         >= 3));
 
+    // Unless A shares it: then B holds C's finding, still sealed by C.
+    let finding = cl
+        .node(A)
+        .state
+        .store
+        .case_records(&case)
+        .unwrap()
+        .into_iter()
+        .find(|r| matches!(r.body, Body::Finding { .. }))
+        .unwrap()
+        .uuid;
+    let (s, v, _) = a.post(
+        &a.admin_key,
+        &format!("/support/requests/{case}/share"),
+        &json!({"record": finding}),
+    );
+    assert_eq!(s, 200, "{v}");
+    let (s, v, _) = b.post(
+        &b.admin_key,
+        &format!("/support/requests/{case}/share"),
+        &json!({"record": finding}),
+    );
+    assert_eq!(s, 403, "only the requester shares: {v}");
+    cl.settle(SETTLE);
+    let (s, v) = b.get(&b.admin_key, &format!("/support/requests/{case}"));
+    assert_eq!(s, 200);
+    let shared: Vec<&Value> = v["timeline"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["record"]["type"] == "shared")
+        .collect();
+    assert_eq!(shared.len(), 1, "{v}");
+    assert_eq!(
+        shared[0]["record"]["original"]["author"]["org_uuid"],
+        cl.org(C).to_string()
+    );
+    assert_eq!(
+        shared[0]["record"]["original"]["record"]["text"],
+        "Same loader as in our sector last month"
+    );
+    // C's finding was not shared back to C itself (its author).
+    assert!(!cl
+        .node(C)
+        .state
+        .store
+        .case_records(&case)
+        .unwrap()
+        .iter()
+        .any(|r| matches!(r.body, Body::Shared { .. })));
+
     // A accepts B's offer and moves the case on; B and C see the new status.
     let offer = cl
         .node(A)

@@ -7,6 +7,7 @@
 //! | `GET /support/requests/{uuid}` | one case as a timeline |
 //! | `POST /support/requests/{uuid}/respond` | acknowledge, offer, report a finding, decline |
 //! | `POST /support/requests/{uuid}/status` | the requester moves the case on |
+//! | `POST /support/requests/{uuid}/share` | the requester passes a response on to other CERTs of the case |
 //!
 //! Cases are between CERTs, i.e. between nodes: the callers are users of this
 //! node's own organisation (and site admins); users of other organisations
@@ -34,6 +35,7 @@ pub fn routes() -> Router<AppState> {
         .route("/support/requests/{uuid}", get(view))
         .route("/support/requests/{uuid}/respond", post(respond))
         .route("/support/requests/{uuid}/status", post(status))
+        .route("/support/requests/{uuid}/share", post(share))
 }
 
 impl From<SupportError> for ApiError {
@@ -262,6 +264,82 @@ async fn status(
         &own_name(&state)?,
         next_time(&case),
         case.details().addressed.clone(),
+        b,
+        state.sealer.key(),
+    )?;
+    store_record(&state, rec).await?;
+    let case = load_case(&state, uuid).await?;
+    Ok(Json(case_json(&state, &caller, &case, true).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Share {
+    /// The response to pass on.
+    record: Uuid,
+    /// Peer names or org uuids; by default every CERT of the case but the
+    /// response's author.
+    #[serde(default)]
+    with: Vec<String>,
+}
+
+async fn share(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(uuid): Path<Uuid>,
+    body: RawBody,
+) -> Result<Json<Value>, ApiError> {
+    require_own(&state, &caller)?;
+    caller.require_write()?;
+    let s: Share = parse(&body)?;
+    let case = load_case(&state, uuid).await?;
+    if case.requester() != state.node.org {
+        return Err(ApiError::Forbidden);
+    }
+    let original = case
+        .timeline
+        .iter()
+        .find(|r| r.uuid == s.record && r.body.is_response())
+        .cloned()
+        .ok_or_else(|| ApiError::NotFound("Invalid response".into()))?;
+    let addressed = &case.details().addressed;
+    let audience: Vec<Uuid> = if s.with.is_empty() {
+        addressed
+            .iter()
+            .filter(|o| **o != original.author_org)
+            .copied()
+            .collect()
+    } else {
+        let mut v = Vec::new();
+        for w in &s.with {
+            let org = state
+                .peers
+                .iter()
+                .find(|p| p.name == *w || p.org_uuid.to_string() == *w)
+                .map(|p| p.org_uuid)
+                .filter(|o| addressed.contains(o))
+                .ok_or_else(|| {
+                    ApiError::refused(
+                        "Could not save the support record",
+                        "with",
+                        format!("{w} is not a CERT of this case"),
+                    )
+                })?;
+            v.push(org);
+        }
+        v
+    };
+    let b = Body::Shared {
+        original: Box::new(original),
+    };
+    case.check_new(state.node.org, &b, true)?;
+    let rec = CaseRecord::seal(
+        Uuid::new_v4(),
+        uuid,
+        state.node.org,
+        &own_name(&state)?,
+        next_time(&case),
+        audience,
         b,
         state.sealer.key(),
     )?;

@@ -101,7 +101,11 @@ impl Case {
     pub fn linked_events(&self) -> Vec<Uuid> {
         let mut v = self.details.linked_events.clone();
         for r in &self.timeline {
-            if let Body::Finding { linked_events, .. } = &r.body {
+            let body = match &r.body {
+                Body::Shared { original } => &original.body,
+                b => b,
+            };
+            if let Body::Finding { linked_events, .. } = body {
                 v.extend(linked_events);
             }
         }
@@ -150,8 +154,29 @@ impl Case {
                 .iter()
                 .map(|r| {
                     let mut body = serde_json::to_value(&r.body).unwrap_or(Value::Null);
-                    if let Body::Finding { linked_events, .. } = &r.body {
-                        body["linked_events"] = json!(show(linked_events));
+                    match &r.body {
+                        Body::Finding { linked_events, .. } => {
+                            body["linked_events"] = json!(show(linked_events));
+                        }
+                        Body::Shared { original } => {
+                            let mut inner =
+                                serde_json::to_value(&original.body).unwrap_or(Value::Null);
+                            if let Body::Finding { linked_events, .. } = &original.body {
+                                inner["linked_events"] = json!(show(linked_events));
+                            }
+                            body = json!({
+                                "type": "shared",
+                                "original": {
+                                    "uuid": original.uuid,
+                                    "author": {"org_uuid": original.author_org, "name": original.author_name},
+                                    "created": original.created,
+                                    "record": inner,
+                                    "key_id": original.key_id,
+                                    "signature": original.signature,
+                                },
+                            });
+                        }
+                        _ => {}
                     }
                     json!({
                         "uuid": r.uuid,
@@ -182,6 +207,21 @@ impl Case {
     ) -> Result<(), SupportError> {
         match body {
             Body::Request(_) => Err(SupportError::Refused("a case has one request".into())),
+            Body::Shared { original } => {
+                if author != self.requester() {
+                    return Err(SupportError::Refused(format!(
+                        "only the requester ({}) may share responses of case {}",
+                        self.requester(),
+                        self.uuid()
+                    )));
+                }
+                if !self.details.addressed.contains(&original.author_org) {
+                    return Err(SupportError::Refused(
+                        "the shared response is not by a CERT of this case".into(),
+                    ));
+                }
+                Ok(())
+            }
             Body::Status { accepted_offer, .. } => {
                 if author != self.requester() {
                     return Err(SupportError::Refused(format!(

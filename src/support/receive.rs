@@ -79,17 +79,25 @@ pub fn receive(
                     .any(|o| !case.details().addressed.contains(o))
                 {
                     return Err(SupportError::Refused(
-                        "a status change goes only to the CERTs addressed".into(),
+                        "the requester's records go only to the CERTs addressed".into(),
                     ));
                 }
-                let status = match body {
-                    Body::Status { status, .. } => status.as_str(),
-                    _ => "",
-                };
-                Notice::StatusChanged {
-                    case: rec.case,
-                    status: status.to_owned(),
-                    exercise: case.details().exercise,
+                match body {
+                    Body::Shared { original } => Notice::ResponseReceived {
+                        case: rec.case,
+                        from: original.author_org,
+                        from_name: original.author_name.clone(),
+                        kind: format!("shared {}", original.body.kind()),
+                        exercise: case.details().exercise,
+                    },
+                    _ => Notice::StatusChanged {
+                        case: rec.case,
+                        status: match body {
+                            Body::Status { status, .. } => status.as_str().to_owned(),
+                            _ => String::new(),
+                        },
+                        exercise: case.details().exercise,
+                    },
                 }
             }
         }

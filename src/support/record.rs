@@ -107,6 +107,11 @@ pub enum Body {
     Decline {
         reason: String,
     },
+    /// The requester passes a response on to other CERTs of the case: the
+    /// original, sealed by its own author, inside.
+    Shared {
+        original: Box<CaseRecord>,
+    },
     /// The requester moves the case on (and may accept an offer).
     Status {
         status: Status,
@@ -125,13 +130,18 @@ impl Body {
             Body::Offer { .. } => "offer",
             Body::Finding { .. } => "finding",
             Body::Decline { .. } => "decline",
+            Body::Shared { .. } => "shared",
             Body::Status { .. } => "status",
         }
     }
 
-    /// A response by an addressed CERT (not the request, not a status change).
+    /// A response by an addressed CERT (not the request, a status change, or a
+    /// response shared on by the requester).
     pub fn is_response(&self) -> bool {
-        !matches!(self, Body::Request(_) | Body::Status { .. })
+        !matches!(
+            self,
+            Body::Request(_) | Body::Status { .. } | Body::Shared { .. }
+        )
     }
 }
 
@@ -222,6 +232,10 @@ impl CaseRecord {
     /// `created`) and the record's shape.
     pub fn verify(&self, trust: &TrustList, now: u64) -> Result<VerifiedRecord, SupportError> {
         self.check_shape()?;
+        // A shared response must still be its author's own words.
+        if let Body::Shared { original } = &self.body {
+            original.verify(trust, now)?;
+        }
         Ok(verify_case(
             &self.form(),
             format!("case record {}", self.uuid),
@@ -335,6 +349,12 @@ impl CaseRecord {
                 }
             }
             Body::Decline { reason } => text("reason", reason, 5_000, true)?,
+            Body::Shared { original } => {
+                if original.case != self.case || !original.body.is_response() {
+                    return bad("original", "a response of this case");
+                }
+                original.check_shape()?;
+            }
             Body::Status { note, .. } => text("note", note, 5_000, false)?,
         }
         if self.uuid == self.case && !matches!(self.body, Body::Request(_)) {
