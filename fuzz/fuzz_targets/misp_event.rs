@@ -80,7 +80,7 @@ fn export_round_trip(ev: &Event) {
     w.event(&mut out, ev).expect("writing to a Vec");
     w.end(&mut out).expect("writing to a Vec");
     let mut back = match parse_events(&out, usize::MAX) {
-        Ok(v) if v.len() == 1 => v.remove(0),
+        Ok(mut v) if v.len() == 1 => v.remove(0),
         other => panic!("a validated event does not import back from its export: {other:?}"),
     };
     if let Err(e) = validate_event(&mut back, NOW) {
