@@ -49,7 +49,10 @@ fn main() {
         ca_dir: None,
     })
     .unwrap();
-    let cfg = sluis::config::Config::load(&report.config).unwrap();
+    let mut cfg = sluis::config::Config::load(&report.config).unwrap();
+    // wrk drives one API key as hard as it can: this measures the node, not its
+    // per-key rate limit (which would answer most requests 429).
+    cfg.limits.api_rate_per_sec = 0;
     let prepared = sluis::cli::serve::prepare(&cfg).unwrap();
     let store = prepared.state.store.clone();
     let owner = sluis::model::Org {

@@ -257,6 +257,20 @@ pub struct StoreSection {
     /// MISP's `correlation_limit`.
     #[serde(default = "default_correlation_limit")]
     pub correlation_limit: usize,
+    /// Free space (MiB) kept in reserve on the disk holding the database:
+    /// below it, writes are refused with 507 (reads go on) until space is
+    /// freed. 0 turns the check off. See `store::health`.
+    #[serde(default = "default_min_free_mib")]
+    pub min_free_mib: u64,
+    /// Read every record once when the database is opened, so a damaged one
+    /// is refused at start (seconds per GB of live data). Off, damage in the
+    /// middle of the files is found only when a request reads it.
+    #[serde(default = "default_true")]
+    pub verify_on_start: bool,
+}
+
+fn default_min_free_mib() -> u64 {
+    crate::store::health::DEFAULT_MIN_FREE_MIB
 }
 
 fn default_cache_mib() -> u64 {
@@ -271,6 +285,8 @@ impl Default for StoreSection {
         StoreSection {
             cache_mib: default_cache_mib(),
             correlation_limit: default_correlation_limit(),
+            min_free_mib: default_min_free_mib(),
+            verify_on_start: true,
         }
     }
 }
@@ -315,17 +331,21 @@ pub struct LimitsSection {
     pub trusted_proxies: Vec<String>,
 }
 
+// Generous on purpose: they are there to stop a runaway, not to pace a busy
+// script or a peer catching up. PyMISP hands a 429 back as an error result (it
+// does not retry), and a puller backs off after one, so a limit that ordinary
+// use can reach silently drops work or stalls a sync.
 fn default_api_rate() -> u32 {
-    50
+    100
 }
 fn default_api_burst() -> u32 {
-    200
+    1000
 }
 fn default_peer_rate() -> u32 {
-    20
+    50
 }
 fn default_peer_burst() -> u32 {
-    100
+    500
 }
 fn default_auth_failures() -> u32 {
     20
@@ -563,6 +583,8 @@ impl Config {
         crate::store::StoreOptions {
             cache_bytes: self.store.cache_mib * 1024 * 1024,
             correlation_limit: self.store.correlation_limit,
+            min_free_bytes: self.store.min_free_mib.saturating_mul(1024 * 1024),
+            verify_on_open: self.store.verify_on_start,
         }
     }
 
@@ -773,9 +795,9 @@ mod tests {
         let l = &cfg.limits;
         assert_eq!(
             (l.api_rate_per_sec, l.api_rate_burst, l.peer_rate_per_sec),
-            (50, 200, 20)
+            (100, 1000, 50)
         );
-        assert_eq!((l.peer_rate_burst, l.auth_failures_per_min), (100, 20));
+        assert_eq!((l.peer_rate_burst, l.auth_failures_per_min), (500, 20));
         assert!(l.trusted_proxies.is_empty());
         let cfg = parse(
             "[limits]\napi_rate_per_sec = 0\napi_rate_burst = 0\n\

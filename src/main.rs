@@ -179,9 +179,12 @@ fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SLUIS_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let json = std::env::var("SLUIS_LOG_FORMAT").is_ok_and(|f| f == "json");
+    // A failed write to stderr (a log file on a full disk) is dropped: the
+    // default reports it with `eprintln!`, which panics when stderr fails too.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .log_internal_errors(false);
     let _ = if json {
         builder.json().try_init()
     } else {
@@ -283,13 +286,15 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    rt.block_on(async move {
+    let served = rt.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&cfg.node.listen)
             .await
             .with_context(|| format!("cannot listen on {}", cfg.node.listen))?;
         let addr = listener.local_addr()?;
         tracing::info!(%addr, node = %cfg.node.name, "listening");
-        eprintln!("sluis listening on https://{addr}");
+        // Not `eprintln!`, which panics if stderr cannot be written (a log file
+        // on a full disk).
+        let _ = writeln!(std::io::stderr(), "sluis listening on https://{addr}");
         #[cfg(unix)]
         tokio::spawn(reload_tls_on_sighup(
             cfg.source.clone(),
@@ -314,7 +319,12 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             let _ = p.await;
         }
         anyhow::Ok(())
-    })?;
+    });
+    // A blocking task stuck in the storage engine (a flush that never returns,
+    // see `store::health`) must not keep a stopping node alive: what it was
+    // writing was never acknowledged.
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    served?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -6,7 +6,7 @@
 //! ```
 //!
 //! which writes `fuzz/corpus/<target>/seed-*` (or under `$SLUIS_FUZZ_CORPUS`) from
-//! the MISP samples in `../shared/data` and from generated events. Nothing of the
+//! the MISP samples in `../shared/data`, generated events and sealed records. Nothing of the
 //! corpus is committed: it is rebuilt here, and the sealed seeds need the fuzz
 //! targets' fixed key, which this file shares with them (`fuzz_targets/common`).
 
@@ -22,6 +22,7 @@ use sluis::model::parse::parse_event;
 use sluis::model::validate::validate_event;
 use sluis::model::{Event, Org, Sighting};
 use sluis::seal::{seal_event_at, verify_event, NodeKey, SealedSighting, Tombstone, TombstoneKind};
+use sluis::support::{Body, CaseRecord, Request, Status};
 use sluis::testdata::generated_event_json;
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
@@ -127,6 +128,123 @@ fn write_fuzz_seeds() {
     for (name, bytes) in &docs {
         c.put("misp_event", name, bytes);
     }
+    // The value mode (`#type\nvalue`): one real value of every type the samples
+    // hold, and the time formats.
+    let mut seen_types = std::collections::BTreeMap::new();
+    for (_, bytes) in &docs {
+        if let Ok(ev) = parse_event(bytes, MAX_BYTES) {
+            for a in ev.all_attributes() {
+                seen_types
+                    .entry(a.attr_type.clone())
+                    .or_insert_with(|| a.value.clone());
+            }
+        }
+    }
+    for (t, v) in &seen_types {
+        c.put(
+            "misp_event",
+            &format!("value-{}", t.replace('|', "+")),
+            format!("#{t}\n{v}").as_bytes(),
+        );
+    }
+    for (i, v) in [
+        "#first_seen\n2019-06-13T13:46:19.123456+02:00",
+        "#date\n2024-02-29",
+        "#ip-dst|port\n[2001:db8::1]:443",
+        "#url\nhxxps://evil[.]example/a?b=c",
+        "#AS\nAS64496",
+    ]
+    .iter()
+    .enumerate()
+    {
+        c.put("misp_event", &format!("value-extra-{i}"), v.as_bytes());
+    }
+    // A libFuzzer dictionary: the type and category names, the format's keys.
+    let mut dict = String::new();
+    let keys = [
+        "Event",
+        "Attribute",
+        "Object",
+        "ObjectReference",
+        "EventReport",
+        "Tag",
+        "Galaxy",
+        "GalaxyCluster",
+        "Sighting",
+        "Org",
+        "Orgc",
+        "SharingGroup",
+        "Seal",
+        "response",
+        "request",
+        "uuid",
+        "info",
+        "date",
+        "timestamp",
+        "publish_timestamp",
+        "published",
+        "distribution",
+        "sharing_group_id",
+        "threat_level_id",
+        "analysis",
+        "type",
+        "category",
+        "value",
+        "to_ids",
+        "comment",
+        "deleted",
+        "disable_correlation",
+        "first_seen",
+        "last_seen",
+        "object_relation",
+        "meta-category",
+        "template_uuid",
+        "template_version",
+        "referenced_uuid",
+        "relationship_type",
+        "local",
+        "exportable",
+        "colour",
+        "version",
+        "origin_org",
+        "key_id",
+        "header",
+        "elements",
+        "signed_at",
+        "signature",
+        "seq",
+        "kind",
+        "record",
+        "end",
+        "last_seq",
+        "more",
+        "head",
+        "event_uuid",
+        "date_sighting",
+        "source",
+        "attribute_uuid",
+        "event_deleted",
+        "tag_removed",
+        "element_uuid",
+    ];
+    let words = sluis::model::types::types()
+        .iter()
+        .chain(sluis::model::types::categories())
+        .map(String::as_str)
+        .chain(keys);
+    for w in words {
+        dict.push('"');
+        for b in w.bytes() {
+            match b {
+                b'"' | b'\\' => dict.push_str(&format!("\\x{b:02x}")),
+                0x20..=0x7e => dict.push(b as char),
+                _ => dict.push_str(&format!("\\x{b:02x}")),
+            }
+        }
+        dict.push_str("\"\n");
+    }
+    std::fs::create_dir_all(&c.root).unwrap();
+    std::fs::write(c.root.join("misp.dict"), dict).unwrap();
 
     // --- sealed records: the events as their origin seals them.
     let mut sealed: Vec<(String, Event)> = Vec::new();
@@ -223,6 +341,93 @@ fn write_fuzz_seeds() {
         )
         .unwrap(),
     ];
+    let case_id = Uuid::from_u128(0x5c1b_f022_0000_4000_8000_0000_0000_ca5e);
+    let peer_cert = Uuid::from_u128(0x5c1b_f022_0000_4000_8000_0000_0000_0ce7);
+    let case = |n: u128, body: Body| {
+        let uuid = if n == 0 {
+            case_id
+        } else {
+            Uuid::from_u128(0x5c1b_f022_0000_4000_8000_0000_0000_ca00 + n)
+        };
+        CaseRecord::seal(
+            uuid,
+            case_id,
+            ORG,
+            "CERT-A",
+            SIGNED_AT,
+            vec![peer_cert],
+            body,
+            &key,
+        )
+        .unwrap()
+    };
+    let offer = case(
+        2,
+        Body::Offer {
+            capability: "malware-analysis".into(),
+            contact: "soc@example.org".into(),
+            availability: "24/7".into(),
+        },
+    );
+    let cases = [
+        case(
+            0,
+            Body::Request(Request {
+                title: "Ransomware at a hospital".into(),
+                description: "Encrypted file servers.".into(),
+                category: "ransomware".into(),
+                severity: "high".into(),
+                tlp: "amber".into(),
+                capabilities: vec!["malware-analysis".into(), "forensics".into()],
+                respond_by: SIGNED_AT + 3600,
+                addressed: vec![peer_cert],
+                linked_events: vec![ev_uuid],
+                exercise: false,
+            }),
+        ),
+        case(
+            1,
+            Body::Acknowledge {
+                note: "on it".into(),
+            },
+        ),
+        offer.clone(),
+        case(
+            3,
+            Body::Finding {
+                text: "C2 at 192.0.2.1".into(),
+                linked_events: vec![ev_uuid],
+            },
+        ),
+        case(
+            4,
+            Body::Decline {
+                reason: "no staff".into(),
+            },
+        ),
+        case(
+            5,
+            Body::Status {
+                status: Status::InProgress,
+                accepted_offer: Some(offer.uuid),
+                note: String::new(),
+            },
+        ),
+        case(
+            6,
+            Body::Shared {
+                original: Box::new(offer.clone()),
+            },
+        ),
+    ];
+    for (i, r) in cases.iter().enumerate() {
+        r.verify(trust(), NOW).unwrap();
+        c.put(
+            "seal_verify",
+            &format!("case-{i}"),
+            &serde_json::to_vec(r).unwrap(),
+        );
+    }
     for (i, t) in tombstones.iter().enumerate() {
         c.put(
             "seal_verify",
@@ -262,6 +467,9 @@ fn write_fuzz_seeds() {
             &serde_json::to_vec(s).unwrap(),
             &mut page,
         );
+    }
+    for r in &cases {
+        line(RecordKind::Case, &serde_json::to_vec(r).unwrap(), &mut page);
     }
     page.extend_from_slice(br#"{"seq":99,"kind":"casefile","record":{"x":1}}"#);
     page.push(b'\n');

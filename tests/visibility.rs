@@ -205,6 +205,39 @@ impl World {
                     v["Event"]["attribute_count"].as_str().map(str::to_owned),
                     Some(want.len().to_string())
                 );
+                // Correlations (MISP's RelatedEvent) name only events the viewer
+                // may see, through attributes it may see on both sides
+                // (CVE-2020-14969): exactly those while the value correlates at
+                // all (its group stays within the correlation limit, 20).
+                let (group, first) = self.shared[ev];
+                let related: HashSet<Uuid> = v["Event"]["RelatedEvent"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| r["Event"]["uuid"].as_str().unwrap().parse().unwrap())
+                    .collect();
+                let want: HashSet<Uuid> = if self.attr_visible(viewer, ev, &first) {
+                    self.shared
+                        .iter()
+                        .filter(|(u, (g, a))| {
+                            *u != ev && *g == group && self.attr_visible(viewer, u, a)
+                        })
+                        .map(|(u, _)| *u)
+                        .collect()
+                } else {
+                    HashSet::new()
+                };
+                let group_size = self.shared.values().filter(|(g, _)| *g == group).count();
+                if group_size <= 20 {
+                    prop_assert_eq!(&related, &want, "RelatedEvent of {} for org {}", ev, viewer);
+                } else {
+                    prop_assert!(
+                        related.is_subset(&want),
+                        "RelatedEvent of {} for org {}",
+                        ev,
+                        viewer
+                    );
+                }
             } else {
                 prop_assert_eq!(s, 404, "invisible event {} answered {}", ev, v);
                 prop_assert_eq!(&v["message"], "Invalid event.");

@@ -5,8 +5,8 @@
 //! Input: a page, newline-delimited. Each line goes through
 //! `sluis::fed::wire::parse_line` (the bound on its length included); each
 //! record through the parser of its kind, as `sync::apply` does: events through
-//! `parse_event`, tombstones and sightings through their serde types, then the
-//! seal check against the fixed trust list. The whole input is also tried as a
+//! `parse_event`, tombstones, sightings and incident-support case records through
+//! their serde types, then the seal check against the fixed trust list. The whole input is also tried as a
 //! `Report`. Beyond "no panic", it checks that what decodes re-encodes to the
 //! same thing (`record_line`, `end_line`, the report's JSON).
 #![no_main]
@@ -18,6 +18,7 @@ use libfuzzer_sys::fuzz_target;
 use sluis::fed::wire::{end_line, parse_line, record_line, Line, RecordKind, Report};
 use sluis::model::parse::parse_event;
 use sluis::seal::{verify_event, SealedSighting, Tombstone};
+use sluis::support::CaseRecord;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(report) = serde_json::from_slice::<Report>(data) {
@@ -26,7 +27,11 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(back, report, "a report changes through its JSON");
     }
     // A small limit now and then, so the length check is on the path too.
-    let max = if data.first() == Some(&b' ') { 64 } else { MAX_LINE };
+    let max = if data.first() == Some(&b' ') {
+        64
+    } else {
+        MAX_LINE
+    };
     for line in data.split(|&b| b == b'\n') {
         match parse_line(line, max) {
             Ok(Line::Record { seq, kind, record }) => {
@@ -73,6 +78,12 @@ fn decode_record(kind: RecordKind, record: &str) {
         RecordKind::Sighting => {
             if let Ok(s) = serde_json::from_str::<SealedSighting>(record) {
                 let _ = s.verify(trust(), now);
+            }
+        }
+        RecordKind::Case => {
+            if let Ok(r) = serde_json::from_str::<CaseRecord>(record) {
+                let _ = r.check_shape();
+                let _ = r.verify(trust(), now);
             }
         }
         RecordKind::Unknown => {}

@@ -9,6 +9,11 @@
 //!   receiver re-validates sealed events; a second pass that changed anything
 //!   would break their seals);
 //! - a validated event exported as MISP JSON imports back as the same event.
+//!
+//! An input starting with `#` is `#<attribute type>\n<value>` instead: the value
+//! normaliser alone (refanging, per-type rules, composite halves), much faster
+//! than through whole documents, and the date and first/last-seen parsers. A
+//! normalised value normalises to itself, and formatted times parse back.
 #![no_main]
 
 mod common;
@@ -19,21 +24,32 @@ use sluis::export::{CsvWriter, MispWriter, TextWriter};
 use sluis::model::event::Wrapped;
 use sluis::model::parse::{parse_event, parse_events};
 use sluis::model::validate::validate_event;
-use sluis::model::Event;
+use sluis::model::{time, value, Event};
 use sluis::seal::signed_form;
 
 fuzz_target!(|data: &[u8]| {
+    if let Some(rest) = data.strip_prefix(b"#") {
+        value_mode(rest);
+        return;
+    }
     let single = parse_event(data, MAX_BYTES);
     let events = match parse_events(data, MAX_BYTES) {
         Ok(v) => v,
         Err(_) => {
-            assert!(single.is_err(), "parse_event accepts what parse_events refuses");
+            assert!(
+                single.is_err(),
+                "parse_event accepts what parse_events refuses"
+            );
             return;
         }
     };
     assert!(!events.is_empty(), "parse_events returned Ok with no event");
     if events.len() == 1 {
-        assert_eq!(single.as_ref().ok(), events.first(), "parse_event and parse_events disagree");
+        assert_eq!(
+            single.as_ref().ok(),
+            events.first(),
+            "parse_event and parse_events disagree"
+        );
     }
     for ev in events.into_iter().take(8) {
         round_trip(&ev);
@@ -93,4 +109,35 @@ fn export_round_trip(ev: &Event) {
     csv.header(&mut sink).expect("writing to a Vec");
     csv.event(&mut sink, ev).expect("writing to a Vec");
     TextWriter::event(&mut sink, ev).expect("writing to a Vec");
+}
+
+/// `#type\nvalue`: the per-type value rules, and the time formats.
+fn value_mode(rest: &[u8]) {
+    let Ok(s) = std::str::from_utf8(rest) else {
+        return;
+    };
+    let (attr_type, v) = s.split_once('\n').unwrap_or(("text", s));
+    let _ = value::split(attr_type, v);
+    if let Ok(n) = value::normalise(attr_type, v) {
+        match value::normalise(attr_type, &n) {
+            Ok(again) => assert_eq!(again, n, "normalising {attr_type} {v:?} twice differs"),
+            Err(e) => panic!("{attr_type}: the normalised {n:?} (from {v:?}) is refused: {e}"),
+        }
+        let _ = value::split(attr_type, &n);
+    }
+    if let Ok(us) = time::parse_seen(v) {
+        let f = time::format_seen(us);
+        assert_eq!(
+            time::parse_seen(&f),
+            Ok(us),
+            "{v:?} formats as {f:?}, which reads differently"
+        );
+    }
+    if let Ok(d) = time::normalise_date(v) {
+        assert_eq!(
+            time::normalise_date(&d),
+            Ok(d.clone()),
+            "date {v:?} → {d:?} is not stable"
+        );
+    }
 }

@@ -1,7 +1,8 @@
 //! The seal verifier, against a fixed trust list (keys from fixed seeds, one
 //! trusted without bounds, one inside a window, one revoked: see `common`).
 //!
-//! Input: a sealed tombstone, a sealed sighting, or a MISP event document. The
+//! Input: a sealed tombstone, a sealed sighting, an incident-support case record,
+//! or a MISP event document. The
 //! seeds are sealed by the fixed key, so mutations reach every step of
 //! `verify_event` (seal decoding, clock checks, key lookup, the signature, the
 //! header digest, each element's digest, repeats). Beyond "no panic", for an
@@ -19,6 +20,7 @@ use libfuzzer_sys::fuzz_target;
 use sluis::model::parse::parse_event;
 use sluis::model::validate::validate_event;
 use sluis::seal::{strip_unsealed, verify_event, SealedSighting, Tombstone};
+use sluis::support::CaseRecord;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(t) = serde_json::from_slice::<Tombstone>(data) {
@@ -32,6 +34,13 @@ fuzz_target!(|data: &[u8]| {
         if let Ok(v) = s.verify(trust(), NOW) {
             assert_eq!(v.origin_org, s.origin_org);
             assert_eq!(v.signed_at, s.sighting.date_sighting);
+        }
+        return;
+    }
+    if let Ok(r) = serde_json::from_slice::<CaseRecord>(data) {
+        if let Ok(v) = r.verify(trust(), NOW) {
+            assert_eq!(v.origin_org, r.author_org);
+            assert_eq!(v.signed_at, r.created);
         }
         return;
     }

@@ -147,6 +147,26 @@ where
         )
         .await;
     }
+    // Below the store's free-space reserve, every change is refused before a
+    // handler runs: sled and the audit log never meet a full disk this way.
+    // With a flush stuck in sled, a change would only queue behind it.
+    if change.is_some() {
+        if let Some(stalled) = state.store.write_stalled() {
+            tracing::error!(%request, seconds = stalled.as_secs(), "refusing a change: the database is not completing writes to disk");
+            return unavailable(
+                path,
+                "The database is not completing writes to disk; changes are refused. The operator must restart the node.",
+            )
+            .await;
+        }
+        if let Err(e) = state.store.check_space() {
+            tracing::warn!(error = %e, %request, "refusing a change: the disk is nearly full");
+            let path = path.to_owned();
+            return REQUEST_PATH
+                .scope(path, async { ApiError::from(e).into_response() })
+                .await;
+        }
+    }
     let is_change = change.is_some();
     let note = Arc::new(Mutex::new(Note::default()));
     let scoped = NOTE.scope(note.clone(), inner);
@@ -242,11 +262,12 @@ async fn after(
         Ok(_) => resp,
         Err(e) => {
             tracing::error!(error = %e, %request, "AUDIT LOG WRITE FAILED after a change was stored: answering 503");
-            unavailable(
-                path,
-                "The change was stored, but it could not be recorded in the audit log; further changes are refused until the audit log can be written.",
-            )
-            .await
+            let message = if state.audit.disk_full() {
+                "The change was stored, but the node's disk is full and it could not be recorded in the audit log; further changes are refused until space is freed."
+            } else {
+                "The change was stored, but it could not be recorded in the audit log; further changes are refused until the audit log can be written."
+            };
+            unavailable(path, message).await
         }
     }
 }

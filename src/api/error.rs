@@ -42,9 +42,6 @@ pub enum ApiError {
     MethodNotAllowed,
     #[error("The request body is larger than the limit of {0} bytes.")]
     TooLarge(usize),
-    /// A per-caller cap reached (open feeds): retry later.
-    #[error("{0}")]
-    TooMany(String),
     /// A rate limit reached (per API key, or failed authentications from the
     /// client's address): answered 429 with `Retry-After: retry_after` seconds,
     /// so a well-behaved client knows when, not just that, to come back.
@@ -84,7 +81,7 @@ impl ApiError {
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::TooMany(_) | ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -92,8 +89,13 @@ impl ApiError {
     }
 }
 
-/// What a client is told when a write fails for lack of disk space.
-pub const DISK_FULL: &str = "Insufficient storage: the node's disk is full, so changes are refused (reads still work). The operator must free space and restart the node.";
+/// What a client is told when sled met a full disk (it takes no more writes
+/// until reopened: see `store::health`).
+pub const DISK_FULL: &str = "Insufficient storage: the node's disk is full, so changes are refused. The operator must free space and restart the node.";
+
+/// What a client is told when the disk is below the store's free-space
+/// reserve: nothing failed, and writes resume once space is freed.
+pub const LOW_SPACE: &str = "Insufficient storage: the node's disk is nearly full, so changes are refused until space is freed (reads still work).";
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
@@ -133,6 +135,10 @@ impl From<crate::store::StoreError> for ApiError {
             e @ S::StorageFull(_) => {
                 tracing::error!(error = %e, "write refused: the disk is full");
                 ApiError::InsufficientStorage(DISK_FULL.into())
+            }
+            e @ S::LowSpace { .. } => {
+                tracing::warn!(error = %e, "write refused: below the free-space reserve");
+                ApiError::InsufficientStorage(LOW_SPACE.into())
             }
             other => {
                 tracing::error!(error = %other, "storage failure");

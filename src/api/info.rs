@@ -14,20 +14,27 @@ use serde_json::{json, Value};
 pub const MISP_VERSION: &str = "2.5.1";
 pub const PYMISP_RECOMMENDED: &str = "2.5.34.4";
 
+/// Longest `/healthz` waits for the store before calling the node unhealthy.
+const HEALTH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// `GET /healthz`, for orchestrators and monitoring:
 ///
 /// * **503** `{"status":"error","error":…}` when the node needs a restart: the
 ///   database stopped taking writes after an I/O error (sled takes none until it
-///   is reopened, see `store::health`), or the audit log stopped after a failed
-///   fsync, or the store cannot be read;
-/// * **200** `{"status":"degraded","error":…}` while the audit log cannot be
-///   written for lack of space: changes are refused, and it recovers by itself
-///   once space is freed, so a restart would not help;
+///   is reopened, see `store::health`) or a write to disk is stuck, or the audit
+///   log stopped after a failed fsync, or the store cannot be read or does not
+///   answer within [`HEALTH_TIMEOUT`];
+/// * **200** `{"status":"degraded","error":…}` while the disk is below the
+///   store's free-space reserve, or the audit log cannot be written for lack
+///   of space: changes are refused, and the node recovers by itself once space
+///   is freed, so a restart would not help;
 /// * **200** `{"status":"ok","last_change":…}` otherwise.
 pub async fn healthz(State(state): State<AppState>) -> Response {
     let store = state.store.clone();
     let audit = state.audit.clone();
-    let checked = super::blocking(move || {
+    // The check may wait on the disk (a flush); one that does not return in
+    // time is an answer too (see `Store::write_stalled`).
+    let checked = tokio::time::timeout(HEALTH_TIMEOUT, super::blocking(move || {
         let needs_restart = match store.check_writable() {
             Err(e) => Some(e.to_string()),
             Ok(()) if audit.needs_restart() => Some(
@@ -37,9 +44,23 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
             Ok(()) => None,
         };
         let seq = store.last_sequence().map_err(|e| e.to_string());
-        Ok((needs_restart, seq, audit.disk_full()))
-    })
-    .await;
+        let low = match store.check_space() {
+            Err(e) => Some(e.to_string()),
+            Ok(()) if audit.disk_full() => Some(
+                "the disk is full: the audit log cannot be written, so changes are refused until space is freed"
+                    .to_owned(),
+            ),
+            Ok(()) => None,
+        };
+        Ok((needs_restart, seq, low))
+    }))
+    .await
+    .unwrap_or_else(|_| {
+        Err(ApiError::Unavailable(format!(
+            "the health check did not complete within {} s: the database is not answering (a write to disk is stuck?); restart the node",
+            HEALTH_TIMEOUT.as_secs()
+        )))
+    });
     let unhealthy = |error: String| {
         (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
@@ -49,13 +70,10 @@ pub async fn healthz(State(state): State<AppState>) -> Response {
     };
     match checked {
         Ok((Some(problem), _, _)) | Ok((None, Err(problem), _)) => unhealthy(problem),
-        Ok((None, Ok(seq), true)) => Json(json!({
-            "status": "degraded",
-            "error": "the disk is full: the audit log cannot be written, so changes are refused until space is freed",
-            "last_change": seq,
-        }))
-        .into_response(),
-        Ok((None, Ok(seq), false)) => {
+        Ok((None, Ok(seq), Some(low))) => {
+            Json(json!({"status": "degraded", "error": low, "last_change": seq})).into_response()
+        }
+        Ok((None, Ok(seq), None)) => {
             Json(json!({"status": "ok", "last_change": seq})).into_response()
         }
         Err(e) => unhealthy(e.to_string()),

@@ -70,10 +70,13 @@ pub async fn changes(
 ) -> Result<Response, ApiError> {
     let Some(permit) = state.hub.feed_permit(peer.name()) else {
         tracing::warn!(peer = %peer.name(), "too many open changes feeds; refusing another");
-        return Err(ApiError::TooMany(format!(
-            "at most {} changes feeds per peer at once",
-            crate::sync::hub::FEEDS_PER_PEER
-        )));
+        return Err(ApiError::RateLimited {
+            message: format!(
+                "at most {} changes feeds per peer at once",
+                crate::sync::hub::FEEDS_PER_PEER
+            ),
+            retry_after: 1,
+        });
     };
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     if q.wait > 0 {

@@ -605,26 +605,32 @@ fn occupied(dir: &Path) -> Result<bool, BackupError> {
 /// file exclusively, so opening it is the probe; any other failure to open (a
 /// damaged database, a reason to restore) does not count as in use.
 fn in_use(dir: &Path) -> bool {
-    // sled locks its `db` file; without one, no sled holds this directory (and
-    // probing would write sled's files into someone else's directory).
-    if !dir.join("db").is_file() {
+    use fs2::FileExt;
+    // sled holds an exclusive lock (flock) on its `db` file while the database
+    // is open; without the file, no sled holds this directory. The lock itself
+    // is probed, not by opening sled: that would run sled's recovery on what is
+    // often a damaged database (it can panic there, and must not change files
+    // the operator keeps for analysis).
+    let Ok(file) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(dir.join("db"))
+    else {
         return false;
-    }
+    };
     // sled lets go of its lock a moment after a database closes (a node that has
     // just stopped): retry briefly, as `Store::open` does, before calling it busy.
     for _ in 0..40 {
-        match sled::Config::new().path(dir).open() {
-            Ok(_) => return false,
-            Err(e) => {
-                if !matches!(
-                    super::classify_open_error(dir, e),
-                    StoreError::Locked { .. }
-                ) {
-                    return false;
-                }
+        match file.try_lock_exclusive() {
+            Ok(()) => {
+                let _ = FileExt::unlock(&file);
+                return false;
             }
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(std::time::Duration::from_millis(25));
+            }
+            Err(_) => return false,
         }
-        std::thread::sleep(std::time::Duration::from_millis(25));
     }
     true
 }

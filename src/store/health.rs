@@ -33,7 +33,7 @@ use super::{Store, StoreError};
 use std::cell::{Cell, RefCell};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, Once};
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,12 @@ pub const STAMP_FILE: &str = "sluis.stamp";
 
 /// How often, at most, a flush rewrites the stamp (one extra fsync each time).
 pub const STAMP_EVERY: Duration = Duration::from_secs(1);
+
+/// The default free-space reserve (`[store] min_free_mib`): room for the
+/// writes already past the check, the audit log, and sled's own segment
+/// rewrites. Raise it with `[limits] max_document_mib`: one large event takes
+/// a few times its size on disk.
+pub const DEFAULT_MIN_FREE_MIB: u64 = 128;
 
 const STAMP_HEADER: &str = "sluis store stamp v1";
 
@@ -67,7 +73,13 @@ impl From<sled::Error> for StoreError {
     }
 }
 
-/// The store's record of disk faults: the stamp, and the first failed flush.
+/// A flush that has not returned for this long is taken for stuck (see
+/// [`Store::write_stalled`]). A healthy fsync takes milliseconds; a loaded
+/// disk, seconds.
+pub const STALLED_AFTER: Duration = Duration::from_secs(10);
+
+/// The store's record of disk faults: the stamp, the first failed flush, and
+/// whether flushes are completing.
 pub(super) struct Health {
     stamp: Mutex<Stamped>,
     /// Set once the open checks passed: only then is the stamp written (a
@@ -76,6 +88,13 @@ pub(super) struct Health {
     /// Why the database stopped taking writes (sled keeps its first I/O error
     /// until it is reopened).
     write_failure: Mutex<Option<String>>,
+    /// Flushes running now.
+    flushing: AtomicUsize,
+    /// When (ms after `epoch`) a flush last returned, or the first of the
+    /// running ones started: while flushes run, the time since this is how long
+    /// none has completed.
+    progress: AtomicU64,
+    epoch: Instant,
 }
 
 struct Stamped {
@@ -89,7 +108,33 @@ impl Health {
             stamp: Mutex::new(Stamped { seq: 0, at: None }),
             opened: AtomicBool::new(false),
             write_failure: Mutex::new(None),
+            flushing: AtomicUsize::new(0),
+            progress: AtomicU64::new(0),
+            epoch: Instant::now(),
         }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+}
+
+/// Counts a flush as running until dropped (see [`Health::progress`]).
+struct Flushing<'a>(&'a Health);
+
+impl<'a> Flushing<'a> {
+    fn start(h: &'a Health) -> Self {
+        if h.flushing.fetch_add(1, Ordering::AcqRel) == 0 {
+            h.progress.store(h.now_ms(), Ordering::Release);
+        }
+        Flushing(h)
+    }
+}
+
+impl Drop for Flushing<'_> {
+    fn drop(&mut self) {
+        self.0.progress.store(self.0.now_ms(), Ordering::Release);
+        self.0.flushing.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -97,10 +142,24 @@ fn stamp_path(dir: &Path) -> PathBuf {
     dir.join(STAMP_FILE)
 }
 
+/// `path` as an operator types it: `data_dir = "."` makes `<dir>/./db`.
+fn shown(path: &Path) -> PathBuf {
+    path.components().collect()
+}
+
 fn damaged(dir: &Path, detail: impl Into<String>) -> StoreError {
     StoreError::Damaged {
-        path: dir.to_owned(),
+        path: shown(dir),
         detail: detail.into(),
+    }
+}
+
+/// sled's `Corruption`, said without its (empty) backtrace field. (Generic so
+/// as not to name sled's pointer type, which it exports only for its tests.)
+fn corruption<P: std::fmt::Debug>(at: &Option<P>) -> String {
+    match at {
+        Some(p) => format!("sled found corrupted data (at {p:?})"),
+        None => "sled found corrupted data".into(),
     }
 }
 
@@ -202,14 +261,9 @@ pub(super) fn open_db(
 ) -> Result<sled::Db, StoreError> {
     match quietly(|| config.open()) {
         Ok(Ok(db)) => Ok(db),
-        Ok(Err(e @ sled::Error::Corruption { .. })) => {
-            Err(damaged(dir, format!("the storage engine reports {e}")))
-        }
+        Ok(Err(sled::Error::Corruption { at, .. })) => Err(damaged(dir, corruption(&at))),
         Ok(Err(e)) => Err(classify(e)),
-        Err(panic) => Err(damaged(
-            dir,
-            format!("the storage engine failed reading it ({panic})"),
-        )),
+        Err(panic) => Err(damaged(dir, format!("sled failed reading it ({panic})"))),
     }
 }
 
@@ -221,18 +275,15 @@ pub(super) fn first_reads<T>(
 ) -> Result<T, StoreError> {
     match quietly(f) {
         Ok(Ok(x)) => Ok(x),
-        Ok(Err(StoreError::Sled(e @ sled::Error::Corruption { .. }))) => {
-            Err(damaged(dir, format!("the storage engine reports {e}")))
+        Ok(Err(StoreError::Sled(sled::Error::Corruption { at, .. }))) => {
+            Err(damaged(dir, corruption(&at)))
         }
         Ok(Err(StoreError::Corrupt { tree, reason })) => Err(damaged(
             dir,
             format!("a record in {tree} does not decode: {reason}"),
         )),
         Ok(Err(e)) => Err(e),
-        Err(panic) => Err(damaged(
-            dir,
-            format!("the storage engine failed reading it ({panic})"),
-        )),
+        Err(panic) => Err(damaged(dir, format!("sled failed reading it ({panic})"))),
     }
 }
 
@@ -248,17 +299,36 @@ impl Store {
         let detail = if fresh {
             format!(
                 "it opens as a new, empty database, but {} says it held changes up to {stamped}: its files were truncated or replaced",
-                stamp_path(&self.path).display()
+                shown(&stamp_path(&self.path)).display()
             )
         } else if last < stamped {
             format!(
                 "it holds changes up to {last}, but changes up to {stamped} had reached the disk before ({}): its files were truncated or damaged",
-                stamp_path(&self.path).display()
+                shown(&stamp_path(&self.path)).display()
             )
         } else {
             return Ok(());
         };
         Err(damaged(&self.path, detail))
+    }
+
+    /// Reads every record of the database once, so that damage sled would
+    /// only meet when a request reads that page is found now: as
+    /// [`StoreError::Damaged`] (sled reports it as an error or a panic; both
+    /// are caught). Returns the number of records read. Takes about as long as
+    /// reading the live data from disk.
+    pub fn verify_all(&self) -> Result<u64, StoreError> {
+        let started = Instant::now();
+        let n = first_reads(&self.path, || {
+            let mut n = 0u64;
+            for kv in self.t.data.iter() {
+                kv?;
+                n += 1;
+            }
+            Ok(n)
+        })?;
+        tracing::info!(records = n, seconds = started.elapsed().as_secs_f64(), path = %shown(&self.path).display(), "database checked");
+        Ok(n)
     }
 
     /// Marks the open checks passed and stamps what recovery found.
@@ -297,12 +367,60 @@ impl Store {
         }
     }
 
+    /// Refuses a write while the disk holding the database has less free
+    /// space than the reserve (`min_free_bytes`): sled is then never the one to
+    /// meet a full disk, reads go on, and writes resume by themselves once space
+    /// is freed. Cheap (one `statvfs`); a failure to ask is logged and lets the
+    /// write through (sled's own error is the backstop).
+    pub fn check_space(&self) -> Result<(), StoreError> {
+        let reserve = self.opts.min_free_bytes;
+        if reserve == 0 {
+            return Ok(());
+        }
+        match fs2::available_space(&self.path) {
+            Ok(available) if available < reserve => Err(StoreError::LowSpace {
+                path: shown(&self.path),
+                available,
+                reserve,
+            }),
+            Ok(_) => Ok(()),
+            Err(e) => {
+                tracing::warn!(error = %e, path = %self.path.display(), "cannot ask how much disk space is free");
+                Ok(())
+            }
+        }
+    }
+
+    /// sled's flush (fsync), counted as running while it runs (see
+    /// [`Store::write_stalled`]); a failure is recorded ([`Store::check_writable`]).
+    pub(super) fn flush_db(&self) -> Result<(), StoreError> {
+        let _running = Flushing::start(&self.health);
+        self.db.flush().map_err(|e| self.flush_failed(e))?;
+        Ok(())
+    }
+
+    /// How long flushes have been running without any completing, if longer
+    /// than [`STALLED_AFTER`]. sled 0.34 can wait forever in a flush after it
+    /// met a full disk in its background segment cleaner (measured: the error is
+    /// logged, not kept, and the flush waits for a write that never comes);
+    /// the writer holding the store's lock then blocks every other write. The
+    /// API refuses changes while this is `Some`, and `/healthz` reports it, so
+    /// the node is restarted.
+    pub fn write_stalled(&self) -> Option<Duration> {
+        if self.health.flushing.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let since = self.health.progress.load(Ordering::Acquire);
+        let stalled = Duration::from_millis(self.health.now_ms().saturating_sub(since));
+        (stalled >= STALLED_AFTER).then_some(stalled)
+    }
+
     /// Records that a flush failed: sled keeps its first I/O error, so every
     /// later write fails too until the database is reopened.
-    pub(super) fn flush_failed(&self, e: sled::Error) -> StoreError {
+    fn flush_failed(&self, e: sled::Error) -> StoreError {
         if let Ok(mut f) = self.health.write_failure.lock() {
             if f.is_none() {
-                tracing::error!(error = %e, path = %self.path.display(), "the database stopped taking writes; a restart is needed once the disk is healthy");
+                tracing::error!(error = %e, path = %shown(&self.path).display(), "the database stopped taking writes; a restart is needed once the disk is healthy");
                 *f = Some(e.to_string());
             }
         }
@@ -323,6 +441,15 @@ impl Store {
                 .ok()
                 .and_then(|f| f.clone())
         };
+        if let Some(stalled) = self.write_stalled() {
+            return Err(StoreError::Unwritable {
+                path: shown(&self.path),
+                reason: format!(
+                    "a write to disk has not completed for {} s",
+                    stalled.as_secs()
+                ),
+            });
+        }
         if recorded().is_none() {
             // A failure here is recorded by `flush`.
             let _ = self.flush();
@@ -330,7 +457,7 @@ impl Store {
         match recorded() {
             None => Ok(()),
             Some(reason) => Err(StoreError::Unwritable {
-                path: self.path.clone(),
+                path: shown(&self.path),
                 reason,
             }),
         }

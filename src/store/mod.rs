@@ -81,8 +81,16 @@ pub enum StoreError {
     Sled(sled::Error),
     /// The disk (or quota) holding the database is full. sled refuses writes
     /// from then on, until it is reopened.
-    #[error("the disk holding the database is full ({0}): writes are refused, reads still work; free space, then restart the node")]
+    #[error("the disk holding the database is full ({0}): writes are refused; free space, then restart the node")]
     StorageFull(sled::Error),
+    /// Less free space than the configured reserve: the write is refused
+    /// before sled is asked, so reads go on and writes resume by themselves.
+    #[error("only {available} bytes are free on the disk holding {path}, less than the reserve of {reserve} ([store] min_free_mib): writes are refused until space is freed, reads still work")]
+    LowSpace {
+        path: PathBuf,
+        available: u64,
+        reserve: u64,
+    },
     /// An earlier write failed to reach the disk, and sled will not take
     /// another until the database is reopened.
     #[error("the database in {path} stopped taking writes after an I/O error ({reason}); it resumes only after a restart: fix the disk (free space), then restart the node")]
@@ -112,6 +120,16 @@ pub struct StoreOptions {
     /// Values seen on more attributes than this are "over-correlating": MISP's
     /// `correlation_limit`, default 20.
     pub correlation_limit: usize,
+    /// Writes are refused while the disk holding the database has less free
+    /// space than this ([`Store::check_space`]), so sled never meets a full
+    /// disk, which it does not recover from without a restart (see [`health`]).
+    /// 0 turns the check off.
+    pub min_free_bytes: u64,
+    /// Read every record once at open ([`Store::verify_all`]), so damage in
+    /// the middle of the files (which sled finds only when that page is read)
+    /// is refused at start rather than met by a request. Off by default for
+    /// library users; `[store] verify_on_start` (default on) for the node.
+    pub verify_on_open: bool,
 }
 
 impl Default for StoreOptions {
@@ -119,6 +137,8 @@ impl Default for StoreOptions {
         StoreOptions {
             cache_bytes: 256 * 1024 * 1024,
             correlation_limit: 20,
+            min_free_bytes: health::DEFAULT_MIN_FREE_MIB * 1024 * 1024,
+            verify_on_open: false,
         }
     }
 }
@@ -366,6 +386,9 @@ impl Store {
                 health: health::Health::new(),
             };
             store.check_intact(store.t.meta.get("format")?.is_none())?;
+            if store.opts.verify_on_open {
+                store.verify_all()?;
+            }
             store.check_format()?;
             // What recovery found on disk is durable by definition.
             let seq = store.last_sequence()?;
@@ -425,7 +448,7 @@ impl Store {
     /// before the fsync began.
     pub fn flush(&self) -> Result<(), StoreError> {
         let seq = self.last_sequence()?;
-        self.db.flush().map_err(|e| self.flush_failed(e))?;
+        self.flush_db()?;
         self.durable.send_if_modified(|d| {
             let moved = seq > *d;
             *d = (*d).max(seq);

@@ -444,6 +444,9 @@ impl Store {
         local: Option<&super::record::LocalRecord>,
     ) -> Result<Outcome, StoreError> {
         validate_event(&mut event, time::now_secs())?;
+        // A valid record on a nearly full disk: refused as a storage failure (a
+        // peer's page stops and is pulled again later), before sled is asked.
+        self.check_space()?;
         // Before the finisher: the seal names each group by its uuid, so a group
         // given only by its local id must be resolved first.
         self.attach_sharing_groups(&mut event)?;

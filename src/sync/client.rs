@@ -134,6 +134,17 @@ async fn check(r: reqwest::Response) -> Result<reqwest::Response, SyncError> {
     if status.is_success() {
         return Ok(r);
     }
+    if status == reqwest::StatusCode::TOO_MANY_REQUESTS {
+        // Honour the peer's Retry-After (bounded), default one second.
+        let secs = r
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(1)
+            .clamp(1, 300);
+        return Err(SyncError::RateLimited(Duration::from_secs(secs)));
+    }
     let body = r.text().await.unwrap_or_default();
     Err(SyncError::Status {
         status: status.as_u16(),

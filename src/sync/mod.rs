@@ -35,6 +35,9 @@ pub enum SyncError {
     Http(#[from] reqwest::Error),
     #[error("the peer answered {status}: {body}")]
     Status { status: u16, body: String },
+    /// 429 from the peer: come back after its `Retry-After`, not on our backoff.
+    #[error("the peer asks us to slow down for {0:?}")]
+    RateLimited(std::time::Duration),
     #[error("protocol: {0}")]
     Protocol(String),
     #[error(transparent)]

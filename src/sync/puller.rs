@@ -129,6 +129,12 @@ async fn run_puller(ctx: Arc<Syncer>, peer: PeerSection, client: Arc<PeerClient>
                 wait = peer.interval().as_secs().clamp(1, MAX_WAIT);
                 continue;
             }
+            Err(SyncError::RateLimited(after)) => {
+                // Not a failure of the peer: it asked us to wait, so wait that long.
+                wait = 0;
+                tracing::info!(peer = %peer.name, ?after, "rate limited by the peer");
+                after
+            }
             Err(e) => {
                 failures = failures.saturating_add(1);
                 wait = 0;

@@ -399,6 +399,10 @@ mod cluster;
 #[allow(unused_imports)] // not every test file runs a cluster
 pub use cluster::*;
 
+mod process;
+#[allow(unused_imports)] // only the tests that run `sluis serve` processes
+pub use process::*;
+
 /// Serves `app` over TLS with `tls` on `listener` until the runtime ends: a
 /// stand-in for a peer that is not a sluis node (a rogue one, a redirecting one).
 pub async fn serve_tls(
