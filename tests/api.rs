@@ -173,6 +173,22 @@ fn metrics_and_health() {
     let (s, v) = node.get("", "/healthz");
     assert_eq!(s, 200);
     assert_eq!(v["status"], "ok");
+    // Every answer, success or error, forbids content sniffing.
+    for path in ["/healthz", "/events/index", "/no/such/route"] {
+        let r = node
+            .client()
+            .get(format!("{}{path}", node.url))
+            .header("Authorization", &node.admin_key)
+            .send()
+            .unwrap();
+        assert_eq!(
+            r.headers()
+                .get("x-content-type-options")
+                .map(|v| v.to_str().unwrap()),
+            Some("nosniff"),
+            "{path}"
+        );
+    }
 }
 
 #[test]
@@ -312,4 +328,24 @@ fn expired_key_and_expired_connection() {
     assert_eq!(get(&client), 200);
     std::thread::sleep(std::time::Duration::from_millis(2500));
     assert_eq!(get(&client), 200);
+}
+
+/// A request for a read-only API key is refused, never answered with a key
+/// that has its user's full rights (MISP's CVE-2026-94381 class); nothing is
+/// created. A plain "no" is a normal key.
+#[test]
+fn a_read_only_key_is_refused_not_widened() {
+    let node = RunningNode::start("localhost", "CERT-A");
+    let (_, key) = node.org_with_user("CERT-A", 3);
+    let before = node.state.store.auth_keys().unwrap().len();
+    for ro in [json!(1), json!(true), json!("1"), json!("yes")] {
+        let (s, v, _) = node.post(&key, "/auth_keys/add/me", &json!({"read_only": ro}));
+        assert_eq!(s, 403, "read_only {ro}: {v}");
+        assert_eq!(v["saved"], false, "{v}");
+        assert!(v["errors"]["read_only"].is_array(), "{v}");
+    }
+    assert_eq!(node.state.store.auth_keys().unwrap().len(), before);
+    let (s, v, _) = node.post(&key, "/auth_keys/add/me", &json!({"read_only": 0}));
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(node.state.store.auth_keys().unwrap().len(), before + 1);
 }

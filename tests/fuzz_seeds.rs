@@ -450,7 +450,7 @@ fn write_fuzz_seeds() {
         seq += 1;
         page.extend_from_slice(&record_line(seq, kind, json));
     };
-    for (_, ev) in sealed.iter().filter(|(_, e)| wrapped(e).len() < 16 * 1024) {
+    for (_, ev) in sealed.iter().filter(|(_, e)| wrapped(e).len() < 4 * 1024) {
         line(RecordKind::Event, &wrapped(ev), &mut page);
     }
     line(RecordKind::Event, &wrapped(&part), &mut page);

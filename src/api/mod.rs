@@ -281,6 +281,12 @@ pub async fn handle(router: Router, state: AppState, mut req: Request<Body>) -> 
         }
     });
     let mut resp = audited::around(&state, &method, &path, remote, routed).await;
+    // Answers are data, never markup: no browser may sniff a synced string
+    // into HTML (MISP's stored-XSS class; this node has no UI).
+    resp.headers_mut().insert(
+        axum::http::header::X_CONTENT_TYPE_OPTIONS,
+        axum::http::HeaderValue::from_static("nosniff"),
+    );
     if has_body && (resp.status().is_client_error() || resp.status().is_server_error()) {
         resp.headers_mut().insert(
             axum::http::header::CONNECTION,

@@ -252,6 +252,24 @@ pub async fn add_auth_key(
         return Err(ApiError::Forbidden);
     }
     let v = super::body::unwrap_key(body.json_value()?, "AuthKey");
+    // MISP can make a key read-only; here a key carries its user's role and
+    // nothing narrower, so asking for a read-only key is refused rather than
+    // answered with a key that can write (MISP's CVE-2026-94381: a "read-only"
+    // key with its user's full rights). Anything but a plain "no" is a request.
+    if let Some(ro) = field(&v, "read_only") {
+        let no = matches!(ro, Value::Bool(false))
+            || as_u64(ro) == Some(0)
+            || ro
+                .as_str()
+                .is_some_and(|s| s.trim().eq_ignore_ascii_case("false"));
+        if !no {
+            return Err(ApiError::refused(
+                "Could not add the auth key",
+                "read_only",
+                "read-only API keys are not supported by this node (a key has its user's role); create a user with the read-only role instead",
+            ));
+        }
+    }
     let comment = field(&v, "comment")
         .and_then(Value::as_str)
         .unwrap_or("")

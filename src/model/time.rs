@@ -9,23 +9,31 @@ use serde::Serializer;
 use std::fmt;
 
 /// Parses the forms MISP and its clients send for `first_seen`/`last_seen`.
+///
+/// Only years 0000 to 9999 (UTC): what [`format_seen`] writes back in MISP's
+/// four-digit form, so every accepted value survives export and re-import.
 pub fn parse_seen(s: &str) -> Result<i64, String> {
     let t = s.trim();
-    if let Ok(ts) = t.parse::<jiff::Timestamp>() {
-        return Ok(ts.as_microsecond());
-    }
-    if let Ok(dt) = t.parse::<jiff::civil::DateTime>() {
+    let utc = jiff::tz::TimeZone::UTC;
+    let ts = if let Ok(ts) = t.parse::<jiff::Timestamp>() {
+        ts
+    } else if let Some(ts) = t
+        .parse::<jiff::civil::DateTime>()
+        .ok()
         // No offset given: MISP interprets naive times as UTC.
-        if let Ok(ts) = dt.to_zoned_datetime(jiff::tz::TimeZone::UTC) {
-            return Ok(ts.timestamp().as_microsecond());
-        }
+        .and_then(|dt| dt.to_zoned_datetime(utc.clone()).ok())
+        .map(|z| z.timestamp())
+    {
+        ts
+    } else if let Ok(secs) = t.parse::<i64>() {
+        jiff::Timestamp::from_second(secs).map_err(|_| format!("\"{s}\" is out of range"))?
+    } else {
+        return Err(format!("\"{s}\" is not an ISO 8601 date-time"));
+    };
+    if !(0..=9999).contains(&ts.to_zoned_datetime(utc).datetime().year()) {
+        return Err(format!("\"{s}\" is out of range (years 0000 to 9999)"));
     }
-    if let Ok(secs) = t.parse::<i64>() {
-        return secs
-            .checked_mul(1_000_000)
-            .ok_or_else(|| format!("\"{s}\" is out of range"));
-    }
-    Err(format!("\"{s}\" is not an ISO 8601 date-time"))
+    Ok(ts.as_microsecond())
 }
 
 /// Renders microseconds as MISP does: `YYYY-MM-DDTHH:MM:SS.ffffff+00:00`.
@@ -128,6 +136,30 @@ mod tests {
         );
         assert_eq!(parse_seen("1560433595").unwrap(), 1_560_433_595_000_000);
         assert!(parse_seen("yesterday").is_err());
+    }
+
+    /// Found by the `misp_event` fuzz target: epoch seconds past year 9999 were
+    /// taken, then written as bare microseconds, and years before 0000 as
+    /// `-9999-…`, neither of which any parser reads back (the event failed its
+    /// own export round trip, and every peer refused it).
+    #[test]
+    fn seen_out_of_range_is_refused() {
+        for s in [
+            "6827888888882",
+            "253402300800",
+            "-377705116801",
+            "-377705023201",
+            "-62167219201",
+            "9223372036854775807",
+            "-000001-06-01T00:00:00Z",
+            "-000001-06-01T00:00:00",
+        ] {
+            assert!(parse_seen(s).is_err(), "{s}");
+        }
+        for s in ["253402207200", "-62167219200", "0", "0000-01-01T00:00:00Z"] {
+            let us = parse_seen(s).unwrap();
+            assert_eq!(parse_seen(&format_seen(us)), Ok(us), "{s}");
+        }
     }
 
     #[test]

@@ -4,24 +4,34 @@
 //! What sled 0.34 does, measured (see `tests/faults.rs`), and what the store
 //! does about it:
 //!
-//! * **Full disk.** A write that cannot reach the disk fails with an I/O error of
-//!   kind `StorageFull`; the store names it [`StoreError::StorageFull`] and the
-//!   API answers 507. sled then refuses every later write with the same error,
-//!   *even once space is free again*: its first I/O error is kept for good (the
-//!   log buffer that failed never becomes stable) and only reopening the
-//!   database clears it. Reads keep working. The store remembers the failure
-//!   ([`Store::check_writable`], which `/healthz` reports as 503) so an
-//!   orchestrator restarts the node; acknowledged writes survive the restart
-//!   (they were fsynced before the answer).
+//! * **Full disk.** sled does not survive meeting one in place. A write that
+//!   cannot reach the disk fails with an I/O error of kind `StorageFull` (the
+//!   store names it [`StoreError::StorageFull`], the API answers 507), and sled
+//!   then refuses every later write with the same error, *even once space is
+//!   free again*: it keeps its first I/O error (the log buffer that failed never
+//!   becomes stable) until the database is reopened. Reads mostly go on, but a
+//!   read that finds a page due for a split does the split — a write — and fails.
+//!   Worse, when the error hits sled's background segment cleaner it is only
+//!   logged, and a later flush waits for ever. So the store keeps sled away
+//!   from a full disk: below a free-space reserve ([`Store::check_space`],
+//!   `[store] min_free_mib`) writes are refused before sled is asked, reads are
+//!   untouched, and writes resume by themselves once space is freed. If the
+//!   disk fills past the reserve anyway, the store records the failed flush
+//!   ([`Store::check_writable`]) or notices the stuck one
+//!   ([`Store::write_stalled`]), `/healthz` answers 503, and a restart
+//!   recovers with every acknowledged write (each was fsynced before its
+//!   answer).
 //! * **Damaged files.** sled returns `Corruption` for some damage, and *panics*
-//!   for other damage (e.g. zeroed pages in the middle of its log:
-//!   "tried to serialize Uninitialized"); both become
-//!   [`StoreError::Damaged`] at open, a one-line error that names the directory
-//!   and the way back (`sluis restore`).
+//!   for other damage (e.g. zeroed pages in the middle of its log: "tried to
+//!   serialize Uninitialized", or an index out of bounds in its segment
+//!   accounting); both become [`StoreError::Damaged`] at open, a one-line error
+//!   that names the directory and the way back (`sluis restore`). Damage in the
+//!   middle of the log shows only when that page is read: with
+//!   `verify_on_open` ([`Store::verify_all`]) every record is read at open.
 //! * **Truncation.** sled treats a log cut short as a crash and recovers to the
-//!   last intact record: a `db` file truncated to half opens with half the data,
-//!   truncated to zero opens as a new, empty database — silently. The store
-//!   therefore keeps a *stamp* beside sled's files (`sluis.stamp` in the
+//!   last intact record: without a snapshot, a `db` file truncated to a few
+//!   hundred KiB or to nothing opens as a new, empty database — silently. The
+//!   store therefore keeps a *stamp* beside sled's files (`sluis.stamp` in the
 //!   database directory): the highest change sequence it has seen on disk. A
 //!   database that opens with fewer changes than its stamp lost acknowledged
 //!   data and is refused. The stamp is written at most once per
@@ -170,7 +180,12 @@ fn read_stamp(dir: &Path) -> Result<Option<u64>, StoreError> {
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(damaged(dir, format!("cannot read {}: {e}", path.display()))),
+        Err(e) => {
+            return Err(damaged(
+                dir,
+                format!("cannot read {}: {e}", shown(&path).display()),
+            ))
+        }
     };
     let mut lines = text.lines();
     let seq = match (lines.next(), lines.next(), lines.next()) {
@@ -184,7 +199,7 @@ fn read_stamp(dir: &Path) -> Result<Option<u64>, StoreError> {
             dir,
             format!(
                 "{} is not a store stamp (it was damaged too?); if you are sure the database itself is intact, delete that file to skip this check",
-                path.display()
+                shown(&path).display()
             ),
         )
     })
@@ -421,7 +436,7 @@ impl Store {
         if let Ok(mut f) = self.health.write_failure.lock() {
             if f.is_none() {
                 tracing::error!(error = %e, path = %shown(&self.path).display(), "the database stopped taking writes; a restart is needed once the disk is healthy");
-                *f = Some(e.to_string());
+                *f = Some(format!("a write failed: {e}"));
             }
         }
         StoreError::from(e)

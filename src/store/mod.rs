@@ -91,9 +91,9 @@ pub enum StoreError {
         available: u64,
         reserve: u64,
     },
-    /// An earlier write failed to reach the disk, and sled will not take
-    /// another until the database is reopened.
-    #[error("the database in {path} stopped taking writes after an I/O error ({reason}); it resumes only after a restart: fix the disk (free space), then restart the node")]
+    /// An earlier write failed to reach the disk (sled will not take another
+    /// until the database is reopened), or one never returns.
+    #[error("the database in {path} is not taking writes: {reason}; it resumes only after a restart: fix the disk (free space), then restart the node")]
     Unwritable { path: PathBuf, reason: String },
     /// The database's files are damaged or were truncated (see [`health`]).
     #[error("the database in {path} is damaged: {detail}. Stop the node, keep the damaged directory for analysis, and restore the latest backup with `sluis restore <backup file> --force` (it moves the damaged directory aside)")]
