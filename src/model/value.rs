@@ -120,8 +120,11 @@ fn invalid(attr_type: &str, reason: &'static str) -> ValueError {
 /// Unknown types are treated as free text (whether a type is known is
 /// [`types::is_known_type`]'s business, not this function's).
 pub fn normalise(attr_type: &str, value: &str) -> Result<String, ValueError> {
-    // MISP refangs before trimming (`MispAttribute::beforeValidate`).
-    let refanged = refang(attr_type, value);
+    // MISP refangs, then trims (`MispAttribute::beforeValidate`), so it keeps
+    // " hxxp://…" defanged until the next save refangs it. Trimming first as well
+    // reaches that end at once: a stored value must normalise to itself, or a
+    // receiver re-validating a sealed event would change it and break the seal.
+    let refanged = refang(attr_type, php_trim(value));
     let trimmed = php_trim(&refanged);
     if trimmed.is_empty() {
         return Err(ValueError::Empty);
@@ -2204,6 +2207,22 @@ mod tests {
             "http://evil.example/a b"
         );
         assert_eq!(ok("uri", "/index.php?x=1"), "/index.php?x=1");
+    }
+
+    /// Found by the `misp_event` fuzz target: a defanged scheme behind leading
+    /// blanks was trimmed but not refanged, and refanged on the next pass, so
+    /// the stored value did not normalise to itself.
+    #[test]
+    fn refanging_sees_past_leading_blanks() {
+        for (t, v) in [
+            ("url", " hxxp://evil[.]example/a"),
+            ("link", "\t\0hxxps://example[.]com/x"),
+            ("url", "\0\0hxxpseul://e0il[,]exam"),
+        ] {
+            let n = ok(t, v);
+            assert!(n.starts_with("http"), "{t} {v:?} -> {n:?}");
+            assert_eq!(ok(t, &n), n, "{t} {v:?}");
+        }
     }
 
     #[test]

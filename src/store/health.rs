@@ -422,12 +422,20 @@ impl Store {
     /// API refuses changes while this is `Some`, and `/healthz` reports it, so
     /// the node is restarted.
     pub fn write_stalled(&self) -> Option<Duration> {
+        self.flushes_waiting()
+            .filter(|stalled| *stalled >= STALLED_AFTER)
+    }
+
+    /// How long running flushes have gone without one completing (`None`
+    /// when none runs).
+    fn flushes_waiting(&self) -> Option<Duration> {
         if self.health.flushing.load(Ordering::Acquire) == 0 {
             return None;
         }
         let since = self.health.progress.load(Ordering::Acquire);
-        let stalled = Duration::from_millis(self.health.now_ms().saturating_sub(since));
-        (stalled >= STALLED_AFTER).then_some(stalled)
+        Some(Duration::from_millis(
+            self.health.now_ms().saturating_sub(since),
+        ))
     }
 
     /// Records that a flush failed: sled keeps its first I/O error, so every
@@ -513,6 +521,28 @@ mod tests {
         std::fs::write(stamp_path(dir.path()), "durable_sequence 9\n").unwrap();
         let e = read_stamp(dir.path()).unwrap_err().to_string();
         assert!(e.contains("is not a store stamp"), "{e}");
+    }
+
+    #[test]
+    fn a_flush_that_does_not_return_is_seen_as_stalled() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Default::default()).unwrap();
+        assert_eq!(store.flushes_waiting(), None);
+        // A flush that never returns, as sled's can after a full disk.
+        let stuck = Flushing::start(&store.health);
+        std::thread::sleep(Duration::from_millis(30));
+        // Other flushes starting meanwhile do not reset the clock…
+        let other = Flushing::start(&store.health);
+        assert!(store.flushes_waiting().unwrap() >= Duration::from_millis(30));
+        // …one completing does.
+        drop(other);
+        assert!(store.flushes_waiting().unwrap() < Duration::from_millis(30));
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(store.flushes_waiting().unwrap() >= Duration::from_millis(30));
+        assert_eq!(store.write_stalled(), None, "10 s have not passed");
+        drop(stuck);
+        assert_eq!(store.flushes_waiting(), None);
+        store.check_writable().unwrap();
     }
 
     #[test]
