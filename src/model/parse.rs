@@ -118,8 +118,16 @@ pub fn parse_event(bytes: &[u8], max_bytes: usize) -> Result<Event, ParseError> 
             limit: max_bytes,
         });
     }
-    if let Ok(w) = serde_json::from_slice::<Wrapped>(bytes) {
-        return Ok(w.event);
+    // Only for an object (serde also reads a struct from an array, which would
+    // take `[{…}]`, index rows, as `{"Event": {…}}`), and only for UTF-8 text
+    // (reading bytes, serde_json skips the strings of ignored fields unchecked,
+    // where the general path refuses invalid UTF-8).
+    if let Ok(text) = std::str::from_utf8(bytes) {
+        if text.trim_ascii_start().starts_with('{') {
+            if let Ok(w) = serde_json::from_str::<Wrapped>(text) {
+                return Ok(w.event);
+            }
+        }
     }
     let mut v = parse_events(bytes, max_bytes)?;
     match v.len() {
@@ -142,6 +150,36 @@ mod tests {
         assert_eq!(parse_events(list, 1 << 20).unwrap().len(), 2);
         let index = br#"[{"id":"1","info":"row","uuid":"5c1b1cc1-0000-4000-8000-000000000001"}]"#;
         assert_eq!(parse_events(index, 1 << 20), Err(ParseError::NoEvent));
+    }
+
+    /// Found by the `misp_event` fuzz target: the `{"Event": …}` fast path read
+    /// arrays too (a struct from a sequence), so `parse_event` took index rows
+    /// and `[[]]` as events where `parse_events` finds none; and it let invalid
+    /// UTF-8 through in fields it ignores, which `parse_events` refuses.
+    #[test]
+    fn parse_event_agrees_with_parse_events() {
+        for doc in [
+            &b"[[]]"[..],
+            br#"[{"id":"1","info":"row","uuid":"5c1b1cc1-0000-4000-8000-000000000001"}]"#,
+            br#" [{"info":"x"}]"#,
+        ] {
+            assert_eq!(parse_events(doc, 1 << 20), Err(ParseError::NoEvent));
+            assert_eq!(parse_event(doc, 1 << 20), Err(ParseError::NoEvent));
+        }
+        let bad_utf8 = b"{\"Event\":{\"info\":\"x\",\"Galaxy\":[{\"source\":\"g\x8e\"}]}}";
+        assert!(matches!(
+            parse_events(bad_utf8, 1 << 20),
+            Err(ParseError::Json(_))
+        ));
+        assert!(matches!(
+            parse_event(bad_utf8, 1 << 20),
+            Err(ParseError::Json(_))
+        ));
+        let e = br#" {"Event":{"info":"x"}}"#;
+        assert_eq!(
+            parse_event(e, 1 << 20).unwrap(),
+            parse_events(e, 1 << 20).unwrap().remove(0)
+        );
     }
 
     #[test]

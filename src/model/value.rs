@@ -385,14 +385,19 @@ fn modify(attr_type: &str, v: &str) -> String {
             .filter(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
             .collect(),
         "prtn" | "whois-registrant-phone" | "phone-number" => {
-            let v = match v.strip_prefix("00") {
-                Some(rest) => Cow::Owned(format!("+{rest}")),
-                None => Cow::Borrowed(v),
-            };
-            v.replace("(0)", "")
+            // MISP turns a leading "00" into "+" before it drops "(0)" and
+            // everything but digits and "+", so "(0)0032…" keeps its "00" until
+            // the next save. Dropping first reaches that end at once: a stored
+            // value must normalise to itself.
+            let kept: String = v
+                .replace("(0)", "")
                 .chars()
                 .filter(|c| *c == '+' || c.is_ascii_digit())
-                .collect()
+                .collect();
+            match kept.strip_prefix("00") {
+                Some(rest) => format!("+{rest}"),
+                None => kept,
+            }
         }
         "x509-fingerprint-md5" | "x509-fingerprint-sha256" | "x509-fingerprint-sha1" => {
             v.replace(':', "").to_ascii_lowercase()
@@ -2313,6 +2318,17 @@ mod tests {
             "DE89370400440532013000"
         );
         assert_eq!(ok("phone-number", "0032 (0)2 123 45 67"), "+3221234567");
+        // Found by the `misp_event` fuzz target: a "00" that only appears once
+        // "(0)" and separators are gone became "+" on the next pass only.
+        for (t, v) in [
+            ("phone-number", "(0)0032 2 123 45 67"),
+            ("prtn", "0 032 2 123 45 67"),
+            ("whois-registrant-phone", "0-0-32-2-123"),
+        ] {
+            let n = ok(t, v);
+            assert!(n.starts_with("+32"), "{t} {v:?} -> {n:?}");
+            assert_eq!(ok(t, &n), n, "{t} {v:?}");
+        }
         assert_eq!(
             ok("btc", "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"),
             "1BoatSLRHtKNngkdXEeobR76b53LETtpyT"
