@@ -770,6 +770,12 @@ mod tests {
         assert!(e.contains("peer[1].name"), "{e}");
         let e = p(&peer("").replace("https://b", "http://b"));
         assert!(e.contains("peer[0].url"), "{e}");
+        let e = p("[support]\nwebhook='ftp://x'\n");
+        assert!(e.contains("support.webhook"), "{e}");
+        let e = p("[support]\noverdue_check='5'\n");
+        assert!(e.contains("support.overdue_check"), "{e}");
+        let e = p("[support]\nwebhok='https://x'\n");
+        assert!(e.contains("webhok"), "{e}");
         let e = p(&peer("fingerprint='sha256:abc'\n"));
         assert!(e.contains("peer[0].fingerprint"), "{e}");
         let e = p(&peer("").replace("name='b'", "name='localhost'"));

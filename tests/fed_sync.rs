@@ -8,20 +8,8 @@ mod common;
 use common::*;
 use serde_json::json;
 use sluis::seal::{verify_event, NodeKey, TrustList};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use uuid::Uuid;
-
-/// Polls `check` until it holds or `limit` passes.
-fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    check()
-}
 
 /// Replaces the value of every `key = …` line of a config text.
 fn set_line(text: &mut String, key: &str, value: &str) {

@@ -103,6 +103,41 @@ async fn store_record(state: &AppState, rec: CaseRecord) -> Result<(), ApiError>
     blocking(move || Ok(store.put_case_record(&rec).map(|_| ())?)).await
 }
 
+/// Seals `body` as this node's next record of `case` for `audience`, stores it,
+/// and answers with the case as it now stands (respond, status, share).
+async fn append(
+    state: &AppState,
+    caller: &Caller,
+    case: &Case,
+    audience: Vec<Uuid>,
+    body: Body,
+) -> Result<Json<Value>, ApiError> {
+    case.check_new(state.node.org, &body, true)?;
+    let rec = CaseRecord::seal(
+        Uuid::new_v4(),
+        case.uuid(),
+        state.node.org,
+        &own_name(state)?,
+        next_time(case),
+        audience,
+        body,
+        state.sealer.key(),
+    )?;
+    store_record(state, rec).await?;
+    let case = load_case(state, case.uuid()).await?;
+    Ok(Json(case_json(state, caller, &case, true).await?))
+}
+
+/// The organisation of the configured peer named `name` (or with that org
+/// uuid): cases go only to peered CERTs.
+fn peer_org(state: &AppState, name: &str) -> Option<Uuid> {
+    state
+        .peers
+        .iter()
+        .find(|p| p.name == name || p.org_uuid.to_string() == name)
+        .map(|p| p.org_uuid)
+}
+
 async fn load_case(state: &AppState, uuid: Uuid) -> Result<Case, ApiError> {
     let store = state.store.clone();
     let records = blocking(move || Ok(store.case_records(&uuid)?)).await?;
@@ -133,18 +168,13 @@ async fn create(
     // A case travels only to directly peered CERTs: each addressee must be one.
     let mut addressed = Vec::new();
     for a in &n.addressed {
-        let org = state
-            .peers
-            .iter()
-            .find(|p| p.name == *a || p.org_uuid.to_string() == *a)
-            .map(|p| p.org_uuid)
-            .ok_or_else(|| {
-                ApiError::refused(
-                    "Could not save the support record",
-                    "addressed",
-                    format!("{a} is not a configured peer (a case goes only to peered CERTs)"),
-                )
-            })?;
+        let org = peer_org(&state, a).ok_or_else(|| {
+            ApiError::refused(
+                "Could not save the support record",
+                "addressed",
+                format!("{a} is not a configured peer (a case goes only to peered CERTs)"),
+            )
+        })?;
         if !addressed.contains(&org) {
             addressed.push(org);
         }
@@ -212,20 +242,8 @@ async fn respond(
         ));
     }
     let case = load_case(&state, uuid).await?;
-    case.check_new(state.node.org, &b, true)?;
-    let rec = CaseRecord::seal(
-        Uuid::new_v4(),
-        uuid,
-        state.node.org,
-        &own_name(&state)?,
-        next_time(&case),
-        vec![case.requester()],
-        b,
-        state.sealer.key(),
-    )?;
-    store_record(&state, rec).await?;
-    let case = load_case(&state, uuid).await?;
-    Ok(Json(case_json(&state, &caller, &case, true).await?))
+    let requester = case.requester();
+    append(&state, &caller, &case, vec![requester], b).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -256,20 +274,8 @@ async fn status(
     if case.requester() != state.node.org {
         return Err(ApiError::Forbidden);
     }
-    case.check_new(state.node.org, &b, true)?;
-    let rec = CaseRecord::seal(
-        Uuid::new_v4(),
-        uuid,
-        state.node.org,
-        &own_name(&state)?,
-        next_time(&case),
-        case.details().addressed.clone(),
-        b,
-        state.sealer.key(),
-    )?;
-    store_record(&state, rec).await?;
-    let case = load_case(&state, uuid).await?;
-    Ok(Json(case_json(&state, &caller, &case, true).await?))
+    let addressed = case.details().addressed.clone();
+    append(&state, &caller, &case, addressed, b).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -312,11 +318,7 @@ async fn share(
     } else {
         let mut v = Vec::new();
         for w in &s.with {
-            let org = state
-                .peers
-                .iter()
-                .find(|p| p.name == *w || p.org_uuid.to_string() == *w)
-                .map(|p| p.org_uuid)
+            let org = peer_org(&state, w)
                 .filter(|o| addressed.contains(o))
                 .ok_or_else(|| {
                     ApiError::refused(
@@ -332,20 +334,7 @@ async fn share(
     let b = Body::Shared {
         original: Box::new(original),
     };
-    case.check_new(state.node.org, &b, true)?;
-    let rec = CaseRecord::seal(
-        Uuid::new_v4(),
-        uuid,
-        state.node.org,
-        &own_name(&state)?,
-        next_time(&case),
-        audience,
-        b,
-        state.sealer.key(),
-    )?;
-    store_record(&state, rec).await?;
-    let case = load_case(&state, uuid).await?;
-    Ok(Json(case_json(&state, &caller, &case, true).await?))
+    append(&state, &caller, &case, audience, b).await
 }
 
 /// Now, or just after the case's last record: the timeline is ordered by the

@@ -151,3 +151,36 @@ async fn check(r: reqwest::Response) -> Result<reqwest::Response, SyncError> {
         body: body.chars().take(300).collect(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(status: u16, retry_after: Option<&str>) -> reqwest::Response {
+        let mut b = axum::http::Response::builder().status(status);
+        if let Some(r) = retry_after {
+            b = b.header("Retry-After", r);
+        }
+        reqwest::Response::from(b.body("slow down").unwrap())
+    }
+
+    #[tokio::test]
+    async fn a_429_carries_the_peers_retry_after_bounded() {
+        for (header, want) in [
+            (Some("7"), 7),
+            (None, 1),
+            (Some("soon"), 1),
+            (Some("99999"), 300),
+        ] {
+            match check(response(429, header)).await {
+                Err(SyncError::RateLimited(d)) => assert_eq!(d, Duration::from_secs(want)),
+                other => panic!("{header:?}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            check(response(503, Some("7"))).await,
+            Err(SyncError::Status { status: 503, .. })
+        ));
+        assert!(check(response(200, None)).await.is_ok());
+    }
+}
