@@ -8,8 +8,9 @@
 //!
 //! Rights: tagging needs `perm_tagger`. A global tag changes shared content, so it
 //! needs the right to modify the event (MISP: only the creator organisation may
-//! change global tags); a local tag never leaves this node and needs only that the
-//! caller can see the target. Attaching or removing a global tag unpublishes the
+//! change global tags); a local tag never leaves this node but decides what this
+//! node does with the event (a local `tlp:red` keeps it home), so only the host
+//! organisation may attach or remove one ([`crate::policy::tagging`]). Attaching or removing a global tag unpublishes the
 //! event, as MISP does; a local tag does not. Either way the target (and the event)
 //! get a newer timestamp, because every change goes through the store's
 //! strictly-newer merge.
@@ -23,7 +24,7 @@ use super::body::{unwrap_key, NamedParams, RawBody};
 use super::error::{save_success, ApiError};
 use super::{blocking, AppState};
 use crate::model::{Event, Tag};
-use crate::policy::{event_visible, may_modify, redact_event, Viewer};
+use crate::policy::{event_visible, redact_event, tagging, Viewer};
 use crate::store::Store;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -259,6 +260,7 @@ pub async fn attach(
     let requested = request_tags(&req)?;
     let local = truthy(req.get("local"));
     let store = state.store.clone();
+    let host_org = state.node.org;
     let c2 = caller.clone();
     let (message, ok) = blocking(move || {
         let viewer = c2.viewer();
@@ -274,7 +276,7 @@ pub async fn attach(
             }
         }
         let (ev, (attached, present)) = modify_event(&store, &event, !local, |ev, ts| {
-            if !local && !may_modify(&viewer, &c2.role, ev) {
+            if !tagging::may_attach(&viewer, &c2.role, ev, local, host_org) {
                 return Err(ApiError::Forbidden);
             }
             let (tags, slot) = target_tags(ev, target, &viewer)?;
@@ -363,6 +365,7 @@ pub async fn remove(
     let requested = request_tags(&req)?.remove(0);
     let store = state.store.clone();
     let sealer = state.sealer.clone();
+    let host_org = state.node.org;
     let c2 = caller.clone();
     let message = blocking(move || {
         let viewer = c2.viewer();
@@ -381,10 +384,16 @@ pub async fn remove(
             }
         };
         let (ev, removed) = modify_event(&store, &event, false, |ev, ts| {
-            let may = may_modify(&viewer, &c2.role, ev);
+            // Decided for both kinds before `tags` borrows the event mutably.
+            let may_local = tagging::may_remove(&viewer, &c2.role, ev, true, host_org);
+            let may_global = tagging::may_remove(&viewer, &c2.role, ev, false, host_org);
             let (tags, slot) = target_tags(ev, target, &viewer)?;
             let pos = tags.iter().position(matches).ok_or_else(not_attached)?;
-            if !tags[pos].local && !may {
+            if !(if tags[pos].local {
+                may_local
+            } else {
+                may_global
+            }) {
                 return Err(ApiError::Forbidden);
             }
             let removed = tags.remove(pos);
@@ -575,20 +584,40 @@ mod tests {
         );
         assert_eq!(store.lookup_tag("malware", 10).unwrap().len(), 1);
 
-        // Another org may attach a local tag to what it sees, not a global one.
+        // Local tags belong to the host organisation (this node's, A): another
+        // organisation may attach neither a local tag nor a global one.
         let (st, v) = k
             .call(
                 "POST",
                 "/tags/attachTagToObject",
                 &k.b,
-                Some(json!({"uuid": euuid, "tag": "seen-by-b", "local": 1})),
+                Some(json!({"uuid": euuid, "tag": "kept-home", "local": 1})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+        let (st, v) = k
+            .call(
+                "POST",
+                "/tags/attachTagToObject",
+                &k.a,
+                Some(json!({"uuid": euuid, "tag": "kept-home", "local": 1})),
             )
             .await;
         assert_eq!(st, StatusCode::OK, "{v}");
         assert!(v["message"]
             .as_str()
             .unwrap()
-            .starts_with("Local tag seen-by-b("));
+            .starts_with("Local tag kept-home("));
+        // Nor remove the host's local tag (it may be what keeps the event home).
+        let (st, v) = k
+            .call(
+                "POST",
+                "/tags/removeTagFromObject",
+                &k.b,
+                Some(json!({"uuid": euuid, "tag": "kept-home"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
         let (st, v) = k
             .call(
                 "POST",
@@ -612,12 +641,12 @@ mod tests {
         // The index: what the caller can see, with counts and stable ids.
         let (st, v) = k.call("GET", "/tags/index", &k.a, None).await;
         assert_eq!(st, StatusCode::OK, "{v}");
-        assert_eq!(names(&v["Tag"]), ["malware", "seen-by-b", "tlp:amber"]);
+        assert_eq!(names(&v["Tag"]), ["kept-home", "malware", "tlp:amber"]);
         let amber = &v["Tag"][2];
         assert_eq!(amber["id"], tag_id("tlp:amber").to_string());
         assert_eq!(amber["count"], 1);
         assert_eq!(amber["attribute_count"], 0);
-        assert_eq!(v["Tag"][0]["attribute_count"], 1);
+        assert_eq!(v["Tag"][1]["attribute_count"], 1);
         let (_, v) = k.call("GET", "/tags/index/searchall:amb", &k.a, None).await;
         assert_eq!(names(&v["Tag"]), ["tlp:amber"]);
         // By id.
@@ -676,7 +705,7 @@ mod tests {
             .unwrap()
             .ends_with(&format!("successfully removed from Event({eid}).")));
         let ev3 = k.get_event(&eid).await;
-        assert_eq!(names(&ev3["Tag"]), ["seen-by-b"]);
+        assert_eq!(names(&ev3["Tag"]), ["kept-home"]);
         // Only the attribute's tlp:amber is left in the tag index.
         let hits = store.lookup_tag("tlp:amber", 10).unwrap();
         assert_eq!(hits.len(), 1);
@@ -690,20 +719,20 @@ mod tests {
             )
             .await;
         assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
-        // The local tag: removable by the org that sees it.
+        // The local tag: removable by the host organisation.
         let (st, v) = k
             .call(
                 "POST",
                 "/tags/removeTagFromObject",
-                &k.b,
-                Some(json!({"uuid": euuid, "tag": "seen-by-b"})),
+                &k.a,
+                Some(json!({"uuid": euuid, "tag": "kept-home"})),
             )
             .await;
         assert_eq!(st, StatusCode::OK, "{v}");
         assert!(v["message"]
             .as_str()
             .unwrap()
-            .starts_with("Local tag seen-by-b"));
+            .starts_with("Local tag kept-home"));
     }
 
     #[tokio::test]

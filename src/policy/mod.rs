@@ -4,6 +4,7 @@
 
 pub mod federation;
 pub mod roles;
+pub mod tagging;
 pub mod visibility;
 
 pub use federation::{outbound, Decision, LocalState, Peer, Reason};
