@@ -53,8 +53,8 @@ fn main() {
     // wrk drives one API key as hard as it can: this measures the node, not its
     // per-key rate limit (which would answer most requests 429).
     cfg.limits.api_rate_per_sec = 0;
-    let prepared = sluis::cli::serve::prepare(&cfg).unwrap();
-    let store = prepared.state.store.clone();
+    let node = sluis::node::Node::start(&cfg).unwrap();
+    let store = node.state().store.clone();
     let owner = sluis::model::Org {
         id: None,
         name: cfg.node.org.clone(),
@@ -91,7 +91,7 @@ fn main() {
         rt.block_on(async move {
             let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             addr_tx.send(l.local_addr().unwrap()).unwrap();
-            sluis::server::run(l, prepared.acceptor, prepared.state, prepared.opts, async {
+            node.run(l, async {
                 let _ = rx.await;
             })
             .await

@@ -174,8 +174,8 @@ fn main() {
     let t = Instant::now();
     {
         let cfg = sluis::config::Config::load(&a.config).unwrap();
-        let prepared = sluis::cli::serve::prepare(&cfg).unwrap();
-        let store = prepared.state.store.clone();
+        let node = sluis::node::Node::start(&cfg).unwrap();
+        let store = node.state().store.clone();
         for seed in 0..events {
             let raw = serde_json::to_vec(&sluis::testdata::generated_event_json(seed, per_event))
                 .unwrap();

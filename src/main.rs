@@ -219,45 +219,6 @@ async fn shutdown_signal() {
     tracing::info!("shutdown requested");
 }
 
-/// On every SIGHUP: re-read the config file and rebuild the TLS config from its
-/// certificate, key, CA and CRL files, so a revocation applies without a restart
-/// (DESIGN §5). Anything unreadable (config, certificate, a bad CRL) is logged and
-/// the configuration in effect is kept: a broken CRL must neither re-admit a
-/// revoked peer nor stop the node. Only TLS material is reloaded; `[[peer]]`
-/// changes still need a restart.
-#[cfg(unix)]
-async fn reload_tls_on_sighup(config_path: PathBuf, acceptor: sluis::tls::Acceptor) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot install the SIGHUP handler; TLS reload needs a restart");
-            return;
-        }
-    };
-    while hangups.recv().await.is_some() {
-        let path = config_path.clone();
-        let acceptor = acceptor.clone();
-        let outcome = tokio::task::spawn_blocking(move || {
-            let cfg = Config::load(&path)?;
-            sluis::fed::reload_tls(&cfg, &acceptor)?;
-            anyhow::Ok(())
-        })
-        .await;
-        match outcome {
-            Ok(Ok(())) => {
-                tracing::info!(config = %config_path.display(), "SIGHUP: TLS certificates and CRLs reloaded ([[peer]] changes need a restart)")
-            }
-            Ok(Err(e)) => {
-                tracing::error!(error = %format!("{e:#}"), "SIGHUP: TLS reload failed; keeping the configuration in effect")
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "SIGHUP: TLS reload task failed; keeping the configuration in effect")
-            }
-        }
-    }
-}
-
 fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let cfg = match &config {
         Some(p) => Config::load(p)?,
@@ -282,7 +243,7 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
             Config::load(Path::new(DEFAULT_CONFIG))?
         }
     };
-    let prepared = cli::serve::prepare(&cfg)?;
+    let node = sluis::node::Node::start(&cfg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -295,29 +256,7 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
         // Not `eprintln!`, which panics if stderr cannot be written (a log file
         // on a full disk).
         let _ = writeln!(std::io::stderr(), "sluis listening on https://{addr}");
-        #[cfg(unix)]
-        tokio::spawn(reload_tls_on_sighup(
-            cfg.source.clone(),
-            prepared.acceptor.clone(),
-        ));
-        // The sync tasks and the feeds' long-polls stop with the server: the hub's
-        // stop signal is raised on the shutdown signal.
-        let hub = prepared.state.hub.clone();
-        let pullers = sluis::sync::spawn(prepared.sync);
-        sluis::server::run(
-            listener,
-            prepared.acceptor,
-            prepared.state,
-            prepared.opts,
-            async move {
-                shutdown_signal().await;
-                hub.stop();
-            },
-        )
-        .await?;
-        for p in pullers {
-            let _ = p.await;
-        }
+        node.run(listener, shutdown_signal()).await?;
         anyhow::Ok(())
     });
     // A blocking task stuck in the storage engine (a flush that never returns,
@@ -430,10 +369,10 @@ fn peers(config: Option<PathBuf>, json: bool, url: Option<&str>) -> anyhow::Resu
     if json {
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        let status: Vec<sluis::sync::status::PeerStatus> = serde_json::from_value(v)?;
+        let status: Vec<sluis::federation::status::PeerStatus> = serde_json::from_value(v)?;
         print!(
             "{}",
-            sluis::sync::status::render(&status, sluis::model::time::now_secs())
+            sluis::federation::status::render(&status, sluis::model::time::now_secs())
         );
     }
     Ok(ExitCode::SUCCESS)

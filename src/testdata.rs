@@ -6,6 +6,14 @@
 //! events never trip the duplicate check, and are reproducible run to run.
 
 use serde_json::{json, Value};
+use std::path::PathBuf;
+
+/// PyMISP's sample events, vendored in the repository (`tests/data/misp/`,
+/// BSD 2-Clause, attribution in its `NOTICE.md`): the one place every test,
+/// benchmark and fuzz seed finds real MISP data.
+pub fn misp_samples_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/misp")
+}
 
 /// splitmix64: tiny, fast, good enough for test data (not for keys).
 #[derive(Debug, Clone)]

@@ -587,7 +587,7 @@ fn page_lines(text: &str) -> (usize, serde_json::Value) {
 #[test]
 fn feed_pages_and_open_feeds_are_capped_per_peer() {
     let node = node_with_peers("header_timeout_secs = 1\n");
-    let max = sluis::fed::changes::MAX_LIMIT as u64;
+    let max = sluis::federation::feed::MAX_LIMIT as u64;
     // More shareable changes than one page may hold.
     for seed in 0..=max + 4 {
         let raw = serde_json::to_vec(&generated_event(seed, 1)).unwrap();
@@ -795,7 +795,7 @@ fn the_federation_client_follows_no_redirect() {
         "the trap saw no connection from a client that follows redirects"
     );
     // The peer client does not.
-    let client = sluis::sync::client::PeerClient::new(b.peer[0].clone(), &b_tls).unwrap();
+    let client = sluis::federation::client::PeerClient::new(b.peer[0].clone(), &b_tls).unwrap();
     let err = rt.block_on(client.hello()).unwrap_err().to_string();
     assert!(err.contains("302") || err.contains("307"), "{err}");
     std::thread::sleep(Duration::from_millis(500));

@@ -370,7 +370,7 @@ fn a_cut_log_stops_the_node_until_a_new_log_is_started_on_purpose() {
     let c = kinds(&orig).iter().position(|k| k == "checkpoint").unwrap() + 1;
     std::fs::write(&path, orig[..c].join("\n") + "\n").unwrap();
     let cfg = sluis::config::Config::load(&node.config).unwrap();
-    let err = sluis::cli::serve::prepare(&cfg)
+    let err = sluis::node::Node::start(&cfg)
         .err()
         .expect("the node must not start");
     assert!(err.to_string().contains("does not check out"), "{err}");
@@ -463,7 +463,7 @@ fn rotation_continues_the_chain_across_files() {
     // …and put back in place of the current log, the node will not append to it.
     std::fs::copy(&old, &path).unwrap();
     let cfg = sluis::config::Config::load(&node.config).unwrap();
-    let err = sluis::cli::serve::prepare(&cfg)
+    let err = sluis::node::Node::start(&cfg)
         .err()
         .expect("the node must not start");
     assert!(

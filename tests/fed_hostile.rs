@@ -18,7 +18,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use common::*;
 use serde_json::json;
-use sluis::fed::wire::{self, PageEnd, RecordKind, Report};
+use sluis::federation::wire::{self, PageEnd, RecordKind, Report};
 use sluis::model::event::Wrapped;
 use sluis::model::{Attribute, Event};
 use sluis::seal::{NodeKey, Sealer, Tombstone, TombstoneKind};

@@ -1,4 +1,4 @@
-//! The distribution matrix (DESIGN §5) on real nodes over mutual TLS, on a
+//! The distribution matrix (docs/design.md §5) on real nodes over mutual TLS, on a
 //! chain A–B–C and on a triangle: events created on A at every level, under
 //! sharing groups with different members, TLP:RED with and without a group,
 //! local tags, and attributes of mixed levels inside one event. Once the cluster

@@ -168,7 +168,7 @@ fn a_revoked_certificate_is_refused_after_reload() {
     );
     std::fs::write(&node.config, text).unwrap();
     let cfg = sluis::config::Config::load(&node.config).unwrap();
-    sluis::fed::reload_tls(&cfg, &node.acceptor).unwrap();
+    sluis::node::reload_tls(&cfg, &node.acceptor).unwrap();
     assert!(hello(&node, Some(&old), None).is_err());
 
     // A new certificate for the same peer (another serial) still works.
@@ -181,7 +181,7 @@ fn a_revoked_certificate_is_refused_after_reload() {
     // A broken CRL fails the reload and keeps the config in effect: the revoked
     // certificate stays refused, the new one keeps working.
     std::fs::write(&crl_path, "not a CRL").unwrap();
-    assert!(sluis::fed::reload_tls(&cfg, &node.acceptor).is_err());
+    assert!(sluis::node::reload_tls(&cfg, &node.acceptor).is_err());
     assert!(hello(&node, Some(&old), None).is_err());
     assert_eq!(hello(&node, Some(&new), None).unwrap().0, 200);
 }

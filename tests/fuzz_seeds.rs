@@ -6,7 +6,7 @@
 //! ```
 //!
 //! which writes `fuzz/corpus/<target>/seed-*` (or under `$SLUIS_FUZZ_CORPUS`) from
-//! the MISP samples in `../shared/data`, generated events and sealed records. Nothing of the
+//! the MISP samples in `tests/data/misp`, generated events and sealed records. Nothing of the
 //! corpus is committed: it is rebuilt here, and the sealed seeds need the fuzz
 //! targets' fixed key, which this file shares with them (`fuzz_targets/common`).
 
@@ -16,7 +16,7 @@ mod fuzz_common;
 use ed25519_dalek::pkcs8::{spki::der::pem::LineEnding, EncodePrivateKey};
 use fuzz_common::*;
 use serde_json::{json, Value};
-use sluis::fed::wire::{end_line, record_line, PageEnd, RecordKind, Rejection, Report};
+use sluis::federation::wire::{end_line, record_line, PageEnd, RecordKind, Rejection, Report};
 use sluis::model::event::Wrapped;
 use sluis::model::parse::parse_event;
 use sluis::model::validate::validate_event;
@@ -26,12 +26,6 @@ use sluis::support::{Body, CaseRecord, Request, Status};
 use sluis::testdata::generated_event_json;
 use std::path::{Path, PathBuf};
 use uuid::Uuid;
-
-fn shared_data() -> PathBuf {
-    std::env::var_os("SLUIS_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
-}
 
 /// The node key with the fixed seed: written as PKCS#8 (0600) and loaded the
 /// way a node loads its key, so this needs no test-only constructor.
@@ -81,8 +75,8 @@ fn write_fuzz_seeds() {
 
     // --- the documents: every MISP sample, generated events, the other shapes.
     let mut docs: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut files: Vec<PathBuf> = std::fs::read_dir(shared_data().join("misp-samples"))
-        .expect("the MISP samples (set SLUIS_SHARED_DATA)")
+    let mut files: Vec<PathBuf> = std::fs::read_dir(sluis::testdata::misp_samples_dir())
+        .expect("the MISP samples in tests/data/misp")
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();

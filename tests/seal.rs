@@ -542,16 +542,13 @@ fn replayed_older_version_is_detectable() {
 }
 
 fn samples_dir() -> PathBuf {
-    std::env::var_os("SLUIS_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
-        .join("misp-samples")
+    sluis::testdata::misp_samples_dir()
 }
 
 #[test]
 fn real_misp_samples_seal_and_verify() {
     let mut files: Vec<PathBuf> = std::fs::read_dir(samples_dir())
-        .expect("the MISP samples (set SLUIS_SHARED_DATA)")
+        .expect("the MISP samples in tests/data/misp")
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .filter(|p| !p.ends_with("search_index_result.json")) // a list of index rows

@@ -9,6 +9,7 @@ mod common;
 use common::*;
 use serde_json::{json, Value};
 use sluis::support::record::Body;
+use sluis::support::CaseStore;
 use sluis::support::{CaseRecord, Status};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::{Arc, Mutex};

@@ -3,7 +3,7 @@
 //! body of a `POST /fed/v1/report`.
 //!
 //! Input: a page, newline-delimited. Each line goes through
-//! `sluis::fed::wire::parse_line` (the bound on its length included); each
+//! `sluis::federation::wire::parse_line` (the bound on its length included); each
 //! record through the parser of its kind, as `sync::apply` does: events through
 //! `parse_event`, tombstones, sightings and incident-support case records through
 //! their serde types, then the seal check against the fixed trust list. The whole input is also tried as a
@@ -15,7 +15,7 @@ mod common;
 
 use common::{trust, MAX_BYTES, MAX_LINE, NOW};
 use libfuzzer_sys::fuzz_target;
-use sluis::fed::wire::{end_line, parse_line, record_line, Line, RecordKind, Report};
+use sluis::federation::wire::{end_line, parse_line, record_line, Line, RecordKind, Report};
 use sluis::model::parse::parse_event;
 use sluis::seal::{verify_event, SealedSighting, Tombstone};
 use sluis::support::CaseRecord;

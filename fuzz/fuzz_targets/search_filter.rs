@@ -20,7 +20,7 @@ mod common;
 
 use common::NOW;
 use libfuzzer_sys::fuzz_target;
-use sluis::api::body::normalise_path;
+use sluis::http::body::normalise_path;
 
 fuzz_target!(|data: &[u8]| {
     let (first, body) = match data.iter().position(|&b| b == b'\n') {

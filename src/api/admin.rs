@@ -1,5 +1,5 @@
 //! Operator endpoints for site admins: `GET /admin/peers` (where each peer
-//! stands, [`crate::sync::status`]) and `GET /admin/backup`, a consistent snapshot
+//! stands, [`crate::federation::status`]) and `GET /admin/backup`, a consistent snapshot
 //! of the whole store (see [`crate::store::backup`]) streamed as the body, so
 //! `sluis backup` works while the node runs (sled lets one process open the
 //! database).
@@ -37,16 +37,17 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// `GET /admin/peers`: where each configured peer stands, both directions
-/// ([`crate::sync::status`]).
+/// ([`crate::federation::status`]).
 async fn peers(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<axum::Json<Vec<crate::sync::status::PeerStatus>>, ApiError> {
+) -> Result<axum::Json<Vec<crate::federation::status::PeerStatus>>, ApiError> {
     caller.require(caller.role.perm_site_admin)?;
     let store = state.store.clone();
     let peers = state.peers.clone();
     let status =
-        super::blocking(move || Ok(crate::sync::status::peer_status(&store, &peers)?)).await?;
+        super::blocking(move || Ok(crate::federation::status::peer_status(&store, &peers)?))
+            .await?;
     Ok(axum::Json(status))
 }
 

@@ -1,135 +1,30 @@
 //! The MISP-compatible REST API: one file per route group, MISP's paths, bodies,
 //! answers and error shapes, so PyMISP, curl scripts and SIEM connectors work
 //! unchanged. Visibility is decided by `policy` on every path; writes go through
-//! the store's one validator.
+//! the store's one validator. The HTTP core the routes stand on (state, errors,
+//! authentication, rate limits, the request pipeline) is [`crate::http`].
 
 mod admin;
 mod attributes;
-mod audited;
-pub mod auth;
-pub mod body;
-pub mod error;
 mod events;
-pub mod forwarded;
+pub mod fed;
 mod info;
 mod objects;
-pub mod ratelimit;
 mod search;
 mod sharing_groups;
 mod sightings;
 mod support;
 mod tags;
+#[cfg(test)]
+pub(crate) mod testkit;
 mod users;
 
-use crate::metrics::Metrics;
-use crate::store::Store;
-use axum::body::Body;
-use axum::extract::Request;
-use axum::response::Response;
+use crate::http::{audited, auth, blocking, body, error, AppState};
 use axum::routing::{get, post};
 use axum::Router;
-use std::sync::Arc;
-use std::time::Instant;
 
-pub(crate) use audited::rate_limited;
-pub use audited::RemoteAddr;
-pub use forwarded::ClientAddr;
 #[doc(hidden)]
 pub use search::fuzz_parse_request;
-
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Arc<Store>,
-    pub node: Arc<NodeInfo>,
-    pub metrics: Arc<Metrics>,
-    pub limits: Limits,
-    /// Seals every event version this node stores through the API.
-    pub sealer: Arc<crate::seal::Sealer>,
-    /// The configured peer nodes (`[[peer]]`), for the federation endpoints.
-    pub peers: Arc<Vec<crate::config::PeerSection>>,
-    /// Per-peer run-time state shared with the sync tasks (wake-ups, feed caps,
-    /// counters, the stop signal).
-    pub hub: Arc<crate::sync::Hub>,
-    /// The audit log: the API records authentication failures, denials and
-    /// changes in it (see `audited`); sync records what it accepts and refuses.
-    pub audit: Arc<crate::audit::AuditLog>,
-    /// The rate limiters (`[limits]`): per API key, per peer, per address for
-    /// failed authentications.
-    pub rates: Arc<ratelimit::RateLimits>,
-    /// `[limits] trusted_proxies`: whose `X-Forwarded-For` is believed.
-    pub proxies: Arc<forwarded::TrustedProxies>,
-}
-
-impl AppState {
-    /// Stores an event written through the API (validated, merged, sealed by the
-    /// store's finisher, flushed).
-    pub fn store_event(
-        &self,
-        ev: crate::model::Event,
-    ) -> Result<crate::store::Outcome, crate::store::StoreError> {
-        self.store.put_event(ev, crate::store::Durability::Flush)
-    }
-}
-
-/// An `AppState` over `store` for in-process handler tests: the node's org is
-/// `org`, with a fresh signing key installed as the store's sealer.
-#[cfg(test)]
-pub(crate) fn test_state(store: Arc<Store>, org: uuid::Uuid) -> AppState {
-    let sealer = Arc::new(crate::seal::Sealer::new(
-        crate::seal::NodeKey::generate().expect("OS randomness"),
-        org,
-    ));
-    crate::cli::serve::install_sealer(&store, &sealer);
-    let audit = Arc::new(
-        crate::audit::AuditLog::open(
-            &store.path().join(crate::audit::FILE_NAME),
-            sealer.clone(),
-            crate::audit::AuditOptions {
-                anchor: Some(store.clone()),
-                ..Default::default()
-            },
-        )
-        .expect("a fresh audit log in the test store's directory"),
-    );
-    AppState {
-        store,
-        node: Arc::new(NodeInfo {
-            name: "test".into(),
-            org,
-        }),
-        metrics: Arc::new(Metrics::default()),
-        limits: Limits { max_body: 1 << 20 },
-        sealer,
-        peers: Arc::new(Vec::new()),
-        hub: Arc::new(crate::sync::Hub::new(&[])),
-        audit,
-        rates: Arc::new(ratelimit::RateLimits::unlimited()),
-        proxies: Arc::new(forwarded::TrustedProxies::default()),
-    }
-}
-
-/// This node, as shown to clients.
-#[derive(Debug, Clone)]
-pub struct NodeInfo {
-    pub name: String,
-    pub org: uuid::Uuid,
-}
-
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// Largest request body accepted, bytes.
-    pub max_body: usize,
-}
-
-/// Runs blocking store work off the async threads.
-pub(crate) async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, error::ApiError> + Send + 'static,
-) -> Result<T, error::ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| error::ApiError::Internal(format!("worker failed: {e}")))?
-}
 
 /// Every route. Paths are matched after [`body::normalise_path`].
 pub fn router(state: AppState) -> Router {
@@ -177,134 +72,9 @@ pub fn router(state: AppState) -> Router {
         .merge(search::routes())
         .merge(admin::routes())
         .merge(support::routes())
-        .merge(crate::fed::routes())
+        .merge(fed::routes())
         .layer(axum::extract::DefaultBodyLimit::max(state.limits.max_body))
         .method_not_allowed_fallback(info::method_not_allowed)
         .fallback(info::not_found)
         .with_state(state)
-}
-
-/// The route label for metrics: the first two path segments of the normalised
-/// path, so label cardinality stays bounded whatever clients send.
-fn route_label(path: &str) -> String {
-    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).take(3).collect();
-    match segs.as_slice() {
-        ["admin", a, b] => format!("/admin/{a}/{b}"),
-        [a, b, ..] => format!("/{a}/{b}"),
-        [a] => format!("/{a}"),
-        [] => "/".into(),
-    }
-}
-
-/// Longest body read and thrown away after refusing it as too large, so the client
-/// gets to read the 413 instead of a reset connection.
-const MAX_DRAIN: u64 = 64 * 1024 * 1024;
-
-/// Reads and discards a refused body, up to [`MAX_DRAIN`] bytes or two seconds.
-async fn drain(body: Body) {
-    use http_body_util::BodyExt;
-    let mut body = body;
-    let mut seen = 0u64;
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(2), async {
-        while let Some(Ok(frame)) = body.frame().await {
-            seen += frame.data_ref().map_or(0, |d| d.len() as u64);
-            if seen > MAX_DRAIN {
-                break;
-            }
-        }
-    })
-    .await;
-}
-
-fn declared_length(req: &Request<Body>) -> Option<u64> {
-    req.headers()
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
-}
-
-/// Normalises the path (named parameters, `.json`, camel-case controllers),
-/// works out the client's address ([`ClientAddr`], from the TCP peer and, from a
-/// trusted proxy only, `X-Forwarded-For`), scopes the request path for error
-/// bodies, routes, and records metrics.
-///
-/// An error answer to a request that carried a body says `Connection: close`: the
-/// handler may have answered without reading the body, and a keep-alive client
-/// (PyMISP reuses one session) must not send its next request into the rest of it.
-pub async fn handle(router: Router, state: AppState, mut req: Request<Body>) -> Response {
-    use axum::response::IntoResponse;
-    let started = Instant::now();
-    if let Some(RemoteAddr(tcp)) = req.extensions().get::<RemoteAddr>().copied() {
-        let client = state.proxies.client(tcp, req.headers());
-        req.extensions_mut().insert(client);
-    }
-    let (path, named) = body::normalise_path(req.uri().path());
-    let label = route_label(&path);
-    let declared = declared_length(&req);
-    let has_body = declared.is_some_and(|n| n > 0)
-        || req
-            .headers()
-            .contains_key(axum::http::header::TRANSFER_ENCODING);
-    if declared.is_some_and(|n| n > state.limits.max_body as u64) {
-        // Refused on the declared size alone, before reading.
-        drain(req.into_body()).await;
-        let mut resp = error::REQUEST_PATH
-            .scope(path, async {
-                error::ApiError::TooLarge(state.limits.max_body).into_response()
-            })
-            .await;
-        resp.headers_mut().insert(
-            axum::http::header::CONNECTION,
-            axum::http::HeaderValue::from_static("close"),
-        );
-        state
-            .metrics
-            .request(&label, resp.status().as_u16(), started.elapsed());
-        return resp;
-    }
-    let query = req.uri().query().map(str::to_owned);
-    let uri = match &query {
-        Some(q) => format!("{path}?{q}"),
-        None => path.clone(),
-    };
-    if let Ok(u) = uri.parse() {
-        *req.uri_mut() = u;
-    }
-    req.extensions_mut().insert(named);
-    let method = req.method().clone();
-    let remote = req.extensions().get::<ClientAddr>().copied();
-    let routed = error::REQUEST_PATH.scope(path.clone(), async move {
-        use tower::ServiceExt;
-        match router.oneshot(req).await {
-            Ok(r) => r,
-            Err(never) => match never {},
-        }
-    });
-    let mut resp = audited::around(&state, &method, &path, remote, routed).await;
-    // Answers are data, never markup: no browser may sniff a synced string
-    // into HTML (MISP's stored-XSS class; this node has no UI).
-    resp.headers_mut().insert(
-        axum::http::header::X_CONTENT_TYPE_OPTIONS,
-        axum::http::HeaderValue::from_static("nosniff"),
-    );
-    if has_body && (resp.status().is_client_error() || resp.status().is_server_error()) {
-        resp.headers_mut().insert(
-            axum::http::header::CONNECTION,
-            axum::http::HeaderValue::from_static("close"),
-        );
-    }
-    state
-        .metrics
-        .request(&label, resp.status().as_u16(), started.elapsed());
-    resp
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn route_labels_are_bounded() {
-        assert_eq!(super::route_label("/events/view/12"), "/events/view");
-        assert_eq!(super::route_label("/admin/users/add"), "/admin/users/add");
-        assert_eq!(super::route_label("/healthz"), "/healthz");
-    }
 }

@@ -578,7 +578,7 @@ pub async fn delete_hard_path(
 
 #[cfg(test)]
 mod tests {
-    use crate::api::attributes::testkit::{Kit, NO_PERMISSION};
+    use crate::api::testkit::{Kit, NO_PERMISSION};
     use axum::http::StatusCode;
     use serde_json::{json, Value};
 

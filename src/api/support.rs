@@ -20,6 +20,7 @@ use super::body::RawBody;
 use super::error::ApiError;
 use super::{blocking, AppState};
 use crate::support::record::Body;
+use crate::support::CaseStore;
 use crate::support::{Case, CaseRecord, Request, Status, SupportError};
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};

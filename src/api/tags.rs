@@ -502,7 +502,7 @@ pub async fn index(
 #[cfg(test)]
 mod tests {
     use super::tag_id;
-    use crate::api::attributes::testkit::{Kit, NO_PERMISSION};
+    use crate::api::testkit::{Kit, NO_PERMISSION};
     use axum::http::StatusCode;
     use serde_json::{json, Value};
 

@@ -16,14 +16,14 @@
 //!
 //! And only an event's origin may change it: a version whose origin (the org
 //! whose seal it will carry) differs from the stored version's is rejected.
-//! The per-event logic is [`crate::sync::receive`], shared with the puller.
+//! The per-event logic is [`crate::federation::receive`], shared with the puller.
 
 use super::{progress_bar, CliError};
+use crate::federation::receive::Receiver;
 use crate::model::parse::parse_events;
 use crate::model::Org;
 use crate::seal::{Sealer, TrustList};
 use crate::store::{Outcome, Store, StoreError};
-use crate::sync::receive::Receiver;
 use std::cell::Cell;
 use std::path::{Path, PathBuf};
 use std::time::Instant;

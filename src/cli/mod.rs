@@ -7,11 +7,10 @@ pub mod export;
 pub mod import;
 pub mod peers;
 pub mod remote;
-pub mod serve;
 pub mod support;
 pub mod verify;
 
-use crate::config::{Config, ConfigError};
+use crate::config::ConfigError;
 use crate::export::{ExportError, FilterError};
 use crate::store::StoreError;
 
@@ -50,38 +49,7 @@ pub enum CliError {
     Remote { url: String, reason: String },
 }
 
-/// This node's sealing identity from its config: the `[signing]` key and the
-/// `node.org_uuid` it vouches for. Every command that writes events needs it,
-/// because the store holds only sealed versions. `command` names the command in
-/// the error.
-pub fn sealer(cfg: &Config, command: &str) -> Result<crate::seal::Sealer, CliError> {
-    let invalid = |key: &str, message: String| {
-        CliError::Config(ConfigError::Invalid {
-            path: cfg.source.clone(),
-            key: key.into(),
-            message,
-        })
-    };
-    let signing = cfg.signing.as_ref().ok_or_else(|| {
-        invalid(
-            "signing",
-            format!(
-                "the [signing] section (key = \"signing.key\") is required: `sluis {command}` \
-                 seals what it stores with the node's key (`sluis init` creates one)"
-            ),
-        )
-    })?;
-    let org = cfg.node.org_uuid.ok_or_else(|| {
-        invalid(
-            "node.org_uuid",
-            format!("required by `sluis {command}`: the node's seals vouch for its organisation"),
-        )
-    })?;
-    Ok(crate::seal::Sealer::new(
-        crate::seal::NodeKey::load(&signing.key)?,
-        org,
-    ))
-}
+pub use crate::node::sealer;
 
 /// A progress bar on stderr, drawn only when stderr is a terminal.
 pub(crate) fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {

@@ -1,13 +1,13 @@
 //! `sluis peers [--config FILE] [--json] [--url URL]`: where each configured
-//! peer stands ([`crate::sync::status`]). Reads the database directly when the
+//! peer stands ([`crate::federation::status`]). Reads the database directly when the
 //! node is stopped, else asks the running node (`GET /admin/peers`, see
 //! [`super::remote`]).
 
 use super::remote::{get_json, node_url};
 use super::CliError;
 use crate::config::Config;
+use crate::federation::status::{peer_status, PeerStatus};
 use crate::store::{Store, StoreError};
-use crate::sync::status::{peer_status, PeerStatus};
 
 /// The peers' status, from the database or the running node.
 pub fn peers(cfg: &Config, url: Option<&str>) -> Result<serde_json::Value, CliError> {

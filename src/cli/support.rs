@@ -8,6 +8,7 @@ use super::CliError;
 use crate::config::Config;
 use crate::store::{Store, StoreError};
 use crate::support::Case;
+use crate::support::CaseStore;
 use serde_json::{json, Value};
 
 /// Every case (`uuid: None`) or one, as the API shows them to a site admin.

@@ -21,7 +21,7 @@
 //! It checks neither `multiple` nor the template *version*: objects created with an older
 //! template version are accepted as long as they fit the current definition.
 //!
-//! Every object in the PyMISP sample events (`shared/data/misp-samples`, objects made
+//! Every object in the PyMISP sample events (`tests/data/misp`, objects made
 //! with `file` template versions 4 to 17 while the vendored one is 25, `domain-ip` 5 of 11,
 //! `pe` 3 of 11, …) passes all of these rules, so none of them had to be relaxed;
 //! `tests::every_sample_object_validates` keeps it that way. Should real data from an
@@ -262,8 +262,6 @@ mod tests {
     use std::collections::BTreeSet;
     use std::path::Path;
 
-    const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/misp-samples");
-
     #[test]
     fn vendored_data_is_consistent() {
         let vendored: Vendored = serde_json::from_str(VENDORED_JSON).unwrap();
@@ -296,11 +294,11 @@ mod tests {
     /// Sample events, either `{"Event": …}` or a bare event; lists (index results) are
     /// not events and are skipped.
     fn sample_events() -> Vec<(String, Value)> {
-        let dir = Path::new(SAMPLES);
-        let entries = std::fs::read_dir(dir).unwrap_or_else(|e| {
+        let dir = crate::testdata::misp_samples_dir();
+        let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
             panic!(
-                "MISP sample events not found at {} ({e}); they are expected next to the \
-                 crate in shared/data/misp-samples",
+                "MISP sample events not found at {} ({e}); they are vendored in \
+                 tests/data/misp",
                 dir.display()
             )
         });

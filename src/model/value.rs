@@ -2456,8 +2456,7 @@ mod tests {
     /// normalisation must be idempotent.
     #[test]
     fn real_misp_samples_are_accepted() {
-        let dir =
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/misp-samples");
+        let dir = crate::testdata::misp_samples_dir();
         let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
             panic!(
                 "MISP sample directory {} is missing or unreadable ({e}); this test needs it",

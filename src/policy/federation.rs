@@ -1,8 +1,8 @@
-//! What one sluis node may send to another: the distribution rules of DESIGN.md §5
+//! What one sluis node may send to another: the distribution rules of docs/design.md §5
 //! as a pure function over a stored event, this node's local state about it, and
 //! the receiving peer.
 //!
-//! # The rules (a conservative reading of MISP, reference/misp.md §2)
+//! # The rules (a conservative reading of MISP, docs/misp-rules.md §2)
 //!
 //! | level | name | leaves this node? |
 //! |---|---|---|
@@ -22,7 +22,7 @@
 //! # Signed values and effective values
 //!
 //! The origin's seal covers every element's signed form, including its
-//! `distribution` *as the origin set it* (DESIGN.md §4). A hop therefore cannot
+//! `distribution` *as the origin set it* (docs/design.md §4). A hop therefore cannot
 //! rewrite a level the way MISP does (2 → 1 on push): that would break the seal.
 //! Instead each node keeps the **effective** level as local state
 //! ([`LocalState`]), computed on receipt by [`local_state_on_receipt`], and
@@ -59,7 +59,7 @@
 //!   group, or a peer with a nil org uuid never passes. Membership is by
 //!   organisation uuid ([`SharingGroup::has_org`], which includes the group's
 //!   owner org); `SharingGroupServer` entries and `all_orgs` are ignored, as
-//!   reference/misp.md §2.4 recommends ("require R ∈ orgs"). The group objects
+//!   docs/misp-rules.md §2.4 recommends ("require R ∈ orgs"). The group objects
 //!   embedded in the event are taken as this node's current view of the groups:
 //!   only their uuid is signed, so the caller must give the groups as stored
 //!   *here*, not as some peer described them.

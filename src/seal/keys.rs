@@ -2,7 +2,7 @@
 //! that only its owner may read, never printed.
 //!
 //! The key id is the first 8 bytes of SHA-256 over the 32-byte public key, in
-//! lowercase hex (16 characters, anchors §C.4). It names a key in seals and in the
+//! lowercase hex (16 characters, docs/design.md §4). It names a key in seals and in the
 //! trust list; it is a hint, not a proof — a seal verifies only under the full
 //! public key the trust list holds for that id, so a key made to collide with a
 //! trusted id gains nothing.

@@ -1,6 +1,6 @@
 //! Node identity and sealed records: every event version, sighting and tombstone a
 //! node creates or introduces carries the ed25519 signature of that node (its
-//! *origin*), and every node checks every seal it receives (DESIGN.md §4).
+//! *origin*), and every node checks every seal it receives (docs/design.md §4).
 //!
 //! | file | owns |
 //! |---|---|

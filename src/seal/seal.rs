@@ -35,7 +35,7 @@
 //!
 //! **Replays.** An older version verifies as well as it ever did; the store
 //! refuses it as "not newer" by comparing [`VerifiedEvent::timestamp`] with the
-//! stored version's (DESIGN.md §3). Verification proves *who* vouched for *which*
+//! stored version's (docs/design.md §3). Verification proves *who* vouched for *which*
 //! version; ordering versions is the store's job.
 
 use super::canonical::Digest;

@@ -12,7 +12,7 @@
 //! report:     {"EventReport":{…},"event_uuid":"…","kind":"sluis-v1/event-report"}
 //! ```
 //!
-//! and `digest = SHA-256(JCS(signed form))` (DESIGN.md §4). The envelope is the
+//! and `digest = SHA-256(JCS(signed form))` (docs/design.md §4). The envelope is the
 //! domain separation: `kind` differs for every element kind (and from the sealed
 //! records' kinds, `sluis-v1/sighting` and `sluis-v1/tombstone`), so an attribute
 //! digest can never equal an object or header digest; `event_uuid` binds every
@@ -41,7 +41,7 @@
 //! | `Attribute`/`ObjectReference` inside an object | separate elements with their own digests, so filtering may withhold some |
 //!
 //! Everything else is signed, notably `distribution` **as the origin set it**: each
-//! node keeps the effective, downgraded distribution as local state (DESIGN.md §4),
+//! node keeps the effective, downgraded distribution as local state (docs/design.md §4),
 //! so a hop cannot widen (or narrow) what the origin allowed. `timestamp`,
 //! `deleted` (soft deletion), `to_ids`, `first_seen`/`last_seen`, `data`
 //! (attachments) and `disable_correlation` are the creator's statements and are

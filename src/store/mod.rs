@@ -28,7 +28,7 @@
 //! | `local` | event uuid | [`record::LocalRecord`] JSON: effective distribution, `received_from` |
 //! | `peer_state` | peer name | [`record::PeerState`] JSON: the pull cursor and its health |
 //! | `peer_out` | peer name | [`record::PeerOut`] JSON: what the peer last reported of our feed |
-//! | `case_records` | record uuid | an incident-support [`crate::support::CaseRecord`], sealed, JSON |
+//! | `case_records` | record uuid | an incident-support case record, sealed JSON, opaque to the store (`cases.rs`) |
 //! | `case_index` | case uuid ‖ created ‖ record uuid | (empty): a case's records in time order |
 //!
 //! **Durability**: a write is acknowledged only after `Db::flush` (fsync) returned;
@@ -39,6 +39,7 @@
 
 pub mod accounts;
 pub mod backup;
+mod cases;
 mod children;
 pub mod health;
 mod keys;
@@ -48,15 +49,15 @@ pub mod merge;
 mod read;
 pub mod record;
 mod sharing;
-mod support;
 mod write;
 
+pub use cases::CaseRecordKey;
 pub use local::local_record_of;
 pub use lookup::{Correlation, Hit, LookupError, WildcardKind};
 pub use write::{next_timestamp, Durability, Outcome};
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// What can go wrong below the API.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +101,10 @@ pub enum StoreError {
     Damaged { path: PathBuf, detail: String },
     #[error("corrupt record in tree {tree}: {reason}")]
     Corrupt { tree: &'static str, reason: String },
+    /// A record could not be encoded for storage: an error, never an empty
+    /// record.
+    #[error("cannot encode the {what}: {reason}")]
+    Encode { what: &'static str, reason: String },
     #[error(transparent)]
     Invalid(#[from] crate::model::validate::ValidationError),
     #[error("{0}")]
@@ -428,6 +433,16 @@ impl Store {
     /// path can forget to.
     pub fn set_finisher(&self, f: Finisher) {
         *self.finisher.write().unwrap_or_else(|p| p.into_inner()) = Some(f);
+    }
+
+    /// Makes `sealer` seal every event version this store writes (the finisher),
+    /// so no write path can forget to. Every node installs it here, in one place.
+    pub fn install_sealer(&self, sealer: &Arc<crate::seal::Sealer>) {
+        let hook = sealer.clone();
+        self.set_finisher(Arc::new(move |e| {
+            hook.seal(e)
+                .map_err(|x| StoreError::Rejected(format!("cannot seal the event: {x}")))
+        }));
     }
 
     /// Runs the installed finisher, if any.

@@ -171,7 +171,7 @@ pub enum ChangeKind {
 }
 
 /// The `local` keyspace value: what this node knows about an event beyond its
-/// signed form (DESIGN §4: the origin's levels stay as signed, the effective ones
+/// signed form (docs/design.md §4: the origin's levels stay as signed, the effective ones
 /// are local state). Absent for events this node originated or imported.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LocalRecord {
@@ -230,7 +230,22 @@ pub struct PeerOut {
     pub rejected: u64,
     /// The most recent refusals, newest last (bounded).
     #[serde(default)]
-    pub last_rejections: Vec<crate::fed::wire::Rejection>,
+    pub last_rejections: Vec<Rejection>,
+}
+
+/// One record a peer refused, as it reported it (`POST /fed/v1/report`; the
+/// federation wire format uses this type).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rejection {
+    /// The record's sequence in the sender's feed (0 when the line could not be
+    /// decoded far enough to know it).
+    pub seq: u64,
+    pub kind: String,
+    /// The event the record is about, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<Uuid>,
+    pub reason: String,
 }
 
 #[cfg(test)]

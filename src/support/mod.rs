@@ -17,19 +17,23 @@
 //! | `case.rs` | a case assembled from its records: status, who answered, overdue; the case rules |
 //! | `receive.rs` | accepting a record from a peer |
 //! | `notify.rs` | the operator webhook: arrivals and overdue cases, retried with backoff |
+//! | `stored.rs` | [`CaseStore`]: typed case-record calls on the store |
 //!
-//! Storage: `store::support` (records by uuid, indexed by case, in the change
-//! log). Transport: the federation changes feed (`fed::changes`, kind `case`).
+//! Storage: the store keeps records as opaque sealed JSON (by uuid, indexed by
+//! case, in the change log). Transport: the federation changes feed
+//! (`federation::feed`, kind `case`).
 //! Analyst API: `api::support`. CLI: `sluis support list|show`.
 
 pub mod case;
 pub mod notify;
 pub mod receive;
 pub mod record;
+mod stored;
 
 pub use case::Case;
 pub use notify::{Notice, Notifier};
 pub use record::{Body, CaseRecord, Request, Status};
+pub use stored::CaseStore;
 
 /// Why a case record was refused.
 #[derive(Debug, thiserror::Error)]

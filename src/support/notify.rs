@@ -10,6 +10,7 @@
 //! is notified once per run of the node.
 
 use super::case::Case;
+use super::CaseStore;
 use crate::store::Store;
 use serde::Serialize;
 use std::collections::HashSet;

@@ -5,6 +5,7 @@
 use super::case::Case;
 use super::notify::Notice;
 use super::record::{Body, CaseRecord};
+use super::CaseStore;
 use super::SupportError;
 use crate::seal::TrustList;
 use crate::store::Store;

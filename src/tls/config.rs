@@ -1,4 +1,4 @@
-//! rustls server and client configurations built from the `[tls]` files (DESIGN §6.2).
+//! rustls server and client configurations built from the `[tls]` files (docs/design.md §6.2).
 //!
 //! Trust is narrow on purpose: both directions trust **only the federation CA** in
 //! `ca.crt`, never the system or webpki roots, so a certificate from a public CA

@@ -3,7 +3,7 @@
 //! Nodes talk HTTPS; federation uses mutual TLS where each side's certificate is
 //! verified against the federation CA (plus CRLs), and the verified certificate
 //! becomes a typed [`PeerIdentity`] that the HTTP layer maps to a configured peer
-//! (DESIGN §5). This module authenticates; deciding what an identity may do belongs
+//! (docs/design.md §5). This module authenticates; deciding what an identity may do belongs
 //! to `api`/`policy`.
 //!
 //! | file | owns |
@@ -32,5 +32,5 @@ pub use identity::{ClientCert, PeerIdentity};
 pub use pki::{fingerprint_sha256, write_cert_and_key, Ca, IssuedCert, CA_CERT_FILE, CA_KEY_FILE};
 
 /// The acceptor a listener holds: reloadable, so new CRLs and a renewed node
-/// certificate apply without a restart (DESIGN §5).
+/// certificate apply without a restart (docs/design.md §5).
 pub type Acceptor = ReloadableAcceptor;

@@ -38,9 +38,9 @@ use x509_parser::der_parser::asn1_rs::Tag;
 use x509_parser::extensions::ParsedExtension;
 use x509_parser::x509::X509Name;
 
-/// File name of the CA certificate in a CA or node directory (DESIGN §6.1).
+/// File name of the CA certificate in a CA or node directory (docs/design.md §6.1).
 pub const CA_CERT_FILE: &str = "ca.crt";
-/// File name of the CA private key in a CA directory (DESIGN §6.1).
+/// File name of the CA private key in a CA directory (docs/design.md §6.1).
 pub const CA_KEY_FILE: &str = "ca.key";
 
 /// CA lifetime: long enough that a federation does not have to re-key every node
@@ -85,7 +85,7 @@ pub struct IssuedCert {
     /// Serial number as lowercase hex without leading zero bytes: the handle for
     /// [`Ca::revoke`], and the form [`super::PeerIdentity::serial_hex`] reports.
     pub serial_hex: String,
-    /// `sha256:<hex>` of the certificate DER (DESIGN §6.1 `tls_fingerprint`).
+    /// `sha256:<hex>` of the certificate DER (docs/design.md §6.1 `tls_fingerprint`).
     pub fingerprint: String,
 }
 
@@ -385,7 +385,7 @@ pub fn write_cert_and_key(
     Ok((cert_path, key_path))
 }
 
-/// `sha256:<lowercase hex of SHA-256(cert DER)>`, the `tls_fingerprint` of DESIGN §6.1.
+/// `sha256:<lowercase hex of SHA-256(cert DER)>`, the `tls_fingerprint` of docs/design.md §6.1.
 pub fn fingerprint_sha256(cert_der: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(cert_der)))
 }

@@ -1,27 +1,13 @@
-//! Shared test helpers: where the real MISP samples are, temporary stores and node
+//! Shared test helpers: where the real MISP samples are (vendored), temporary stores and node
 //! directories, and the `sluis` binary. Written once, used by every test in `tests/`.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-/// `../shared/data` beside the checkout (CI lays `shared/` there too), or
-/// `$SLUIS_SHARED_DATA`.
-pub fn shared_data() -> PathBuf {
-    if let Ok(p) = std::env::var("SLUIS_SHARED_DATA") {
-        return PathBuf::from(p);
-    }
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data");
-    assert!(
-        p.is_dir(),
-        "MISP sample data not found at {} (set SLUIS_SHARED_DATA)",
-        p.display()
-    );
-    p
-}
-
+/// PyMISP's sample events, vendored in `tests/data/misp/` (see its NOTICE.md).
 pub fn samples_dir() -> PathBuf {
-    shared_data().join("misp-samples")
+    sluis::testdata::misp_samples_dir()
 }
 
 /// Sample files that hold an event, with their parsed JSON (`{"Event":…}` unwrapped).
@@ -140,11 +126,11 @@ pub struct RunningNode {
     pub url: String,
     pub admin_key: String,
     pub ca_pem: String,
-    pub state: sluis::api::AppState,
+    pub state: sluis::http::AppState,
     /// The node's config file (`sluis.toml` in `dir`).
     pub config: PathBuf,
     /// A handle on the listener's TLS acceptor (shares its slot), for
-    /// `sluis::fed::reload_tls` without a signal.
+    /// `sluis::node::reload_tls` without a signal.
     pub acceptor: sluis::tls::Acceptor,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -192,9 +178,9 @@ impl RunningNode {
         listener: std::net::TcpListener,
     ) -> Self {
         let cfg = sluis::config::Config::load(&config).unwrap();
-        let prepared = sluis::cli::serve::prepare(&cfg).unwrap();
-        let state = prepared.state.clone();
-        let acceptor = prepared.acceptor.clone();
+        let node = sluis::node::Node::start(&cfg).unwrap();
+        let state = node.state().clone();
+        let acceptor = node.acceptor().clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let addr = listener.local_addr().unwrap();
         listener.set_nonblocking(true).unwrap();
@@ -206,23 +192,11 @@ impl RunningNode {
                 .unwrap();
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let hub = prepared.state.hub.clone();
-                let pullers = sluis::sync::spawn(prepared.sync);
-                sluis::server::run(
-                    listener,
-                    prepared.acceptor,
-                    prepared.state,
-                    prepared.opts,
-                    async move {
-                        let _ = rx.await;
-                        hub.stop();
-                    },
-                )
+                node.run(listener, async move {
+                    let _ = rx.await;
+                })
                 .await
                 .unwrap();
-                for p in pullers {
-                    let _ = p.await;
-                }
             });
         });
         let ca_pem = std::fs::read_to_string(dir.path().join("ca.crt")).unwrap();

@@ -39,7 +39,7 @@ pub const WINDOW: (u64, u64) = (1_500_000_000, 1_800_000_000);
 pub const MAX_BYTES: usize = 1 << 22;
 
 /// Upper bound on one federation line.
-pub const MAX_LINE: usize = MAX_BYTES + sluis::fed::wire::LINE_OVERHEAD;
+pub const MAX_LINE: usize = MAX_BYTES + sluis::federation::wire::LINE_OVERHEAD;
 
 pub fn verifying_key(seed: &[u8; 32]) -> ed25519_dalek::VerifyingKey {
     ed25519_dalek::SigningKey::from_bytes(seed).verifying_key()

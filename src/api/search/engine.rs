@@ -3,8 +3,8 @@
 
 use super::filter::{self, DateBound, Format, Query, Scope, Terms};
 use super::ChunkWriter;
-use crate::api::error::ApiError;
 use crate::export::{csv_field, CsvWriter};
+use crate::http::error::ApiError;
 use crate::model::event::Wrapped;
 use crate::model::{value, Attribute, Event, Object, Org, SharingGroup, Tag};
 use crate::policy::{redact_event, Viewer};

@@ -564,7 +564,7 @@ mod tests {
 /// visibility as PyMISP sees them.
 #[cfg(test)]
 mod api_tests {
-    use crate::api::AppState;
+    use crate::http::AppState;
     use crate::store::{Store, StoreOptions};
     use axum::body::Body;
     use axum::http::{Request, StatusCode};
@@ -606,7 +606,7 @@ mod api_tests {
             .header("accept", "application/json")
             .body(Body::from(body.to_owned()))
             .unwrap();
-        let resp = crate::api::handle(crate::api::router(state.clone()), state.clone(), req).await;
+        let resp = crate::http::handle(crate::api::router(state.clone()), state.clone(), req).await;
         let status = resp.status();
         let count = resp
             .headers()
@@ -645,7 +645,7 @@ mod api_tests {
         let user_b = store.add_user("b@b.test", org_b.uuid, 3).unwrap();
         let (key_a, _) = store.add_auth_key(user_a.id, "test", 0).unwrap();
         let (key_b, _) = store.add_auth_key(user_b.id, "test", 0).unwrap();
-        let state = crate::api::test_state(store, org_a.uuid);
+        let state = crate::http::test_state(store, org_a.uuid);
         let private_a = add_event(
             &state,
             &key_a,
