@@ -7,6 +7,7 @@
 //! ```
 //! Needs `wrk` on the PATH (Debian: `apt-get install wrk`). The node runs
 //! in-process over real TLS; wrk and the node share the machine's cores.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is the failure
 
 use sluis::model::parse::parse_event;
 use sluis::store::Durability;

@@ -4,6 +4,7 @@
 //! Run with `cargo bench --bench seal`; prints a Markdown table. Each figure is the
 //! best of five timed rounds (each round repeats the operation for at least
 //! ~0.2 s), which filters out noise from other work on a shared machine.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is the failure
 
 use sluis::model::parse::parse_event;
 use sluis::model::validate::validate_event;

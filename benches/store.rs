@@ -5,6 +5,7 @@
 //! cargo bench --bench store -- --attributes 1000000 [--per-event 100] [--dir PATH] [--lookups 20000]
 //! ```
 //! Results go to stdout as a Markdown table; `docs/performance.md` records them.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is the failure
 
 use sluis::model::parse::parse_event;
 use sluis::store::{Durability, Store, StoreOptions};

@@ -16,6 +16,7 @@
 //! cargo bench --bench sync -- [--events 100000] [--per-event 10] [--samples 50] [--large 60000]
 //! ```
 //! Uses the release `sluis` binary cargo builds for benches.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is the failure
 
 use serde_json::json;
 use sluis::store::Durability;

@@ -5,7 +5,8 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use sluis::cli;
-use sluis::config::{Config, DEFAULT_CONFIG, DEFAULT_DIR};
+use sluis::cli::resolve::Missing;
+use sluis::config::{Config, DEFAULT_DIR};
 use sluis::export::{parse_since, Filter, Format};
 use sluis::model::time::now_secs;
 use sluis::node::{init, InitOptions};
@@ -192,6 +193,28 @@ fn init_logging() {
     };
 }
 
+/// The node a command works on (see `cli::resolve`); a default node created
+/// now has its admin key shown once, as `sluis serve` always did.
+fn node_config(config: Option<PathBuf>, missing: Missing) -> anyhow::Result<Config> {
+    Ok(resolve_node(config, missing)?.config)
+}
+
+fn resolve_node(
+    config: Option<PathBuf>,
+    missing: Missing,
+) -> anyhow::Result<cli::resolve::Resolved> {
+    let r = cli::resolve::node_config(config.as_deref(), missing)?;
+    if let Some(report) = &r.created {
+        eprintln!("created the default node in ./{DEFAULT_DIR}");
+        eprintln!(
+            "admin key (shown once; also in ./{DEFAULT_DIR}/admin.key): {}",
+            report.admin_key
+        );
+        eprintln!("CA certificate for clients (ssl=): ./{DEFAULT_DIR}/ca.crt");
+    }
+    Ok(r)
+}
+
 fn open_store(cfg: &Config) -> anyhow::Result<Store> {
     Ok(Store::open(&cfg.db_dir(), cfg.store_options())?)
 }
@@ -220,29 +243,11 @@ async fn shutdown_signal() {
 }
 
 fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let cfg = match &config {
-        Some(p) => Config::load(p)?,
-        None => {
-            if !Path::new(DEFAULT_CONFIG).exists() {
-                let report = init(&InitOptions {
-                    dir: PathBuf::from(DEFAULT_DIR),
-                    name: "localhost".into(),
-                    org: "CERT-LOCAL".into(),
-                    org_uuid: None,
-                    listen: "127.0.0.1:8443".into(),
-                    ca_dir: None,
-                })?;
-                eprintln!("created the default node in ./{DEFAULT_DIR}");
-                eprintln!(
-                    "admin key (shown once; also in ./{DEFAULT_DIR}/admin.key): {}",
-                    report.admin_key
-                );
-                eprintln!("CA certificate for clients (ssl=): ./{DEFAULT_DIR}/ca.crt");
-                println!("{}", report.admin_key);
-            }
-            Config::load(Path::new(DEFAULT_CONFIG))?
-        }
-    };
+    let resolved = resolve_node(config, Missing::Create)?;
+    if let Some(report) = &resolved.created {
+        println!("{}", report.admin_key);
+    }
+    let cfg = resolved.config;
     let node = sluis::node::Node::start(&cfg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -268,7 +273,7 @@ fn serve(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
 }
 
 fn keys(config: Option<PathBuf>) -> anyhow::Result<ExitCode> {
-    let cfg = Config::resolve(config.as_deref())?;
+    let cfg = node_config(config, Missing::Refuse)?;
     let signing = cfg
         .signing
         .as_ref()
@@ -351,7 +356,7 @@ fn support(command: SupportCommand) -> anyhow::Result<ExitCode> {
             url,
         } => (config, Some(uuid), json, url),
     };
-    let cfg = Config::resolve(config.as_deref())?;
+    let cfg = node_config(config, Missing::Refuse)?;
     let v = cli::support::cases(&cfg, uuid, url.as_deref())?;
     if json {
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -364,7 +369,7 @@ fn support(command: SupportCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn peers(config: Option<PathBuf>, json: bool, url: Option<&str>) -> anyhow::Result<ExitCode> {
-    let cfg = Config::resolve(config.as_deref())?;
+    let cfg = node_config(config, Missing::Refuse)?;
     let v = cli::peers::peers(&cfg, url)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -379,7 +384,7 @@ fn peers(config: Option<PathBuf>, json: bool, url: Option<&str>) -> anyhow::Resu
 }
 
 fn backup(config: Option<PathBuf>, out: &Path, url: Option<&str>) -> anyhow::Result<ExitCode> {
-    let cfg = Config::resolve(config.as_deref())?;
+    let cfg = node_config(config, Missing::Refuse)?;
     let r = cli::backup::backup(&cfg, out, url)?;
     eprintln!(
         "backed up {} records ({} bytes, checksum {}) from {} to {}",
@@ -393,7 +398,7 @@ fn backup(config: Option<PathBuf>, out: &Path, url: Option<&str>) -> anyhow::Res
 }
 
 fn restore(file: &Path, config: Option<PathBuf>, force: bool) -> anyhow::Result<ExitCode> {
-    let cfg = Config::resolve(config.as_deref())?;
+    let cfg = node_config(config, Missing::Refuse)?;
     let r = cli::backup::restore(&cfg, file, force)?;
     if let Some(old) = &r.moved_aside {
         eprintln!("the previous database was moved to {}", old.display());
@@ -469,7 +474,7 @@ fn audit(command: AuditCommand) -> anyhow::Result<ExitCode> {
             })
         }
         AuditCommand::Rotate { config, force } => {
-            let cfg = Config::resolve(config.as_deref())?;
+            let cfg = node_config(config, Missing::Refuse)?;
             let r = cli::audit::rotate(&cfg, force)?;
             if let Some(a) = &r.archived {
                 println!("previous log: {}", a.display());
@@ -517,7 +522,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Import { config, paths } => {
-            let cfg = Config::resolve(config.as_deref())?;
+            let cfg = node_config(config, Missing::Create)?;
             let sealer = cli::sealer(&cfg, "import")?;
             let trust = sluis::config::trust_list(&cfg, Some((sealer.key(), sealer.org())))?;
             let store = open_store(&cfg)?;
@@ -570,7 +575,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             include_exercise,
             output,
         } => {
-            let cfg = Config::resolve(config.as_deref())?;
+            let cfg = node_config(config, Missing::Refuse)?;
             let store = open_store(&cfg)?;
             let filter = Filter {
                 types,

@@ -1,5 +1,6 @@
 //! The HTTPS API with real nodes over real TLS: authentication, MISP-shaped errors
 //! for bad input of every kind, limits, and that refused requests change nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is the failure
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! The audit log end to end: a real node records failed logins, denials and
 //! changes; `sluis audit verify` passes on the untouched log and names the line
 //! of every kind of tampering; a cut log stops the node until rotated on purpose.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is the failure
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! the database and verifies every seal; an online backup from a running node
 //! under write load that restores to a consistent prefix of the writes; damaged
 //! backups refused with the target untouched; `/admin/backup` for site admins only.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is the failure
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Acknowledged means durable: a `sluis import` killed with SIGKILL at random
 //! points never loses an event it had reported as stored, and the store opens
 //! cleanly afterwards.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is the failure
 
 mod common;
 

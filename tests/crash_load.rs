@@ -10,6 +10,7 @@
 //! answers that the event already exists (the first attempt was stored but not
 //! acknowledged). Either way one write is one event, so a duplicate in the store
 //! would be a real fault, not client noise.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is the failure
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! loop of three nodes that must settle with no duplicate and no ping-pong.
 //! (SIGKILL in the middle of a page: `fed_kill.rs`; hostile peers:
 //! `fed_hostile.rs`.)
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is the failure
 
 mod common;
 

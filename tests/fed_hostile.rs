@@ -8,6 +8,7 @@
 //!
 //! The hostile node is a plain TLS server written here, not a sluis node: a
 //! sluis node would refuse to send such records.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is the failure
 
 mod common;
 

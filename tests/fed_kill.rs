@@ -3,6 +3,7 @@
 //! to land while it is applying pages, several times; restarted each time, it
 //! must end up with exactly A's events — every one, each the version A holds,
 //! with its sightings once — and nothing twice.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is the failure
 
 mod common;
 

@@ -3,6 +3,7 @@
 //! federation CA, is not revoked, matches a pin if one is set, and maps to exactly
 //! one `[[peer]]` gets through; peer certificates and analyst keys do not cross
 //! over between `/fed/v1/` and the analyst API.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is the failure
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! TLS and ends up with exactly what the distribution rules let A send it —
 //! sealed by A, verifiable with A's key, downgraded where the rules say — and a
 //! deletion on A reaches B as A's signed tombstone.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is the failure
 
 mod common;
 

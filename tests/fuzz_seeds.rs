@@ -9,6 +9,7 @@
 //! the MISP samples in `tests/data/misp`, generated events and sealed records. Nothing of the
 //! corpus is committed: it is rebuilt here, and the sealed seeds need the fuzz
 //! targets' fixed key, which this file shares with them (`fuzz_targets/common`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is the failure
 
 #[path = "../fuzz/fuzz_targets/common/mod.rs"]
 mod fuzz_common;
@@ -580,6 +581,64 @@ fn write_fuzz_seeds() {
             bytes.extend_from_slice(&serde_json::to_vec(body).unwrap());
         }
         c.put("search_filter", &format!("{i:02}"), &bytes);
+    }
+    // --- backup_read: a real backup of a small store, and its truncations.
+    let db = tempfile::tempdir().unwrap();
+    let store = sluis::store::Store::open(db.path(), Default::default()).unwrap();
+    let key_dir = tempfile::tempdir().unwrap();
+    let sealer = std::sync::Arc::new(sluis::seal::Sealer::new(
+        node_key(&KEY_SEED, key_dir.path()),
+        ORG,
+    ));
+    store.install_sealer(&sealer);
+    for seed in 0..3 {
+        let raw = serde_json::to_vec(&generated_event_json(seed, 4)).unwrap();
+        let ev = parse_event(&raw, MAX_BYTES).unwrap();
+        store
+            .put_event(ev, sluis::store::Durability::Flush)
+            .unwrap();
+    }
+    let mut backup = Vec::new();
+    store.backup_to(&mut backup, &mut |_| {}).unwrap();
+    c.put("backup_read", "whole", &backup);
+    c.put("backup_read", "cut", &backup[..backup.len() / 2]);
+
+    // --- audit_log: a real log with checkpoints, sealed by the fuzz key.
+    let log_path = db.path().join("fuzz-audit.log");
+    {
+        let log = sluis::audit::AuditLog::open(
+            &log_path,
+            sealer.clone(),
+            sluis::audit::AuditOptions {
+                checkpoint_records: 2,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        log.node_start("fuzz", "127.0.0.1:0").unwrap();
+        for i in 0..4 {
+            log.record(sluis::audit::Entry::write(
+                "analyst@example",
+                format!("edit {i}"),
+            ))
+            .unwrap();
+        }
+        log.checkpoint().unwrap();
+    }
+    c.put("audit_log", "log", &std::fs::read(&log_path).unwrap());
+
+    // --- forwarded_for: header values, one per line.
+    for (i, h) in [
+        "203.0.113.9",
+        "198.51.100.1, 10.0.0.2",
+        "[2001:db8::1]:443, 10.9.9.9\n192.0.2.1:80",
+        "unknown, 10.0.0.1",
+        "2001:db8::7, ::ffff:10.0.0.1",
+    ]
+    .iter()
+    .enumerate()
+    {
+        c.put("forwarded_for", &format!("{i:02}"), h.as_bytes());
     }
     eprintln!("{} seeds written under {}", c.written, c.root.display());
 }

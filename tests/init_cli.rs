@@ -1,5 +1,6 @@
 //! `sluis init`: creates a complete node directory once, and refuses to touch an
 //! existing node or to start from bad arguments, writing nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is the failure
 
 mod common;
 
@@ -64,4 +65,71 @@ fn bad_listen_address_writes_nothing() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--listen"), "{}", stderr(&out));
     assert!(!dir.exists());
+}
+
+/// Runs `sluis <args>` in `cwd` with no `--config` (and none in the environment).
+fn bare(cwd: &std::path::Path, args: &[&str]) -> std::process::Output {
+    Command::new(sluis_bin())
+        .current_dir(cwd)
+        .env_remove("SLUIS_CONFIG")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// A newcomer's first `sluis import FILE` on a machine without a node creates
+/// the default node exactly as `sluis serve` does, then imports into it.
+#[test]
+fn first_import_creates_the_default_node() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sample = samples_dir().join("event.json");
+    let out = bare(tmp.path(), &["import", sample.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("created the default node"), "{err}");
+    let node = tmp.path().join("sluis-data");
+    for f in [
+        "sluis.toml",
+        "ca.crt",
+        "node.crt",
+        "signing.key",
+        "admin.key",
+    ] {
+        assert!(node.join(f).is_file(), "{f} missing");
+    }
+    assert!(stdout(&out).starts_with("accepted"), "{}", stdout(&out));
+    // The node it made is whole: `export` now finds the event.
+    let out = bare(tmp.path(), &["export"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("exported 1 events"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Every command that needs an existing node stops with one line saying how to
+/// make one, and creates nothing: no partial node, no empty database. (`verify`
+/// and `audit verify` check files offline and need no node.)
+#[test]
+fn reading_commands_without_a_node_create_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    for args in [
+        &["export"][..],
+        &["keys"],
+        &["peers"],
+        &["support", "list"],
+        &["backup", "--out", "b.bak"],
+        &["audit", "rotate"],
+        &["restore", "b.bak"],
+    ] {
+        let out = bare(tmp.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains("no node here"), "{args:?}: {err}");
+        assert!(err.contains("sluis serve"), "{args:?}: {err}");
+        let left: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().collect();
+        assert!(left.is_empty(), "{args:?} created {left:?}");
+    }
 }

@@ -1,5 +1,6 @@
 //! Bad input of every kind is refused with a clear message and changes nothing:
 //! the store's full export and its change log are identical before and after.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is the failure
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! `sluis export --format misp` gives it back: same uuids, values, types,
 //! categories, tags, objects, references and sightings, compared field by field
 //! against the original JSON (not against our own parser's idea of it).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is the failure
 
 mod common;
 

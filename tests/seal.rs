@@ -3,6 +3,7 @@
 //! trust failures (unknown, revoked, out-of-window key, copied seal, forged origin);
 //! replays are detectable by the store; every real MISP sample seals and verifies,
 //! also after a trip through the wire format.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is the failure
 
 use proptest::prelude::*;
 use serde_json::json;

@@ -6,6 +6,7 @@
 //! server saw (`<name> <fingerprint>`) or says `anonymous`. Handshake errors are
 //! sent back to the test over a channel, so refusals are checked on the server side
 //! (for the right reason) as well as on the client side.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is the failure
 
 use sluis::tls::{
     client_config, client_config_with_crls, server_config, write_cert_and_key, Ca, ClientAuth,

@@ -3,6 +3,7 @@
 //! event that fails, and `sluis import` accepts a sealed export only when every
 //! seal verifies against the node's trust list — its own key, `[[origin]]`s —
 //! storing nothing of an event whose seal fails.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is the failure
 
 mod common;
 

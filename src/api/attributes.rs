@@ -14,13 +14,20 @@
 
 use super::auth::Caller;
 use super::body::{unwrap_key, NamedParams, RawBody};
-use super::error::{ApiError, REQUEST_PATH};
+use super::elements::{
+    attr_visible, exception, field_error, hard_flag, load_attribute, modify_event, named_refusal,
+    not_allowed, save_fail, Edit, ElementId,
+};
+use super::error::ApiError;
 use super::events::{invalid_event, resolve};
 use super::{blocking, AppState};
+use crate::model::edit::{
+    attr_at, attr_at_mut, find_attr, newer, set_attribute_deleted, touch, Slot,
+};
 use crate::model::validate::{validate_event, ValidationError};
 use crate::model::{Attribute, Event, Tag};
-use crate::policy::{attribute_visible, may_modify, Viewer};
-use crate::store::{next_timestamp, Durability, Store, StoreError};
+use crate::policy::may_modify;
+use crate::store::{Durability, Store, StoreError};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -48,211 +55,6 @@ pub fn routes() -> Router<AppState> {
 
 /// MISP's duplicate-attribute refusal, word for word: scripts match on it.
 pub(crate) const SIMILAR_EXISTS: &str = "A similar attribute already exists for this event.";
-
-/// How an API path names an attribute or object: a uuid or a local numeric id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum ElementId {
-    Uuid(Uuid),
-    Local(u64),
-}
-
-impl ElementId {
-    pub(crate) fn parse(s: &str) -> Option<Self> {
-        let s = s.trim();
-        if let Ok(u) = s.parse::<Uuid>() {
-            return Some(ElementId::Uuid(u));
-        }
-        s.parse::<u64>()
-            .ok()
-            .filter(|n| *n > 0)
-            .map(ElementId::Local)
-    }
-}
-
-/// Where an attribute sits in its event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Slot {
-    Top(usize),
-    /// Object index, attribute index inside the object.
-    InObject(usize, usize),
-}
-
-pub(crate) fn attr_at(ev: &Event, s: Slot) -> &Attribute {
-    match s {
-        Slot::Top(i) => &ev.attributes[i],
-        Slot::InObject(o, i) => &ev.objects[o].attributes[i],
-    }
-}
-
-pub(crate) fn attr_at_mut(ev: &mut Event, s: Slot) -> &mut Attribute {
-    match s {
-        Slot::Top(i) => &mut ev.attributes[i],
-        Slot::InObject(o, i) => &mut ev.objects[o].attributes[i],
-    }
-}
-
-/// The first attribute (top-level or in an object) matching `pred`.
-pub(crate) fn find_attr(ev: &Event, pred: impl Fn(&Attribute) -> bool) -> Option<Slot> {
-    if let Some(i) = ev.attributes.iter().position(&pred) {
-        return Some(Slot::Top(i));
-    }
-    ev.objects.iter().enumerate().find_map(|(o, obj)| {
-        obj.attributes
-            .iter()
-            .position(&pred)
-            .map(|i| Slot::InObject(o, i))
-    })
-}
-
-pub(crate) fn attr_visible(v: &Viewer, ev: &Event, s: Slot) -> bool {
-    let object = match s {
-        Slot::Top(_) => None,
-        Slot::InObject(o, _) => Some(&ev.objects[o]),
-    };
-    attribute_visible(v, ev, object, attr_at(ev, s))
-}
-
-/// The whole event (soft-deleted children included, nothing redacted) holding
-/// the attribute `id`, and where it is; `None` if there is no such attribute.
-pub(crate) fn load_attribute(
-    store: &Store,
-    id: ElementId,
-) -> Result<Option<(Event, Slot)>, ApiError> {
-    let event = match id {
-        ElementId::Uuid(u) => store.locate(&u)?,
-        ElementId::Local(n) => store.event_uuid_by_id(n >> 24)?,
-    };
-    let Some(event) = event else { return Ok(None) };
-    let Some(ev) = store.get_event(&event)? else {
-        return Ok(None);
-    };
-    let slot = match id {
-        ElementId::Uuid(u) => find_attr(&ev, |a| a.uuid == u),
-        ElementId::Local(n) => find_attr(&ev, |a| a.id == Some(n)),
-    };
-    Ok(slot.map(|s| (ev, s)))
-}
-
-/// The newest timestamp anywhere in the event.
-fn max_timestamp(ev: &Event) -> u64 {
-    let objects = ev.objects.iter().flat_map(|o| {
-        std::iter::once(o.timestamp)
-            .chain(o.references.iter().map(|r| r.timestamp))
-            .chain(o.attributes.iter().map(|a| a.timestamp))
-    });
-    std::iter::once(ev.timestamp)
-        .chain(ev.attributes.iter().map(|a| a.timestamp))
-        .chain(ev.reports.iter().map(|r| r.timestamp))
-        .chain(objects)
-        .max()
-        .unwrap_or(0)
-}
-
-/// A timestamp for an element last changed at `old` that is at least `ts`.
-pub(crate) fn newer(ts: u64, old: u64) -> u64 {
-    ts.max(old.saturating_add(1))
-}
-
-/// What a change closure decided.
-pub(crate) enum Edit<T> {
-    /// Store the changed event.
-    Write(T),
-    /// Nothing to store (already so, or every item failed).
-    Nothing(T),
-}
-
-/// Loads event `uuid`, lets `change` modify it (with `ts`, a timestamp newer than
-/// anything in the event, for the elements it changes), and stores it through the
-/// validator: the event gets a newer timestamp, loses its seal (it no longer
-/// covers this version) and, if `unpublish`, is unpublished as MISP does on every
-/// content change. A concurrent writer that got in first makes the put "not
-/// newer"; the change is then re-applied to a fresh copy, up to three times.
-/// Returns the event as stored afterwards, with what `change` returned.
-pub(crate) fn modify_event<T>(
-    store: &Store,
-    uuid: &Uuid,
-    unpublish: bool,
-    mut change: impl FnMut(&mut Event, u64) -> Result<Edit<T>, ApiError>,
-) -> Result<(Event, T), ApiError> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let mut ev = store.get_event(uuid)?.ok_or_else(invalid_event)?;
-        let ts = next_timestamp(max_timestamp(&ev));
-        let out = match change(&mut ev, ts)? {
-            Edit::Write(out) => out,
-            Edit::Nothing(out) => return Ok((ev, out)),
-        };
-        ev.timestamp = ts.max(max_timestamp(&ev));
-        ev.seal = None;
-        if unpublish {
-            ev.published = false;
-        }
-        match store.put_event(ev, Durability::Flush) {
-            Ok(o) => {
-                let stored = store.get_event(&o.uuid())?.ok_or_else(invalid_event)?;
-                return Ok((stored, out));
-            }
-            Err(StoreError::NotNewer { .. }) if attempt < 3 => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// A refusal in MISP's "saveFail" shape (HTTP 403), with field errors.
-pub(crate) fn save_fail(name: &str, errors: Map<String, Value>) -> ApiError {
-    ApiError::Refused {
-        name: name.to_owned(),
-        message: name.to_owned(),
-        errors,
-        status: StatusCode::FORBIDDEN,
-    }
-}
-
-/// One field error.
-pub(crate) fn field_error(field: &str, reason: impl Into<String>) -> Map<String, Value> {
-    let mut m = Map::new();
-    m.insert(field.to_owned(), json!([reason.into()]));
-    m
-}
-
-/// MISP's `MethodNotAllowedException` (405), which it uses for "invalid input".
-pub(crate) fn not_allowed(message: &str) -> ApiError {
-    ApiError::Refused {
-        name: message.to_owned(),
-        message: message.to_owned(),
-        errors: Map::new(),
-        status: StatusCode::METHOD_NOT_ALLOWED,
-    }
-}
-
-/// MISP's exception body `{"name","message","url"}` with any status.
-pub(crate) fn exception(status: StatusCode, message: &str) -> Response {
-    let url = REQUEST_PATH.try_with(|p| p.clone()).unwrap_or_default();
-    (
-        status,
-        Json(json!({"name": message, "message": message, "url": url})),
-    )
-        .into_response()
-}
-
-/// Gives a store refusal the name of the action that failed (PyMISP shows it).
-pub(crate) fn named_refusal(e: ApiError, action: &str) -> ApiError {
-    match e {
-        ApiError::Refused {
-            message,
-            errors,
-            status,
-            ..
-        } => ApiError::Refused {
-            name: action.to_owned(),
-            message,
-            errors,
-            status,
-        },
-        other => other,
-    }
-}
 
 /// Validation problems as MISP's `{field: [reasons]}`.
 fn problems_map(e: &ValidationError) -> Map<String, Value> {
@@ -434,29 +236,6 @@ pub(crate) fn attribute_out(ev: &Event, s: Slot) -> Value {
     v
 }
 
-/// A JSON flag as MISP clients send them: `true`, `1`, `"1"`, `"true"`.
-pub(crate) fn truthy(v: Option<&Value>) -> bool {
-    match v {
-        Some(Value::Bool(b)) => *b,
-        Some(Value::Number(n)) => n.as_u64().is_some_and(|n| n != 0),
-        Some(Value::String(s)) => matches!(s.trim(), "1" | "true" | "True"),
-        _ => false,
-    }
-}
-
-/// Whether a delete is hard: `{"hard": 1}` in the body, `hard:1` named, or `/1`
-/// after the id.
-pub(crate) fn hard_flag(
-    body: &RawBody,
-    named: &NamedParams,
-    path: Option<&str>,
-) -> Result<bool, ApiError> {
-    let v = body.json_value()?;
-    Ok(truthy(v.get("hard"))
-        || named.flag("hard")
-        || path.is_some_and(|p| matches!(p, "1" | "true")))
-}
-
 fn invalid_attribute() -> ApiError {
     ApiError::NotFound("Invalid attribute.".into())
 }
@@ -494,17 +273,6 @@ fn refind(caller: &Caller, ev: &Event, uuid: Uuid, deleted_ok: bool) -> Result<S
         return Err(ApiError::Forbidden);
     }
     Ok(s)
-}
-
-/// Gives attribute `s` timestamp `ts` (at least) and, if it is in an object, the
-/// object too: the merge skips an object that is not newer, attributes included.
-pub(crate) fn touch(ev: &mut Event, s: Slot, ts: u64) {
-    let a = attr_at_mut(ev, s);
-    a.timestamp = newer(ts, a.timestamp);
-    let t = a.timestamp;
-    if let Slot::InObject(o, _) = s {
-        ev.objects[o].timestamp = newer(t, ev.objects[o].timestamp);
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -827,8 +595,7 @@ async fn delete_impl(
         } else {
             modify_event(&store, &ev.uuid, true, |ev, ts| {
                 let s = refind(&c2, ev, uuid, false)?;
-                attr_at_mut(ev, s).deleted = true;
-                touch(ev, s, ts);
+                set_attribute_deleted(ev, s, true, ts);
                 Ok(Edit::Write(()))
             })
             .map_err(|e| named_refusal(e, "Could not delete Attribute"))?;
@@ -902,12 +669,11 @@ pub async fn restore(
                 }
                 Slot::InObject(..) => {}
             }
-            if !attr_at(ev, s).deleted {
-                return Ok(Edit::Nothing(()));
+            if set_attribute_deleted(ev, s, false, ts) {
+                Ok(Edit::Write(()))
+            } else {
+                Ok(Edit::Nothing(()))
             }
-            attr_at_mut(ev, s).deleted = false;
-            touch(ev, s, ts);
-            Ok(Edit::Write(()))
         })
         .map_err(|e| named_refusal(e, "Could not restore Attribute"))?;
         Ok((ev, uuid))

@@ -329,12 +329,16 @@ pub async fn delete(
                 sealer.key(),
                 sealer.org(),
             )
-            .map_err(|e| {
-                crate::store::StoreError::Rejected(format!("cannot seal the tombstone: {e}"))
+            .map_err(|e| crate::store::StoreError::Seal {
+                what: "tombstone",
+                reason: e.to_string(),
             })?;
             serde_json::to_vec(&t)
                 .map(Some)
-                .map_err(|e| crate::store::StoreError::Rejected(e.to_string()))
+                .map_err(|e| crate::store::StoreError::Encode {
+                    what: "tombstone",
+                    reason: e.to_string(),
+                })
         };
         store.delete_event_with(&ev.uuid, Durability::Flush, &tombstone)?;
         Ok(ev)

@@ -6,6 +6,7 @@
 
 mod admin;
 mod attributes;
+mod elements;
 mod events;
 pub mod fed;
 mod info;

@@ -10,15 +10,16 @@
 //! Changes follow the same load, change, put-whole-event path as attributes (see
 //! `attributes.rs`); the object's template is checked by the store's validator.
 
-use super::attributes::{
-    admit_tags, check_sharing_group, field_error, hard_flag, merge_attribute, modify_event,
-    named_refusal, newer, parse_attribute, save_fail, truthy, Edit, ElementId,
-};
+use super::attributes::{admit_tags, check_sharing_group, merge_attribute, parse_attribute};
 use super::auth::Caller;
 use super::body::{unwrap_key, NamedParams, RawBody};
+use super::elements::{
+    field_error, hard_flag, modify_event, named_refusal, save_fail, truthy, Edit, ElementId,
+};
 use super::error::{save_success, ApiError};
 use super::events::{invalid_event, resolve};
 use super::{blocking, AppState};
+use crate::model::edit::{newer, soft_delete_object};
 use crate::model::{value, Event, Object};
 use crate::policy::{event_visible, may_modify, redact_event, Viewer};
 use crate::store::{Durability, Store};
@@ -517,30 +518,8 @@ async fn delete_impl(
         }
         modify_event(&store, &ev.uuid, true, |ev, ts| {
             let i = check_object(&c2, ev, uuid, false)?;
-            let o = &mut ev.objects[i];
-            o.deleted = true;
-            o.timestamp = newer(ts, o.timestamp);
-            let t = o.timestamp;
-            for a in &mut o.attributes {
-                a.deleted = true;
-                a.timestamp = newer(t, a.timestamp);
-            }
-            // References to the deleted object die with it (MISP does the same).
-            for other in ev.objects.iter_mut().filter(|x| x.uuid != uuid) {
-                let mut touched = false;
-                for r in other
-                    .references
-                    .iter_mut()
-                    .filter(|r| r.referenced_uuid == uuid && !r.deleted)
-                {
-                    r.deleted = true;
-                    r.timestamp = newer(ts, r.timestamp);
-                    touched = true;
-                }
-                if touched {
-                    other.timestamp = newer(ts, other.timestamp);
-                }
-            }
+            // With its attributes and the references to it (MISP does the same).
+            soft_delete_object(ev, i, ts);
             Ok(Edit::Write(()))
         })?;
         Ok(uuid)

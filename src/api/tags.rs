@@ -15,14 +15,12 @@
 //! get a newer timestamp, because every change goes through the store's
 //! strictly-newer merge.
 
-use super::attributes::{
-    attr_at, attr_at_mut, attr_visible, find_attr, modify_event, not_allowed, touch, truthy, Edit,
-    Slot,
-};
 use super::auth::Caller;
 use super::body::{unwrap_key, NamedParams, RawBody};
+use super::elements::{attr_visible, field_error, modify_event, not_allowed, truthy, Edit};
 use super::error::{save_success, ApiError};
 use super::{blocking, AppState};
+use crate::model::edit::{attr_at, attr_at_mut, find_attr, touch, Slot};
 use crate::model::{Event, Tag};
 use crate::policy::{event_visible, redact_event, tagging, Viewer};
 use crate::store::Store;
@@ -345,7 +343,7 @@ pub async fn attach(
         return Err(ApiError::Refused {
             name: message.clone(),
             message: message.clone(),
-            errors: super::attributes::field_error("tag", message),
+            errors: field_error("tag", message),
             status: StatusCode::FORBIDDEN,
         });
     }

@@ -261,8 +261,9 @@ fn import_file(
                 rep.events.push(EventResult::Stored(o, n as usize));
             }
             Err(
-                e
-                @ (StoreError::Invalid(_) | StoreError::Rejected(_) | StoreError::NotNewer { .. }),
+                e @ (StoreError::Invalid(_)
+                | StoreError::Refused { .. }
+                | StoreError::NotNewer { .. }),
             ) => {
                 let why = e.to_string();
                 if seal_failed.get() {

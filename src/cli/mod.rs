@@ -7,6 +7,7 @@ pub mod export;
 pub mod import;
 pub mod peers;
 pub mod remote;
+pub mod resolve;
 pub mod support;
 pub mod verify;
 
@@ -15,6 +16,7 @@ use crate::export::{ExportError, FilterError};
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CliError {
     #[error(transparent)]
     Config(#[from] ConfigError),

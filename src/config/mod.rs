@@ -17,6 +17,7 @@ pub const DEFAULT_CONFIG: &str = "sluis-data/sluis.toml";
 pub const DEFAULT_DIR: &str = "sluis-data";
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
     Read {
@@ -25,6 +26,10 @@ pub enum ConfigError {
     },
     #[error("config {path}: {message}")]
     Parse { path: PathBuf, message: String },
+    /// No `--config` and no default node: a command that needs a node says how
+    /// to make one, in one line.
+    #[error("no node here ({path} does not exist): create the default node with `sluis serve` (or one of your own with `sluis init`), or pass --config FILE")]
+    NoNode { path: PathBuf },
     /// `key` names the setting, with the index of a repeated table
     /// (`origin[1].public_key`) or list (`trust.revoked[0]`).
     #[error("config {path}: {key}: {message}")]

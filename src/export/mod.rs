@@ -39,6 +39,7 @@ impl std::str::FromStr for Format {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ExportError {
     #[error(transparent)]
     Store(#[from] StoreError),

@@ -28,6 +28,7 @@ pub struct Filter {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum FilterError {
     #[error(
         "--since: \"{0}\" is not an epoch, a YYYY-MM-DD date or a relative time like 7d, 12h, 30m"

@@ -34,7 +34,7 @@ pub struct PageReport {
 fn is_record_error(e: &StoreError) -> bool {
     matches!(
         e,
-        StoreError::Invalid(_) | StoreError::Rejected(_) | StoreError::NotNewer { .. }
+        StoreError::Invalid(_) | StoreError::Refused { .. } | StoreError::NotNewer { .. }
     )
 }
 
@@ -167,7 +167,10 @@ impl<'a> PageApplier<'a> {
                     RecordKind::Case => self.case(record),
                     RecordKind::Unknown => Err::<Uuid, _>((
                         None,
-                        StoreError::Rejected("a record kind this node does not know".into()),
+                        StoreError::Refused {
+                            field: "a",
+                            reason: "a record kind this node does not know".into(),
+                        },
                     )),
                 };
                 match result {
@@ -219,8 +222,15 @@ impl<'a> PageApplier<'a> {
     }
 
     fn event(&self, record: &RawValue) -> Result<Uuid, (Option<Uuid>, StoreError)> {
-        let ev = parse_event(record.get().as_bytes(), self.max_bytes)
-            .map_err(|e| (None, StoreError::Rejected(e.to_string())))?;
+        let ev = parse_event(record.get().as_bytes(), self.max_bytes).map_err(|e| {
+            (
+                None,
+                StoreError::Refused {
+                    field: "record",
+                    reason: e.to_string(),
+                },
+            )
+        })?;
         let uuid = ev.uuid;
         let outcome = self
             .receiver
@@ -233,11 +243,23 @@ impl<'a> PageApplier<'a> {
     /// A tombstone is applied only when its origin is the origin of the event as
     /// held here: only the origin may delete, or untag, what it vouches for.
     fn tombstone(&self, record: &RawValue) -> Result<Uuid, (Option<Uuid>, StoreError)> {
-        let t: Tombstone = serde_json::from_str(record.get())
-            .map_err(|e| (None, StoreError::Rejected(format!("tombstone: {e}"))))?;
+        let t: Tombstone = serde_json::from_str(record.get()).map_err(|e| {
+            (
+                None,
+                StoreError::Refused {
+                    field: "tombstone",
+                    reason: format!("tombstone: {e}"),
+                },
+            )
+        })?;
         let fail = |e: StoreError| (Some(t.event_uuid), e);
         t.verify(self.receiver.trust, crate::model::time::now_secs())
-            .map_err(|e| fail(StoreError::Rejected(format!("tombstone seal: {e}"))))?;
+            .map_err(|e| {
+                fail(StoreError::Refused {
+                    field: "tombstone",
+                    reason: format!("tombstone seal: {e}"),
+                })
+            })?;
         let Some(head) = self
             .store
             .get_event_header_any(&t.event_uuid)
@@ -248,12 +270,15 @@ impl<'a> PageApplier<'a> {
         };
         let held = head.seal.as_ref().map(|s| s.origin_org);
         if held != Some(t.origin_org) {
-            return Err(fail(StoreError::Rejected(format!(
-                "tombstone: event {} is held with origin {}, the tombstone is by {}",
-                t.event_uuid,
-                held.map_or_else(|| "-".into(), |u| u.to_string()),
-                t.origin_org
-            ))));
+            return Err(fail(StoreError::Refused {
+                field: "tombstone",
+                reason: format!(
+                    "tombstone: event {} is held with origin {}, the tombstone is by {}",
+                    t.event_uuid,
+                    held.map_or_else(|| "-".into(), |u| u.to_string()),
+                    t.origin_org
+                ),
+            }));
         }
         let raw = record.get().as_bytes().to_vec();
         match &t.kind {
@@ -294,11 +319,21 @@ impl<'a> PageApplier<'a> {
         let Some((own, peer_org, notifier)) = self.support else {
             return Err((
                 None,
-                StoreError::Rejected("case records are not accepted on this path".into()),
+                StoreError::Refused {
+                    field: "case",
+                    reason: "case records are not accepted on this path".into(),
+                },
             ));
         };
-        let rec: crate::support::CaseRecord = serde_json::from_str(record.get())
-            .map_err(|e| (None, StoreError::Rejected(format!("case record: {e}"))))?;
+        let rec: crate::support::CaseRecord = serde_json::from_str(record.get()).map_err(|e| {
+            (
+                None,
+                StoreError::Refused {
+                    field: "case",
+                    reason: format!("case record: {e}"),
+                },
+            )
+        })?;
         let now = crate::model::time::now_secs();
         match crate::support::receive::receive(
             self.store,
@@ -316,17 +351,32 @@ impl<'a> PageApplier<'a> {
             Err(crate::support::SupportError::Store(e)) => Err((Some(rec.case), e)),
             Err(e) => Err((
                 Some(rec.case),
-                StoreError::Rejected(format!("case record {}: {e}", rec.uuid)),
+                StoreError::Refused {
+                    field: "case",
+                    reason: format!("case record {}: {e}", rec.uuid),
+                },
             )),
         }
     }
 
     fn sighting(&self, record: &RawValue) -> Result<Uuid, (Option<Uuid>, StoreError)> {
-        let s: SealedSighting = serde_json::from_str(record.get())
-            .map_err(|e| (None, StoreError::Rejected(format!("sighting: {e}"))))?;
+        let s: SealedSighting = serde_json::from_str(record.get()).map_err(|e| {
+            (
+                None,
+                StoreError::Refused {
+                    field: "sighting",
+                    reason: format!("sighting: {e}"),
+                },
+            )
+        })?;
         let fail = |e: StoreError| (Some(s.event_uuid), e);
         s.verify(self.receiver.trust, crate::model::time::now_secs())
-            .map_err(|e| fail(StoreError::Rejected(format!("sighting seal: {e}"))))?;
+            .map_err(|e| {
+                fail(StoreError::Refused {
+                    field: "sighting",
+                    reason: format!("sighting seal: {e}"),
+                })
+            })?;
         let raw = record.get().as_bytes().to_vec();
         self.store
             .add_sighting(&s.event_uuid, s.sighting.clone(), Some(raw))
@@ -337,6 +387,7 @@ impl<'a> PageApplier<'a> {
 
 /// Why a page stopped being applied.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ApplyError {
     #[error(transparent)]
     Store(#[from] StoreError),

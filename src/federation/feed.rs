@@ -169,7 +169,10 @@ pub fn write_page(
 }
 
 fn to_vec<T: serde::Serialize>(v: &T) -> Result<Vec<u8>, StoreError> {
-    serde_json::to_vec(v).map_err(|e| StoreError::Rejected(format!("cannot serialise: {e}")))
+    serde_json::to_vec(v).map_err(|e| StoreError::Encode {
+        what: "feed record",
+        reason: e.to_string(),
+    })
 }
 
 /// A stored sealed record goes out as stored; it must at least be one JSON value

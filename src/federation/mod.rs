@@ -42,6 +42,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// Why a pull round failed. Every variant leaves the cursor where it was, so the
 /// next round retries the same page.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SyncError {
     #[error("cannot reach the peer: {0}")]
     Http(#[from] reqwest::Error),

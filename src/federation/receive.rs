@@ -47,16 +47,20 @@ impl Receiver<'_> {
         let origin = match &ev.seal {
             None if from.is_some() => {
                 seal_failed.set(true);
-                return Err(StoreError::Rejected(
-                    "seal: an event from a peer must be sealed".into(),
-                ));
+                return Err(StoreError::Refused {
+                    field: "seal",
+                    reason: "seal: an event from a peer must be sealed".into(),
+                });
             }
             None => own,
             Some(_) => {
                 verify_event(&ev, self.trust, now)
                     .map_err(|e| {
                         seal_failed.set(true);
-                        StoreError::Rejected(format!("seal: {e}"))
+                        StoreError::Refused {
+                            field: "seal",
+                            reason: format!("seal: {e}"),
+                        }
                     })?
                     .origin_org
             }
@@ -71,11 +75,14 @@ impl Receiver<'_> {
         let origin_may_change = |e: &Event| match held {
             Some(held) if held != origin => {
                 seal_failed.set(true);
-                Err(StoreError::Rejected(format!(
+                Err(StoreError::Refused {
+                    field: "seal",
+                    reason: format!(
                     "seal: event {} is held with origin org {held}; only that origin may change \
                      it (this version's origin would be {origin})",
                     e.uuid
-                )))
+                ),
+                })
             }
             _ => Ok(()),
         };
@@ -98,9 +105,10 @@ impl Receiver<'_> {
             // origin, so it records no received state.
             let finish = |e: &mut Event| {
                 origin_may_change(e)?;
-                self.sealer
-                    .seal(e)
-                    .map_err(|x| StoreError::Rejected(format!("cannot seal the event: {x}")))
+                self.sealer.seal(e).map_err(|x| StoreError::Seal {
+                    what: "event",
+                    reason: x.to_string(),
+                })
             };
             return store.put_event_with(ev, Durability::Deferred, &finish);
         }
@@ -112,9 +120,12 @@ impl Receiver<'_> {
             origin_may_change(e)?;
             verify_event(e, self.trust, now).map(|_| ()).map_err(|x| {
                 seal_failed.set(true);
-                StoreError::Rejected(format!(
-                    "seal: the stored version would not match the origin's seal: {x}"
-                ))
+                StoreError::Refused {
+                    field: "seal",
+                    reason: format!(
+                        "seal: the stored version would not match the origin's seal: {x}"
+                    ),
+                }
             })
         };
         match from {

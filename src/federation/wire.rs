@@ -88,6 +88,7 @@ pub enum Line<'a> {
 
 /// Why a line could not be decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum WireError {
     #[error("line of {len} bytes exceeds the limit of {max}")]
     TooLong { len: usize, max: usize },

@@ -18,6 +18,7 @@ fn current_path() -> String {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ApiError {
     /// The key is missing, unknown, expired, or belongs to a disabled user or a peer.
     #[error("Authentication failed. Please make sure you pass the API key of an API enabled user along in the Authorization header.")]
@@ -118,12 +119,19 @@ impl From<crate::store::StoreError> for ApiError {
                     status: StatusCode::FORBIDDEN,
                 }
             }
-            S::Rejected(m) => ApiError::Refused {
-                name: "Could not save the element".into(),
-                errors: Map::new(),
-                message: m,
-                status: StatusCode::FORBIDDEN,
-            },
+            S::Refused { field, reason } => {
+                let mut errors = Map::new();
+                errors.insert(
+                    field.into(),
+                    Value::Array(vec![Value::String(reason.clone())]),
+                );
+                ApiError::Refused {
+                    name: "Could not save the element".into(),
+                    errors,
+                    message: reason,
+                    status: StatusCode::FORBIDDEN,
+                }
+            }
             e @ S::NotNewer { .. } => ApiError::Refused {
                 name:
                     "Event could not be saved: Event in the request not newer than the local copy."

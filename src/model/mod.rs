@@ -4,6 +4,7 @@
 //! Nothing here does I/O; the store, the API and the federation all build on it.
 
 pub mod attribute;
+pub mod edit;
 pub mod event;
 pub mod object;
 pub mod org;

@@ -13,6 +13,7 @@ use serde_json::Value;
 pub const DEFAULT_MAX_DOCUMENT_BYTES: usize = 100 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ParseError {
     #[error("document is {size} bytes, larger than the limit of {limit} bytes")]
     TooLarge { size: usize, limit: usize },

@@ -114,6 +114,10 @@ fn matrix() -> &'static Matrix {
         // can therefore only come from a broken re-vendoring, which that test
         // catches before release; panicking here is the honest outcome for a
         // build that shipped a corrupt static table.
+        #[allow(
+            clippy::expect_used,
+            reason = "a compile-time constant, parsed by a unit test"
+        )]
         parse_matrix(DESCRIBE_TYPES_JSON).expect("vendored describeTypes.json must parse")
     })
 }

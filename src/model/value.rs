@@ -33,6 +33,7 @@ const MAX_VALUE_BYTES: usize = 65_535;
 /// Why a value was refused. Each message names the reason in plain words so
 /// it can be shown to API clients unchanged.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ValueError {
     /// Nothing left after trimming surrounding whitespace.
     #[error("value is empty")]

@@ -5,6 +5,8 @@
 //! adds nothing, and a fast one keeps per-request authentication cheap.
 
 use super::keys::be_u64;
+use super::txn::{self, Txn};
+use super::write::Durability;
 use super::{corrupt, Store, StoreError, T};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -55,8 +57,7 @@ pub fn generate_key() -> Result<String, StoreError> {
     let mut out = String::with_capacity(40);
     while out.len() < 40 {
         let mut buf = [0u8; 64];
-        getrandom::fill(&mut buf)
-            .map_err(|e| StoreError::Rejected(format!("no OS randomness: {e}")))?;
+        getrandom::fill(&mut buf).map_err(|e| StoreError::Randomness(e.to_string()))?;
         // Rejection sampling keeps the distribution uniform: 248 = 4 * 62.
         for b in buf {
             if b < 248 && out.len() < 40 {
@@ -69,11 +70,6 @@ pub fn generate_key() -> Result<String, StoreError> {
 
 fn key_hash(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
-}
-
-fn json<T: Serialize>(v: &T) -> Vec<u8> {
-    // Plain records of strings, numbers and booleans always serialise.
-    serde_json::to_vec(v).unwrap_or_default()
 }
 
 impl Store {
@@ -90,15 +86,11 @@ impl Store {
     }
 
     fn put_json(&self, t: T, key: &[u8], v: &impl Serialize) -> Result<(), StoreError> {
-        let mut k = vec![t as u8];
-        k.extend_from_slice(key);
-        {
-            // Under the writer lock like every other write, so a backup's walk
-            // (which holds it) never sees half of the store change.
-            let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            self.t.data.insert(k, json(v))?;
-        }
-        self.flush()
+        // In a write transaction like every other write, so a backup's walk
+        // (which holds the writer lock) never sees half of the store change.
+        let mut tx = Txn::begin(self)?;
+        tx.w.put(t, key, txn::json(v, "account record")?);
+        tx.commit(Durability::Flush)
     }
 
     /// Adds an organisation (or returns the existing one with that uuid).
@@ -107,19 +99,23 @@ impl Store {
             return Ok(o);
         }
         if name.trim().is_empty() {
-            return Err(StoreError::Rejected(
-                "Organisation: name: must not be empty".into(),
-            ));
+            return Err(StoreError::Refused {
+                field: "Organisation",
+                reason: "Organisation: name: must not be empty".into(),
+            });
         }
         if self
             .orgs()?
             .iter()
             .any(|o| o.name.eq_ignore_ascii_case(name.trim()))
         {
-            return Err(StoreError::Rejected(format!(
-                "Organisation: name: an organisation named \"{}\" already exists",
-                name.trim()
-            )));
+            return Err(StoreError::Refused {
+                field: "Organisation",
+                reason: format!(
+                    "Organisation: name: an organisation named \"{}\" already exists",
+                    name.trim()
+                ),
+            });
         }
         let rec = OrgRecord {
             id: self.next_id("id:org")?,
@@ -165,24 +161,28 @@ impl Store {
     pub fn add_user(&self, email: &str, org: Uuid, role_id: u64) -> Result<UserRecord, StoreError> {
         let email = email.trim().to_lowercase();
         if !email.contains('@') {
-            return Err(StoreError::Rejected(
-                "User: email: not an e-mail address".into(),
-            ));
+            return Err(StoreError::Refused {
+                field: "User",
+                reason: "User: email: not an e-mail address".into(),
+            });
         }
         if self.users()?.iter().any(|u| u.email == email) {
-            return Err(StoreError::Rejected(format!(
-                "User: email: {email} already exists"
-            )));
+            return Err(StoreError::Refused {
+                field: "User",
+                reason: format!("User: email: {email} already exists"),
+            });
         }
         if self.org(&org)?.is_none() {
-            return Err(StoreError::Rejected(
-                "User: org_id: unknown organisation".into(),
-            ));
+            return Err(StoreError::Refused {
+                field: "User",
+                reason: "User: org_id: unknown organisation".into(),
+            });
         }
         if crate::policy::roles::by_id(role_id).is_none() {
-            return Err(StoreError::Rejected(format!(
-                "User: role_id: unknown role {role_id}"
-            )));
+            return Err(StoreError::Refused {
+                field: "User",
+                reason: format!("User: role_id: unknown role {role_id}"),
+            });
         }
         let rec = UserRecord {
             id: self.next_id("id:user")?,
@@ -226,9 +226,10 @@ impl Store {
         expiration: u64,
     ) -> Result<(String, AuthKeyRecord), StoreError> {
         if self.user(user_id)?.is_none() {
-            return Err(StoreError::Rejected(format!(
-                "AuthKey: user_id: unknown user {user_id}"
-            )));
+            return Err(StoreError::Refused {
+                field: "AuthKey",
+                reason: format!("AuthKey: user_id: unknown user {user_id}"),
+            });
         }
         let key = generate_key()?;
         let rec = AuthKeyRecord {

@@ -64,6 +64,7 @@ const PROGRESS_STEP: u64 = 256 * 1024;
 
 /// What can go wrong writing, checking or restoring a backup.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BackupError {
     /// The destination of a backup failed (disk full, the client went away).
     #[error("cannot write the backup: {0}")]

@@ -9,6 +9,8 @@
 
 use super::keys;
 use super::record::{Change, ChangeKind};
+use super::txn::Txn;
+use super::write::Durability;
 use super::{corrupt, Store, StoreError, T};
 use uuid::Uuid;
 
@@ -23,50 +25,27 @@ pub struct CaseRecordKey {
     pub created: u64,
 }
 
-fn key(t: T, k: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(k.len() + 1);
-    v.push(t as u8);
-    v.extend_from_slice(k);
-    v
-}
-
 impl Store {
     /// Stores a case record (`raw`, its sealed JSON) and logs it, flushed.
     /// `false` when a record with its uuid is already held (a record is
     /// immutable: the same uuid is the same record, or a forgery that its
     /// signature check already refused).
     pub fn put_case_record_raw(&self, k: CaseRecordKey, raw: Vec<u8>) -> Result<bool, StoreError> {
-        {
-            let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            if self.t.case_records.get(k.uuid.as_bytes())?.is_some() {
-                return Ok(false);
-            }
-            let seq = self
-                .t
-                .meta
-                .get("seq")?
-                .and_then(|v| keys::be_u64(&v))
-                .unwrap_or(0)
-                + 1;
-            let change = Change {
-                kind: ChangeKind::CaseRecord,
-                event: k.uuid,
-                timestamp: k.created,
-            };
-            let mut idx = k.case.as_bytes().to_vec();
-            idx.extend_from_slice(&k.created.to_be_bytes());
-            idx.extend_from_slice(k.uuid.as_bytes());
-            let mut batch = sled::Batch::default();
-            batch.insert(key(T::CaseRecords, k.uuid.as_bytes()), raw);
-            batch.insert(key(T::CaseIndex, &idx), &[][..]);
-            batch.insert(
-                key(T::Changes, &seq.to_be_bytes()),
-                postcard::to_stdvec(&change).map_err(|e| corrupt("changes", e.to_string()))?,
-            );
-            batch.insert(key(T::Meta, b"seq"), &seq.to_be_bytes());
-            self.t.data.apply_batch(batch)?;
+        let mut tx = Txn::begin(self)?;
+        if self.t.case_records.get(k.uuid.as_bytes())?.is_some() {
+            return Ok(false);
         }
-        self.flush()?;
+        let mut idx = k.case.as_bytes().to_vec();
+        idx.extend_from_slice(&k.created.to_be_bytes());
+        idx.extend_from_slice(k.uuid.as_bytes());
+        tx.w.put(T::CaseRecords, k.uuid.as_bytes(), raw);
+        tx.w.put(T::CaseIndex, idx, []);
+        tx.log(Change {
+            kind: ChangeKind::CaseRecord,
+            event: k.uuid,
+            timestamp: k.created,
+        })?;
+        tx.commit(Durability::Flush)?;
         Ok(true)
     }
 

@@ -9,67 +9,15 @@
 //! to peers (a peer still holding the element keeps it; soft delete is the way to
 //! revoke something everywhere).
 
+use super::index::attr_index_entries;
 use super::keys;
 use super::record::{Change, ChangeKind, StoredAttr, StoredEvent};
+use super::txn::{self, Txn};
 use super::write::{next_timestamp, Durability};
 use super::{corrupt, Store, StoreError, T};
-use crate::model::{value, Event, Object, Sighting};
+use crate::model::{Event, Object, Sighting};
 use std::collections::HashSet;
 use uuid::Uuid;
-
-/// Same parsing as the writer's IP index, so the key it wrote is the key removed.
-fn parse_net(s: &str) -> Option<ipnet::IpNet> {
-    if let Ok(n) = s.parse::<ipnet::IpNet>() {
-        return Some(n.trunc());
-    }
-    s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from)
-}
-
-/// One atomic batch over the keyspaces of the `data` tree.
-struct Batch(sled::Batch);
-
-impl Batch {
-    fn key(t: T, k: &[u8]) -> Vec<u8> {
-        let mut v = Vec::with_capacity(k.len() + 1);
-        v.push(t as u8);
-        v.extend_from_slice(k);
-        v
-    }
-    fn put(&mut self, t: T, k: impl AsRef<[u8]>, v: impl AsRef<[u8]>) {
-        self.0.insert(Self::key(t, k.as_ref()), v.as_ref());
-    }
-    fn del(&mut self, t: T, k: impl AsRef<[u8]>) {
-        self.0.remove(Self::key(t, k.as_ref()));
-    }
-
-    /// Removes every index entry the writer may have made for `a`. The writer only
-    /// makes some of them depending on the type (reversed values for name-like
-    /// types, networks for IP-bearing ones); removing a key that is not there is a
-    /// no-op, so the superset is removed instead of duplicating those rules here.
-    fn del_attr_indexes(&mut self, event: &Uuid, attr: &Uuid, a: &StoredAttr) {
-        let (v1, v2) = value::split(&a.attr_type, &a.value);
-        for half in std::iter::once(v1).chain(v2) {
-            let folded = keys::fold(half);
-            if folded.is_empty() {
-                continue;
-            }
-            self.del(T::IdxValue, keys::value_key(&folded, event, attr));
-            self.del(
-                T::IdxRvalue,
-                keys::value_key(&keys::reversed(&folded), event, attr),
-            );
-            if let Some(net) = parse_net(half) {
-                self.del(T::IdxIp, keys::ip_key(&net, event, attr));
-            }
-        }
-        for tag in &a.tags {
-            self.del(
-                T::IdxTag,
-                keys::value_key(&keys::fold(&tag.name), event, attr),
-            );
-        }
-    }
-}
 
 impl Store {
     /// Deletes for good the attributes `attrs` and the objects `objects` (with all
@@ -84,9 +32,7 @@ impl Store {
         durability: Durability,
     ) -> Result<bool, StoreError> {
         {
-            // A poisoned lock only means another writer panicked mid-way; sled batches
-            // apply whole or not at all, so carrying on is safe.
-            let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let mut tx = Txn::begin(self)?;
             let Some(v) = self.t.events.get(event.as_bytes())? else {
                 return Ok(false);
             };
@@ -121,7 +67,7 @@ impl Store {
                 }
             }
 
-            let mut b = Batch(sled::Batch::default());
+            let b = &mut tx.w;
             for o in objects {
                 let key = keys::pair(event, o);
                 let Some(v) = self.t.objects.get(key)? else {
@@ -138,7 +84,10 @@ impl Store {
             let mut gone_types: HashSet<&str> = HashSet::new();
             for (u, a) in &stored {
                 if gone.contains(u) {
-                    b.del_attr_indexes(event, u, a);
+                    // Exactly what the writer indexed for it.
+                    for (t, k, _) in attr_index_entries(event, u, a, head.disable_correlation) {
+                        b.del(t, k);
+                    }
                     b.del(T::Attrs, keys::pair(event, u));
                     b.del(T::Loc, u.as_bytes());
                     gone_types.insert(a.attr_type.as_str());
@@ -191,31 +140,19 @@ impl Store {
             // The node vouches for what remains (it seals it here).
             self.finish(&mut full)?;
             head.seal = full.seal.clone();
-            rec.digest = super::write::content_digest(&full);
-            rec.header = serde_json::to_vec(&head).map_err(|e| corrupt("events", e.to_string()))?;
-            let bytes = postcard::to_stdvec(&rec).map_err(|e| corrupt("events", e.to_string()))?;
-            b.put(T::Events, event.as_bytes(), bytes);
-
-            let seq = self
-                .t
-                .meta
-                .get("seq")?
-                .and_then(|v| keys::be_u64(&v))
-                .unwrap_or(0)
-                + 1;
-            let change = Change {
+            rec.digest = super::write::content_digest(&full)?;
+            rec.header = txn::json(&head, "event header")?;
+            b.put(
+                T::Events,
+                event.as_bytes(),
+                txn::postcard(&rec, "event record")?,
+            );
+            tx.log(Change {
                 kind: ChangeKind::EventStored,
                 event: *event,
                 timestamp: head.timestamp,
-            };
-            let bytes =
-                postcard::to_stdvec(&change).map_err(|e| corrupt("changes", e.to_string()))?;
-            b.put(T::Changes, seq.to_be_bytes(), bytes);
-            b.put(T::Meta, "seq", seq.to_be_bytes());
-            self.t.data.apply_batch(b.0)?;
-        }
-        if durability == Durability::Flush {
-            self.flush()?;
+            })?;
+            tx.commit(durability)?;
         }
         Ok(true)
     }

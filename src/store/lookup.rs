@@ -30,6 +30,7 @@ impl Hit {
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LookupError {
     #[error("\"{0}\" is not an IP address or CIDR network")]
     NotAnIp(String),
@@ -151,7 +152,10 @@ impl Store {
         include_deleted: bool,
         limit: usize,
     ) -> Result<Vec<Hit>, StoreError> {
-        let kind = WildcardKind::parse(pattern).map_err(|e| StoreError::Rejected(e.to_string()))?;
+        let kind = WildcardKind::parse(pattern).map_err(|e| StoreError::Refused {
+            field: "query",
+            reason: e.to_string(),
+        })?;
         let mut out = Vec::new();
         match kind {
             WildcardKind::Exact(v) => return self.lookup_value(&v, include_deleted, limit),
@@ -265,9 +269,10 @@ impl Store {
         }
         match q.parse::<ipnet::IpNet>() {
             Ok(net) => self.lookup_cidr(net, include_deleted, limit),
-            Err(_) => Err(StoreError::Rejected(
-                LookupError::NotAnIp(q.to_owned()).to_string(),
-            )),
+            Err(_) => Err(StoreError::Refused {
+                field: "query",
+                reason: LookupError::NotAnIp(q.to_owned()).to_string(),
+            }),
         }
     }
 

@@ -42,6 +42,7 @@ pub mod backup;
 mod cases;
 mod children;
 pub mod health;
+pub mod index;
 mod keys;
 mod local;
 mod lookup;
@@ -49,9 +50,11 @@ pub mod merge;
 mod read;
 pub mod record;
 mod sharing;
+mod txn;
 mod write;
 
 pub use cases::CaseRecordKey;
+pub use index::TagEntry;
 pub use local::local_record_of;
 pub use lookup::{Correlation, Hit, LookupError, WildcardKind};
 pub use write::{next_timestamp, Durability, Outcome};
@@ -61,6 +64,7 @@ use std::sync::{Arc, Mutex};
 
 /// What can go wrong below the API.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StoreError {
     #[error(
         "the database in {path} is already open in another process (is a sluis node running?)"
@@ -107,8 +111,18 @@ pub enum StoreError {
     Encode { what: &'static str, reason: String },
     #[error(transparent)]
     Invalid(#[from] crate::model::validate::ValidationError),
-    #[error("{0}")]
-    Rejected(String),
+    /// The input breaks one of the store's rules (an unknown sharing group, a
+    /// uuid used twice, a duplicate value …): `field` names what was refused,
+    /// `reason` says why, in full. The client's fault: a 403 on the API.
+    #[error("{reason}")]
+    Refused { field: &'static str, reason: String },
+    /// Sealing what was to be stored failed: a fault of this node (its key),
+    /// never the client's. A 500 on the API, with the cause logged.
+    #[error("cannot seal the {what}: {reason}")]
+    Seal { what: &'static str, reason: String },
+    /// The operating system had no randomness for a new secret.
+    #[error("no OS randomness: {0}")]
+    Randomness(String),
     #[error("not newer: the stored version of event {uuid} has timestamp {stored}, the incoming one {incoming}")]
     NotNewer {
         uuid: uuid::Uuid,
@@ -440,8 +454,10 @@ impl Store {
     pub fn install_sealer(&self, sealer: &Arc<crate::seal::Sealer>) {
         let hook = sealer.clone();
         self.set_finisher(Arc::new(move |e| {
-            hook.seal(e)
-                .map_err(|x| StoreError::Rejected(format!("cannot seal the event: {x}")))
+            hook.seal(e).map_err(|x| StoreError::Seal {
+                what: "event",
+                reason: x.to_string(),
+            })
         }));
     }
 

@@ -2,20 +2,11 @@
 
 use super::keys::{self, idkind, kind};
 use super::record::{Change, ChangeKind};
+use super::txn::{self, Txn};
+use super::write::Durability;
 use super::{corrupt, Store, StoreError, T};
 use crate::model::{SharingGroup, Sighting};
 use uuid::Uuid;
-
-fn json<V: serde::Serialize>(v: &V) -> Vec<u8> {
-    // Model types hold only strings, numbers, booleans and maps: always serialise.
-    serde_json::to_vec(v).unwrap_or_default()
-}
-
-fn key(t: T, k: &[u8]) -> Vec<u8> {
-    let mut v = vec![t as u8];
-    v.extend_from_slice(k);
-    v
-}
 
 impl Store {
     /// Every sharing group, by local id.
@@ -52,65 +43,65 @@ impl Store {
     /// Creates a sharing group (a new local id; a nil uuid gets a fresh one).
     pub fn add_sharing_group(&self, mut sg: SharingGroup) -> Result<SharingGroup, StoreError> {
         if sg.name.trim().is_empty() {
-            return Err(StoreError::Rejected(
-                "SharingGroup: name: must not be empty".into(),
-            ));
+            return Err(StoreError::Refused {
+                field: "SharingGroup",
+                reason: "SharingGroup: name: must not be empty".into(),
+            });
         }
         if sg.uuid.is_nil() {
             sg.uuid = Uuid::new_v4();
         }
-        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tx = Txn::begin(self)?;
         if self.t.sharing_groups.get(sg.uuid.as_bytes())?.is_some() {
-            return Err(StoreError::Rejected(format!(
-                "SharingGroup: uuid: {} already exists",
-                sg.uuid
-            )));
+            return Err(StoreError::Refused {
+                field: "SharingGroup",
+                reason: format!("SharingGroup: uuid: {} already exists", sg.uuid),
+            });
         }
-        let mut ctr = vec![T::Meta as u8];
-        ctr.extend_from_slice(b"id:sg");
-        let id = self
-            .t
-            .meta
-            .get("id:sg")?
-            .and_then(|v| keys::be_u64(&v))
-            .unwrap_or(0)
-            + 1;
+        let counters = tx.counters();
+        counters.sg += 1;
+        let id = counters.sg;
         sg.id = Some(id);
-        let mut batch = sled::Batch::default();
-        batch.insert(ctr, &id.to_be_bytes());
-        batch.insert(
-            key(T::Ids, &keys::id_key(idkind::SHARING_GROUP, id)),
+        tx.w.put(
+            T::Ids,
+            keys::id_key(idkind::SHARING_GROUP, id),
             sg.uuid.as_bytes(),
         );
-        batch.insert(key(T::SharingGroups, sg.uuid.as_bytes()), json(&sg));
-        self.t.data.apply_batch(batch)?;
-        self.flush()?;
+        tx.w.put(
+            T::SharingGroups,
+            sg.uuid.as_bytes(),
+            txn::json(&sg, "sharing group")?,
+        );
+        tx.commit(Durability::Flush)?;
         Ok(sg)
     }
 
     /// Replaces a stored sharing group (same uuid and local id).
     pub fn update_sharing_group(&self, sg: &SharingGroup) -> Result<(), StoreError> {
-        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tx = Txn::begin(self)?;
         if self.t.sharing_groups.get(sg.uuid.as_bytes())?.is_none() {
-            return Err(StoreError::Rejected("SharingGroup: unknown".into()));
+            return Err(StoreError::Refused {
+                field: "SharingGroup",
+                reason: "SharingGroup: unknown".into(),
+            });
         }
-        self.t
-            .data
-            .insert(key(T::SharingGroups, sg.uuid.as_bytes()), json(sg))?;
-        self.flush()
+        tx.w.put(
+            T::SharingGroups,
+            sg.uuid.as_bytes(),
+            txn::json(sg, "sharing group")?,
+        );
+        tx.commit(Durability::Flush)
     }
 
     /// Removes a sharing group. Elements that named it stay distribution 4 and
     /// become visible to their owner only, which fails closed.
     pub fn delete_sharing_group(&self, sg: &SharingGroup) -> Result<(), StoreError> {
-        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let mut batch = sled::Batch::default();
-        batch.remove(key(T::SharingGroups, sg.uuid.as_bytes()));
+        let mut tx = Txn::begin(self)?;
+        tx.w.del(T::SharingGroups, sg.uuid.as_bytes());
         if let Some(id) = sg.id {
-            batch.remove(key(T::Ids, &keys::id_key(idkind::SHARING_GROUP, id)));
+            tx.w.del(T::Ids, keys::id_key(idkind::SHARING_GROUP, id));
         }
-        self.t.data.apply_batch(batch)?;
-        self.flush()
+        tx.commit(Durability::Flush)
     }
 
     /// Stores a sighting on an attribute of `event` (immutable, deduplicated by
@@ -126,12 +117,12 @@ impl Store {
             s.uuid = Uuid::new_v4();
         }
         if s.kind > 2 {
-            return Err(StoreError::Rejected(format!(
-                "Sighting: type: {} is not 0-2",
-                s.kind
-            )));
+            return Err(StoreError::Refused {
+                field: "Sighting",
+                reason: format!("Sighting: type: {} is not 0-2", s.kind),
+            });
         }
-        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut tx = Txn::begin(self)?;
         if self.t.loc.get(s.uuid.as_bytes())?.is_some() {
             return Ok(false);
         }
@@ -141,43 +132,33 @@ impl Store {
             .get(keys::pair(event, &s.attribute_uuid))?
             .is_none()
         {
-            return Err(StoreError::Rejected(
-                "Sighting: attribute_uuid: unknown attribute".into(),
-            ));
+            return Err(StoreError::Refused {
+                field: "Sighting",
+                reason: "Sighting: attribute_uuid: unknown attribute".into(),
+            });
         }
         s.id = None;
         s.event_id = None;
         s.attribute_id = None;
-        let seq = self
-            .t
-            .meta
-            .get("seq")?
-            .and_then(|v| keys::be_u64(&v))
-            .unwrap_or(0)
-            + 1;
-        let change = Change {
+        tx.w.put(
+            T::Loc,
+            s.uuid.as_bytes(),
+            keys::loc_value(kind::SIGHTING, event),
+        );
+        tx.w.put(
+            T::Sightings,
+            keys::pair(event, &s.uuid),
+            txn::json(&s, "sighting")?,
+        );
+        if let Some(sealed) = sealed {
+            tx.w.put(T::SightingSeals, keys::pair(event, &s.uuid), sealed);
+        }
+        tx.log(Change {
             kind: ChangeKind::SightingAdded,
             event: *event,
             timestamp: s.date_sighting,
-        };
-        let mut batch = sled::Batch::default();
-        batch.insert(
-            key(T::Loc, s.uuid.as_bytes()),
-            &keys::loc_value(kind::SIGHTING, event),
-        );
-        batch.insert(key(T::Sightings, &keys::pair(event, &s.uuid)), json(&s));
-        if let Some(sealed) = sealed {
-            batch.insert(key(T::SightingSeals, &keys::pair(event, &s.uuid)), sealed);
-        }
-        batch.insert(
-            key(T::Changes, &seq.to_be_bytes()),
-            postcard::to_stdvec(&change).map_err(|e| corrupt("changes", e.to_string()))?,
-        );
-        let mut seq_key = vec![T::Meta as u8];
-        seq_key.extend_from_slice(b"seq");
-        batch.insert(seq_key, &seq.to_be_bytes());
-        self.t.data.apply_batch(batch)?;
-        self.flush()?;
+        })?;
+        tx.commit(Durability::Flush)?;
         Ok(true)
     }
 
@@ -201,46 +182,9 @@ impl Store {
         timestamp: u64,
         sealed: Vec<u8>,
     ) -> Result<(), StoreError> {
-        let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        let seq = self
-            .t
-            .meta
-            .get("seq")?
-            .and_then(|v| keys::be_u64(&v))
-            .unwrap_or(0)
-            + 1;
-        let mut batch = sled::Batch::default();
-        self.tombstone_into(&mut batch, event, timestamp, seq, sealed)?;
-        self.t.data.apply_batch(batch)?;
-        self.flush()
-    }
-
-    /// Adds a tombstone, its change log entry and the new sequence to `batch`.
-    pub(crate) fn tombstone_into(
-        &self,
-        batch: &mut sled::Batch,
-        event: &Uuid,
-        timestamp: u64,
-        seq: u64,
-        sealed: Vec<u8>,
-    ) -> Result<(), StoreError> {
-        let mut k = event.as_bytes().to_vec();
-        k.extend_from_slice(&timestamp.to_be_bytes());
-        k.extend_from_slice(&seq.to_be_bytes());
-        batch.insert(key(T::Tombstones, &k), sealed);
-        let change = Change {
-            kind: ChangeKind::TombstoneAdded,
-            event: *event,
-            timestamp,
-        };
-        batch.insert(
-            key(T::Changes, &seq.to_be_bytes()),
-            postcard::to_stdvec(&change).map_err(|e| corrupt("changes", e.to_string()))?,
-        );
-        let mut seq_key = vec![T::Meta as u8];
-        seq_key.extend_from_slice(b"seq");
-        batch.insert(seq_key, &seq.to_be_bytes());
-        Ok(())
+        let mut tx = Txn::begin(self)?;
+        tx.tombstone(event, timestamp, sealed)?;
+        tx.commit(Durability::Flush)
     }
 
     /// The sealed tombstones of an event, oldest first.

@@ -1,11 +1,13 @@
 //! Storing events: validation, the strictly-newer merge, indexes, the change log,
 //! one atomic transaction, and the flush that makes an acknowledgement true.
 
+use super::index::{self, attr_index_entries};
 use super::keys::{self, idkind, kind};
 use super::record::{Change, ChangeKind, StoredAttr, StoredEvent};
+use super::txn::{self, Counters, Txn, WriteSet};
 use super::{corrupt, Store, StoreError, T};
 use crate::model::validate::validate_event;
-use crate::model::{time, types, value, Attribute, Event, Object, SharingGroup};
+use crate::model::{time, types, Attribute, Event, Object, SharingGroup};
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet};
 use uuid::Uuid;
@@ -43,152 +45,6 @@ impl Outcome {
             Outcome::Unchanged { .. } => "unchanged",
         }
     }
-}
-
-/// Types whose halves may hold an IP address or network, indexed for CIDR lookups.
-fn ip_bearing(attr_type: &str) -> bool {
-    matches!(
-        attr_type,
-        "ip-src" | "ip-dst" | "ip-src|port" | "ip-dst|port" | "domain|ip"
-    )
-}
-
-fn parse_net(s: &str) -> Option<ipnet::IpNet> {
-    if let Ok(n) = s.parse::<ipnet::IpNet>() {
-        return Some(n.trunc());
-    }
-    s.parse::<std::net::IpAddr>().ok().map(ipnet::IpNet::from)
-}
-
-/// Every write of one event, applied as one atomic sled batch.
-struct WriteSet {
-    batch: sled::Batch,
-}
-
-impl WriteSet {
-    fn new() -> Self {
-        WriteSet {
-            batch: sled::Batch::default(),
-        }
-    }
-    fn key(t: T, k: &[u8]) -> Vec<u8> {
-        let mut v = Vec::with_capacity(k.len() + 1);
-        v.push(t as u8);
-        v.extend_from_slice(k);
-        v
-    }
-    fn put(&mut self, t: T, k: impl AsRef<[u8]>, v: impl AsRef<[u8]>) {
-        self.batch.insert(Self::key(t, k.as_ref()), v.as_ref());
-    }
-    fn del(&mut self, t: T, k: impl AsRef<[u8]>) {
-        self.batch.remove(Self::key(t, k.as_ref()));
-    }
-}
-
-/// Types whose values are names read right to left (`%.example.com`), the only
-/// ones worth a reversed-value index for suffix searches.
-fn suffix_searchable(attr_type: &str) -> bool {
-    matches!(
-        attr_type,
-        "domain"
-            | "hostname"
-            | "domain|ip"
-            | "hostname|port"
-            | "url"
-            | "uri"
-            | "link"
-            | "email"
-            | "email-src"
-            | "email-dst"
-            | "target-email"
-            | "whois-registrant-email"
-            | "filename"
-            | "email-attachment"
-            | "onion-address"
-    ) || attr_type.starts_with("filename|")
-}
-
-/// Index entries of one attribute: (tree, key, value).
-fn attr_index_entries(
-    event: &Uuid,
-    attr: &Uuid,
-    a: &StoredAttr,
-    event_no_correlation: bool,
-) -> Vec<(T, Vec<u8>, Vec<u8>)> {
-    let flags = vec![a.index_flags(event_no_correlation)];
-    let mut out = Vec::with_capacity(6);
-    let (v1, v2) = value::split(&a.attr_type, &a.value);
-    for half in std::iter::once(v1).chain(v2) {
-        let folded = keys::fold(half);
-        if folded.is_empty() {
-            continue;
-        }
-        out.push((
-            T::IdxValue,
-            keys::value_key(&folded, event, attr),
-            flags.clone(),
-        ));
-        if suffix_searchable(&a.attr_type) {
-            out.push((
-                T::IdxRvalue,
-                keys::value_key(&keys::reversed(&folded), event, attr),
-                flags.clone(),
-            ));
-        }
-        if ip_bearing(&a.attr_type) {
-            if let Some(net) = parse_net(half) {
-                out.push((T::IdxIp, keys::ip_key(&net, event, attr), flags.clone()));
-            }
-        }
-    }
-    for tag in &a.tags {
-        out.push((
-            T::IdxTag,
-            keys::value_key(&keys::fold(&tag.name), event, attr),
-            Vec::new(),
-        ));
-    }
-    out
-}
-
-/// The counters a write advances, read once under the writer lock.
-struct Counters {
-    seq: u64,
-    event: u64,
-    sg: u64,
-    /// Live (not deleted) events.
-    live: u64,
-}
-
-impl Counters {
-    fn load(store: &Store) -> Result<Self, StoreError> {
-        let get = |name: &str| -> Result<u64, StoreError> {
-            Ok(store
-                .t
-                .meta
-                .get(name)?
-                .and_then(|v| keys::be_u64(&v))
-                .unwrap_or(0))
-        };
-        Ok(Counters {
-            seq: get("seq")?,
-            event: get("id:event")?,
-            sg: get("id:sg")?,
-            live: get("live")?,
-        })
-    }
-    fn save(&self, w: &mut WriteSet) {
-        w.put(T::Meta, "seq", self.seq.to_be_bytes());
-        w.put(T::Meta, "id:event", self.event.to_be_bytes());
-        w.put(T::Meta, "id:sg", self.sg.to_be_bytes());
-        w.put(T::Meta, "live", self.live.to_be_bytes());
-    }
-}
-
-fn to_json<T: serde::Serialize>(v: &T) -> Vec<u8> {
-    // Serialising our own model types to JSON cannot fail: they hold only strings,
-    // numbers, booleans and string-keyed maps.
-    serde_json::to_vec(v).unwrap_or_default()
 }
 
 struct Merge<'a> {
@@ -235,7 +91,8 @@ impl Merge<'_> {
                 sector: String::new(),
                 created: time::now_secs(),
             };
-            self.w.put(T::Orgs, o.uuid.as_bytes(), to_json(&rec));
+            self.w
+                .put(T::Orgs, o.uuid.as_bytes(), txn::json(&rec, "record")?);
             self.captured.insert(o.uuid);
         }
         Ok(())
@@ -281,8 +138,11 @@ impl Merge<'_> {
             if stored.as_ref().is_none_or(|s| sg.modified > s.modified) {
                 let mut copy = sg.clone();
                 copy.id = Some(id);
-                self.w
-                    .put(T::SharingGroups, sg.uuid.as_bytes(), to_json(&copy));
+                self.w.put(
+                    T::SharingGroups,
+                    sg.uuid.as_bytes(),
+                    txn::json(&copy, "record")?,
+                );
             }
             self.sgs.insert(sg.uuid, id);
             return Ok(Some(sg.uuid));
@@ -294,9 +154,10 @@ impl Merge<'_> {
             .get(keys::id_key(idkind::SHARING_GROUP, sg_id))?
         {
             Some(v) => Ok(keys::uuid_at(&v, 0)),
-            None => Err(StoreError::Rejected(format!(
-                "{element}: sharing_group_id: unknown sharing group {sg_id}"
-            ))),
+            None => Err(StoreError::Refused {
+                field: "event",
+                reason: format!("{element}: sharing_group_id: unknown sharing group {sg_id}"),
+            }),
         }
     }
 
@@ -306,10 +167,13 @@ impl Merge<'_> {
         if let Some(v) = self.store.t.loc.get(uuid.as_bytes())? {
             let other = keys::uuid_at(&v, 1).ok_or_else(|| corrupt("loc", "short value"))?;
             if other != self.event || v[0] != k {
-                return Err(StoreError::Rejected(format!(
-                    "{label}: uuid: already used by {} in event {other}",
-                    kind::name(v[0])
-                )));
+                return Err(StoreError::Refused {
+                    field: "event",
+                    reason: format!(
+                        "{label}: uuid: already used by {} in event {other}",
+                        kind::name(v[0])
+                    ),
+                });
             }
             return Ok(());
         }
@@ -361,8 +225,11 @@ impl Merge<'_> {
             s.id = None;
             s.attribute_id = None;
             s.event_id = None;
-            self.w
-                .put(T::Sightings, keys::pair(&self.event, &s.uuid), to_json(&s));
+            self.w.put(
+                T::Sightings,
+                keys::pair(&self.event, &s.uuid),
+                txn::json(&s, "record")?,
+            );
         }
         Ok(())
     }
@@ -387,8 +254,11 @@ impl Merge<'_> {
         head.attributes.clear();
         head.id = None;
         head.event_id = None;
-        self.w
-            .put(T::Objects, keys::pair(&self.event, &o.uuid), to_json(&head));
+        self.w.put(
+            T::Objects,
+            keys::pair(&self.event, &o.uuid),
+            txn::json(&head, "event header")?,
+        );
         Ok(())
     }
 }
@@ -450,10 +320,8 @@ impl Store {
         // Before the finisher: the seal names each group by its uuid, so a group
         // given only by its local id must be resolved first.
         self.attach_sharing_groups(&mut event)?;
+        let mut tx = Txn::begin(self)?;
         let outcome = {
-            // A poisoned lock only means another writer panicked mid-way; a sled
-            // batch either applied whole or not at all, so carrying on is safe.
-            let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
             let existing = match self.t.events.get(event.uuid.as_bytes())? {
                 Some(v) => Some(
                     postcard::from_bytes::<StoredEvent>(&v)
@@ -464,14 +332,14 @@ impl Store {
             let (mut w, outcome) = match existing {
                 None => {
                     finish(&mut event)?;
-                    let digest = content_digest(&event);
+                    let digest = content_digest(&event)?;
                     self.plan_new(&event, digest)?
                 }
                 Some(old) => {
                     let old_head: Event = serde_json::from_slice(&old.header)
                         .map_err(|e| corrupt("events", e.to_string()))?;
                     let same_version = event.timestamp == old_head.timestamp;
-                    if same_version && content_digest(&event) == old.digest {
+                    if same_version && content_digest(&event)? == old.digest {
                         return Ok(Outcome::Unchanged {
                             uuid: event.uuid,
                             id: old.id,
@@ -491,14 +359,14 @@ impl Store {
                         // another path: add what was withheld on the first.
                         let stored = self.assemble_any(&event.uuid, &old)?;
                         let mut filled = super::merge::fill_in(&stored, &event);
-                        if content_digest(&filled) == old.digest {
+                        if content_digest(&filled)? == old.digest {
                             return Ok(Outcome::Unchanged {
                                 uuid: event.uuid,
                                 id: old.id,
                             });
                         }
                         finish(&mut filled)?;
-                        let digest = content_digest(&filled);
+                        let digest = content_digest(&filled)?;
                         let local = local
                             .map(|l| self.union_local(&event.uuid, l))
                             .transpose()?;
@@ -508,11 +376,8 @@ impl Store {
                                 .map_err(|e| corrupt("local", e.to_string()))?;
                             w.put(T::Local, event.uuid.as_bytes(), bytes);
                         }
-                        self.commit(w)?;
-                        drop(_guard);
-                        if durability == Durability::Flush {
-                            self.flush()?;
-                        }
+                        tx.adopt(w);
+                        tx.commit(durability)?;
                         return Ok(outcome);
                     }
                     if event.timestamp <= old_head.timestamp {
@@ -525,7 +390,7 @@ impl Store {
                     let stored = self.assemble_any(&event.uuid, &old)?;
                     let mut merged = super::merge::merge(&stored, &event);
                     finish(&mut merged)?;
-                    let digest = content_digest(&merged);
+                    let digest = content_digest(&merged)?;
                     self.plan_update(&merged, digest, old, &old_head)?
                 }
             };
@@ -535,12 +400,10 @@ impl Store {
                     serde_json::to_vec(&local).map_err(|e| corrupt("local", e.to_string()))?;
                 w.put(T::Local, event.uuid.as_bytes(), bytes);
             }
-            self.commit(w)?;
+            tx.adopt(w);
             outcome
         };
-        if durability == Durability::Flush {
-            self.flush()?;
-        }
+        tx.commit(durability)?;
         Ok(outcome)
     }
 
@@ -606,11 +469,6 @@ impl Store {
         Ok(held)
     }
 
-    fn commit(&self, w: WriteSet) -> Result<(), StoreError> {
-        self.t.data.apply_batch(w.batch)?;
-        Ok(())
-    }
-
     fn header_of(event: &Event) -> Event {
         let mut head = event.clone();
         head.attributes.clear();
@@ -625,35 +483,13 @@ impl Store {
     }
 
     fn event_index(w: &mut WriteSet, event: &Event, add: bool) {
-        let ts = keys::ts_key(event.timestamp, &event.uuid);
-        let pts = keys::ts_key(event.publish_timestamp, &event.uuid);
-        let tags: Vec<Vec<u8>> = event
-            .tags
-            .iter()
-            .map(|t| keys::value_key(&keys::fold(&t.name), &event.uuid, &Uuid::nil()))
-            .collect();
-        if add {
-            w.put(T::IdxTs, ts, []);
-            if event.published {
-                w.put(T::IdxPts, pts, []);
-            }
-            for k in tags {
-                w.put(T::IdxTag, k, []);
-            }
-        } else {
-            w.del(T::IdxTs, ts);
-            w.del(T::IdxPts, pts);
-            for k in tags {
-                w.del(T::IdxTag, k);
+        for (t, k) in index::event_entries(event) {
+            if add {
+                w.put(t, k, []);
+            } else {
+                w.del(t, k);
             }
         }
-    }
-
-    fn change(w: &mut WriteSet, c: &mut Counters, change: Change) {
-        c.seq += 1;
-        // postcard of a fixed-shape struct of plain values cannot fail.
-        let bytes = postcard::to_stdvec(&change).unwrap_or_default();
-        w.put(T::Changes, c.seq.to_be_bytes(), bytes);
     }
 
     fn plan_new(&self, event: &Event, digest: [u8; 32]) -> Result<(WriteSet, Outcome), StoreError> {
@@ -706,7 +542,11 @@ impl Store {
                 r.sharing_group.as_ref(),
                 r.sharing_group_id,
             )?;
-            m.w.put(T::Reports, keys::pair(&event.uuid, &r.uuid), to_json(r));
+            m.w.put(
+                T::Reports,
+                keys::pair(&event.uuid, &r.uuid),
+                txn::json(r, "report")?,
+            );
         }
         for t in &m.types {
             m.w.put(
@@ -721,20 +561,19 @@ impl Store {
             digest,
             sharing_group: sg,
             next_attr: m.next_attr,
-            header: to_json(&Self::header_of(event)),
+            header: txn::json(&Self::header_of(event), "record")?,
         };
-        let rec = postcard::to_stdvec(&rec).map_err(|e| corrupt("events", e.to_string()))?;
+        let rec = txn::postcard(&rec, "event record")?;
         m.w.put(T::Events, event.uuid.as_bytes(), rec);
         Self::event_index(&mut m.w, event, true);
-        Self::change(
+        m.c.log(
             &mut m.w,
-            &mut m.c,
             Change {
                 kind: ChangeKind::EventStored,
                 event: event.uuid,
                 timestamp: event.timestamp,
             },
-        );
+        )?;
         m.c.save(&mut m.w);
         Ok((
             m.w,
@@ -794,10 +633,13 @@ impl Store {
         for a in &event.attributes {
             match stored_attrs.get(&a.uuid) {
                 Some(old_a) if old_a.object.is_some() => {
-                    return Err(StoreError::Rejected(format!(
-                        "Attribute {}: uuid: already used by an object attribute of this event",
-                        a.uuid
-                    )));
+                    return Err(StoreError::Refused {
+                        field: "Attribute",
+                        reason: format!(
+                            "Attribute {}: uuid: already used by an object attribute of this event",
+                            a.uuid
+                        ),
+                    });
                 }
                 Some(old_a) if a.timestamp <= old_a.timestamp => {}
                 old_a => {
@@ -817,10 +659,10 @@ impl Store {
             if a.object.is_none() && !a.deleted && !replaced.contains(u) {
                 let key = (a.value.clone(), a.attr_type.clone(), a.category.clone());
                 if let Some(other) = triples.insert(key, *u) {
-                    return Err(StoreError::Rejected(format!(
+                    return Err(StoreError::Refused { field: "Attribute", reason: format!(
                         "Attribute {other} ({}): value: duplicate: the event already has a {} attribute \"{}\" in category {} ({u})",
                         a.attr_type, a.attr_type, a.value, a.category
-                    )));
+                    ) });
                 }
             }
         }
@@ -835,10 +677,13 @@ impl Store {
                 let old_a = stored_attrs.get(&a.uuid);
                 if let Some(old_a) = old_a {
                     if old_a.object != Some(o.uuid) {
-                        return Err(StoreError::Rejected(format!(
-                            "Attribute {}: uuid: already used elsewhere in this event",
-                            a.uuid
-                        )));
+                        return Err(StoreError::Refused {
+                            field: "Attribute",
+                            reason: format!(
+                                "Attribute {}: uuid: already used elsewhere in this event",
+                                a.uuid
+                            ),
+                        });
                     }
                     if a.timestamp <= old_a.timestamp && !o.deleted {
                         continue;
@@ -884,7 +729,7 @@ impl Store {
                 r.sharing_group.as_ref(),
                 r.sharing_group_id,
             )?;
-            m.w.put(T::Reports, key, to_json(r));
+            m.w.put(T::Reports, key, txn::json(r, "report")?);
         }
 
         // The type index lists the event under every type it holds after the merge.
@@ -929,19 +774,18 @@ impl Store {
             digest,
             sharing_group: sg,
             next_attr: m.next_attr,
-            header: to_json(&head),
+            header: txn::json(&head, "event header")?,
         };
-        let rec = postcard::to_stdvec(&rec).map_err(|e| corrupt("events", e.to_string()))?;
+        let rec = txn::postcard(&rec, "event record")?;
         m.w.put(T::Events, event.uuid.as_bytes(), rec);
-        Self::change(
+        m.c.log(
             &mut m.w,
-            &mut m.c,
             Change {
                 kind: ChangeKind::EventStored,
                 event: event.uuid,
                 timestamp: event.timestamp,
             },
-        );
+        )?;
         m.c.save(&mut m.w);
         Ok((
             m.w,
@@ -968,63 +812,40 @@ impl Store {
         tombstone: &dyn Fn(u64) -> Result<Option<Vec<u8>>, StoreError>,
     ) -> Result<bool, StoreError> {
         {
-            let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let mut tx = Txn::begin(self)?;
             let Some((mut rec, mut head)) = self.live_record(uuid)? else {
                 return Ok(false);
             };
-            let mut w = WriteSet::new();
-            let mut c = Counters::load(self)?;
             for item in self.t.attrs.scan_prefix(uuid.as_bytes()) {
                 let (k, v) = item?;
                 let au = keys::uuid_at(&k, 16).ok_or_else(|| corrupt("attrs", "short key"))?;
                 let a: StoredAttr =
                     postcard::from_bytes(&v).map_err(|e| corrupt("attrs", e.to_string()))?;
                 for (t, k, _) in attr_index_entries(uuid, &au, &a, head.disable_correlation) {
-                    w.del(t, k);
+                    tx.w.del(t, k);
                 }
-                w.del(
+                tx.w.del(
                     T::IdxType,
                     keys::value_key(&a.attr_type, uuid, &Uuid::nil()),
                 );
             }
-            Self::event_index(&mut w, &head, false);
-            c.live = c.live.saturating_sub(1);
+            Self::event_index(&mut tx.w, &head, false);
+            let live = &mut tx.counters().live;
+            *live = live.saturating_sub(1);
             head.timestamp = time::now_secs().max(head.timestamp + 1);
             rec.deleted = true;
-            rec.header = to_json(&head);
-            let bytes = postcard::to_stdvec(&rec).map_err(|e| corrupt("events", e.to_string()))?;
-            w.put(T::Events, uuid.as_bytes(), bytes);
-            Self::change(
-                &mut w,
-                &mut c,
-                Change {
-                    kind: ChangeKind::EventDeleted,
-                    event: *uuid,
-                    timestamp: head.timestamp,
-                },
-            );
+            rec.header = txn::json(&head, "event header")?;
+            let bytes = txn::postcard(&rec, "event record")?;
+            tx.w.put(T::Events, uuid.as_bytes(), bytes);
+            tx.log(Change {
+                kind: ChangeKind::EventDeleted,
+                event: *uuid,
+                timestamp: head.timestamp,
+            })?;
             if let Some(sealed) = tombstone(head.timestamp)? {
-                c.seq += 1;
-                let mut k = uuid.as_bytes().to_vec();
-                k.extend_from_slice(&head.timestamp.to_be_bytes());
-                k.extend_from_slice(&c.seq.to_be_bytes());
-                w.put(T::Tombstones, k, sealed);
-                let change = Change {
-                    kind: ChangeKind::TombstoneAdded,
-                    event: *uuid,
-                    timestamp: head.timestamp,
-                };
-                w.put(
-                    T::Changes,
-                    c.seq.to_be_bytes(),
-                    postcard::to_stdvec(&change).map_err(|e| corrupt("changes", e.to_string()))?,
-                );
+                tx.tombstone(uuid, head.timestamp, sealed)?;
             }
-            c.save(&mut w);
-            self.commit(w)?;
-        }
-        if durability == Durability::Flush {
-            self.flush()?;
+            tx.commit(durability)?;
         }
         Ok(true)
     }
@@ -1056,35 +877,25 @@ impl Store {
         durability: Durability,
     ) -> Result<bool, StoreError> {
         {
-            let _guard = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let mut tx = Txn::begin(self)?;
             let Some((mut rec, mut head)) = self.live_record(uuid)? else {
                 return Ok(false);
             };
-            let mut w = WriteSet::new();
-            let mut c = Counters::load(self)?;
-            Self::event_index(&mut w, &head, false);
+            Self::event_index(&mut tx.w, &head, false);
             head.published = published;
             if published {
                 head.publish_timestamp = time::now_secs();
             }
-            Self::event_index(&mut w, &head, true);
-            rec.header = to_json(&head);
-            let bytes = postcard::to_stdvec(&rec).map_err(|e| corrupt("events", e.to_string()))?;
-            w.put(T::Events, uuid.as_bytes(), bytes);
-            Self::change(
-                &mut w,
-                &mut c,
-                Change {
-                    kind: ChangeKind::EventStored,
-                    event: *uuid,
-                    timestamp: head.timestamp,
-                },
-            );
-            c.save(&mut w);
-            self.commit(w)?;
-        }
-        if durability == Durability::Flush {
-            self.flush()?;
+            Self::event_index(&mut tx.w, &head, true);
+            rec.header = txn::json(&head, "event header")?;
+            let bytes = txn::postcard(&rec, "event record")?;
+            tx.w.put(T::Events, uuid.as_bytes(), bytes);
+            tx.log(Change {
+                kind: ChangeKind::EventStored,
+                event: *uuid,
+                timestamp: head.timestamp,
+            })?;
+            tx.commit(durability)?;
         }
         Ok(true)
     }
@@ -1101,7 +912,7 @@ pub fn next_timestamp(stored: u64) -> u64 {
 /// without the seal and nested sightings, so a re-import of a MISP file the node
 /// has since sealed, or of the node's own sealed export, is recognised as
 /// unchanged.
-pub(crate) fn content_digest(event: &Event) -> [u8; 32] {
+pub(crate) fn content_digest(event: &Event) -> Result<[u8; 32], StoreError> {
     let mut p = event.portable();
     p.seal = None;
     for a in p
@@ -1111,7 +922,7 @@ pub(crate) fn content_digest(event: &Event) -> [u8; 32] {
     {
         a.sightings.clear();
     }
-    Sha256::digest(to_json(&p)).into()
+    Ok(Sha256::digest(txn::json(&p, "event digest")?).into())
 }
 
 /// The local id of the `n`-th attribute of event `event_id`.

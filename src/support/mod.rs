@@ -37,6 +37,7 @@ pub use stored::CaseStore;
 
 /// Why a case record was refused.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SupportError {
     #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },

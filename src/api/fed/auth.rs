@@ -46,6 +46,7 @@ impl Peer {
 /// Why a federation request was refused. The messages are what the calling node's
 /// operator reads, so each says what to fix.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum FedAuthError {
     /// The client presented no certificate (the analyst listener allows that; the
     /// federation endpoints do not).

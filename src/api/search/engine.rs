@@ -9,6 +9,7 @@ use crate::model::event::Wrapped;
 use crate::model::{value, Attribute, Event, Object, Org, SharingGroup, Tag};
 use crate::policy::{redact_event, Viewer};
 use crate::store::accounts::OrgRecord;
+use crate::store::index::{ip_bearing, parse_net};
 use crate::store::{Store, StoreError};
 use serde::Serialize;
 use std::collections::{BTreeSet, HashMap, HashSet};
@@ -216,21 +217,6 @@ pub(super) fn exercise_pure(q: &Query) -> Vec<String> {
     }
     let _ = (q.impossible(), q.has_attribute_filters(), csv_columns(q));
     broken
-}
-
-/// Types whose halves hold IP addresses or networks (the store's IP index).
-fn ip_bearing(attr_type: &str) -> bool {
-    matches!(
-        attr_type,
-        "ip-src" | "ip-dst" | "ip-src|port" | "ip-dst|port" | "domain|ip"
-    )
-}
-
-fn parse_net(s: &str) -> Option<ipnet::IpNet> {
-    if let Ok(n) = s.parse::<ipnet::IpNet>() {
-        return Some(n.trunc());
-    }
-    s.parse::<IpAddr>().ok().map(ipnet::IpNet::from)
 }
 
 /// A term naming something by local id or uuid.
@@ -746,27 +732,9 @@ fn tag_events(
         return Ok(());
     }
     let prefix = folded.split('%').next().unwrap_or_default();
-    // Index keys are `folded tag ‖ 0 ‖ event ‖ attribute` (see store::keys).
-    for item in store.t.idx_tag.scan_prefix(prefix.as_bytes()) {
-        let (k, _) = item?;
-        let n = k.len();
-        if n < 33 {
-            continue;
-        }
-        let Ok(name) = std::str::from_utf8(&k[..n - 33]) else {
-            continue;
-        };
-        if !filter::like(&folded, name) {
-            continue;
-        }
-        let (Ok(e), Ok(a)) = (
-            Uuid::from_slice(&k[n - 32..n - 16]),
-            Uuid::from_slice(&k[n - 16..]),
-        ) else {
-            continue;
-        };
-        if !event_only || a.is_nil() {
-            out.insert(e);
+    for entry in store.tag_entries(prefix)? {
+        if filter::like(&folded, &entry.name) && (!event_only || entry.attribute.is_nil()) {
+            out.insert(entry.event);
         }
     }
     Ok(())
