@@ -15,8 +15,8 @@
 use super::auth::Caller;
 use super::body::{unwrap_key, NamedParams, RawBody};
 use super::elements::{
-    attr_visible, exception, field_error, hard_flag, load_attribute, modify_event, named_refusal,
-    not_allowed, save_fail, Edit, ElementId,
+    attr_visible, exception, field_error, hard_flag, load_attribute, may_use_group, modify_event,
+    named_refusal, not_allowed, save_fail, Edit, ElementId,
 };
 use super::error::ApiError;
 use super::events::{invalid_event, resolve};
@@ -112,28 +112,22 @@ pub(crate) fn parse_attribute(v: &Value) -> Result<Attribute, Map<String, Value>
     Ok(a)
 }
 
-/// A distribution-4 element must name a sharing group the caller belongs to (MISP's
-/// "Invalid Sharing Group or not authorised."). Groups carried inline are checked
-/// by the store when captured.
+/// A distribution-4 element must name a sharing group the caller may use (MISP's
+/// "Invalid Sharing Group or not authorised.", the same answer for an unknown
+/// group): see [`may_use_group`].
 pub(crate) fn check_sharing_group(
     store: &Store,
     caller: &Caller,
     dist: u8,
     sg_id: u64,
-    inline: bool,
+    inline: Option<&crate::model::SharingGroup>,
 ) -> Result<(), Map<String, Value>> {
-    if dist != 4 || inline || sg_id == 0 {
-        return Ok(());
-    }
-    let refused = || {
-        field_error(
+    match may_use_group(store, &caller.viewer(), dist, sg_id, inline) {
+        Ok(true) => Ok(()),
+        _ => Err(field_error(
             "sharing_group_id",
             "Invalid Sharing Group or not authorised.",
-        )
-    };
-    match store.find_sharing_group(&sg_id.to_string()) {
-        Ok(Some(sg)) if caller.role.perm_site_admin || sg.has_org(&caller.org.uuid) => Ok(()),
-        _ => Err(refused()),
+        )),
     }
 }
 
@@ -316,7 +310,7 @@ fn add_one(
         caller,
         a.distribution,
         a.sharing_group_id,
-        a.sharing_group.is_some(),
+        a.sharing_group.as_ref(),
     )?;
     if let Some(i) = similar(ev, &a, a.uuid) {
         if break_on_duplicate {
@@ -542,7 +536,7 @@ pub async fn edit(
                 return Err(not_allowed("Attribute could not be saved: Attribute in the request not newer than the local copy."));
             }
             let mut a = merge_attribute(&c2, current, &patch).map_err(|e| save_fail("Could not edit Attribute", e))?;
-            check_sharing_group(&store, &c2, a.distribution, a.sharing_group_id, a.sharing_group.is_some())
+            check_sharing_group(&store, &c2, a.distribution, a.sharing_group_id, a.sharing_group.as_ref())
                 .map_err(|e| save_fail("Could not edit Attribute", e))?;
             if let Slot::Top(_) = s {
                 if let Ok(norm) = probe_attribute(a.clone()) {

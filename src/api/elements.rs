@@ -9,10 +9,9 @@
 
 use super::body::{NamedParams, RawBody};
 use super::error::{ApiError, REQUEST_PATH};
-use super::events::invalid_event;
 use crate::model::edit::{attr_at, find_attr, max_timestamp, Slot};
-use crate::model::Event;
-use crate::policy::{attribute_visible, Viewer};
+use crate::model::{Event, SharingGroup};
+use crate::policy::{attribute_visible, may_use_sharing_group, Viewer};
 use crate::store::{next_timestamp, Durability, Store, StoreError};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -191,4 +190,155 @@ pub(crate) fn hard_flag(
     Ok(truthy(v.get("hard"))
         || named.flag("hard")
         || path.is_some_and(|p| matches!(p, "1" | "true")))
+}
+
+/// The refusal for a sharing group the caller may not use — the same whether
+/// the group is unknown, inactive or someone else's, so nothing about it leaks.
+pub(crate) fn sharing_group_refused() -> ApiError {
+    const MSG: &str = "Invalid Sharing Group or not authorised.";
+    save_fail(MSG, field_error("sharing_group_id", MSG))
+}
+
+/// Whether the caller may give an element distribution `dist` with the group
+/// named by local id `sg_id` or given inline (`inline`): a stored group must be
+/// one the caller may use ([`may_use_sharing_group`]); an inline group this
+/// node does not hold yet (it is captured with the event) must list the
+/// caller's organisation.
+pub(crate) fn may_use_group(
+    store: &Store,
+    viewer: &Viewer,
+    dist: u8,
+    sg_id: u64,
+    inline: Option<&SharingGroup>,
+) -> Result<bool, ApiError> {
+    if dist != 4 {
+        return Ok(true);
+    }
+    let stored = match inline.filter(|g| !g.uuid.is_nil()) {
+        Some(g) => match store.sharing_group(&g.uuid)? {
+            Some(held) => Some(held),
+            None => return Ok(viewer.site_admin || g.has_org(&viewer.org)),
+        },
+        None if sg_id == 0 => return Ok(true), // the validator refuses it
+        None => store.find_sharing_group(&sg_id.to_string())?,
+    };
+    Ok(stored.is_some_and(|g| may_use_sharing_group(viewer, &g)))
+}
+
+/// Every sharing group an event written through the API names (the event's,
+/// its attributes', objects' and reports'), checked with [`may_use_group`].
+pub(crate) fn check_sharing_groups(
+    store: &Store,
+    viewer: &Viewer,
+    ev: &Event,
+) -> Result<(), ApiError> {
+    let mut uses = vec![(
+        ev.distribution,
+        ev.sharing_group_id,
+        ev.sharing_group.as_ref(),
+    )];
+    for a in &ev.attributes {
+        uses.push((a.distribution, a.sharing_group_id, a.sharing_group.as_ref()));
+    }
+    for o in &ev.objects {
+        uses.push((o.distribution, o.sharing_group_id, o.sharing_group.as_ref()));
+        for a in &o.attributes {
+            uses.push((a.distribution, a.sharing_group_id, a.sharing_group.as_ref()));
+        }
+    }
+    for r in &ev.reports {
+        uses.push((r.distribution, r.sharing_group_id, r.sharing_group.as_ref()));
+    }
+    for (dist, id, inline) in uses {
+        if !may_use_group(store, viewer, dist, id, inline)? {
+            return Err(sharing_group_refused());
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn invalid_event() -> ApiError {
+    ApiError::NotFound("Invalid event.".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::api::testkit::Kit;
+    use axum::http::StatusCode;
+    use serde_json::json;
+
+    /// A caller may only name sharing groups it may use, on every path that
+    /// takes one; an unknown group and another organisation's group answer
+    /// alike, and nothing is stored.
+    #[tokio::test]
+    async fn sharing_groups_of_others_are_refused_everywhere() {
+        let k = Kit::new();
+        // A group of org A (the test node's own organisation) alone.
+        let group: crate::model::SharingGroup = serde_json::from_value(json!({
+            "name": "A only", "releasability": "A's secret partners",
+            "uuid": uuid::Uuid::new_v4(), "organisation_uuid": k.state.node.org, "active": true
+        }))
+        .unwrap();
+        let sg = k
+            .state
+            .store
+            .add_sharing_group(group)
+            .unwrap()
+            .id
+            .unwrap()
+            .to_string();
+        let before = k.state.store.event_count();
+        let mut answers = Vec::new();
+        for id in [sg.as_str(), "999"] {
+            for body in [
+                json!({"info": "x", "distribution": "4", "sharing_group_id": id}),
+                json!({"info": "x", "distribution": "1",
+                       "Attribute": [{"type": "text", "value": "v", "distribution": "4", "sharing_group_id": id}]}),
+                json!({"info": "x", "distribution": "1",
+                       "Object": [{"name": "domain-ip", "distribution": "4", "sharing_group_id": id,
+                                   "Attribute": [{"type": "domain", "object_relation": "domain", "value": "a.example"}]}]}),
+            ] {
+                let (st, v) = k.call("POST", "/events/add", &k.b, Some(body)).await;
+                assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+                assert!(!v.to_string().contains("secret partners"), "{v}");
+                answers.push(v["message"].clone());
+            }
+        }
+        assert!(answers.iter().all(|m| *m == answers[0]), "{answers:?}");
+        assert_eq!(answers[0], "Invalid Sharing Group or not authorised.");
+        assert_eq!(k.state.store.event_count(), before);
+
+        // Editing one's own event into the group is refused the same way.
+        let (eid, _) = k
+            .event(&k.b, json!({"info": "mine", "distribution": "1"}))
+            .await;
+        let (st, v) = k
+            .call(
+                "POST",
+                &format!("/events/edit/{eid}"),
+                &k.b,
+                Some(json!({"Event": {"distribution": "4", "sharing_group_id": sg}})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+        let (st, v) = k
+            .call(
+                "POST",
+                &format!("/attributes/add/{eid}"),
+                &k.b,
+                Some(json!({"type": "text", "value": "v", "distribution": "4", "sharing_group_id": sg})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+        // The group's own organisation may use it.
+        let (st, v) = k
+            .call(
+                "POST",
+                "/events/add",
+                &k.a,
+                Some(json!({"info": "ok", "distribution": "4", "sharing_group_id": sg})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+    }
 }

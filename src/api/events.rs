@@ -2,6 +2,8 @@
 
 use super::auth::Caller;
 use super::body::{NamedParams, RawBody};
+use super::elements::check_sharing_groups;
+pub(crate) use super::elements::invalid_event;
 use super::error::{save_success, ApiError};
 use super::{blocking, AppState};
 use crate::model::event::Wrapped;
@@ -16,10 +18,6 @@ use axum::{Extension, Json};
 use serde_json::{json, Value};
 use std::sync::Arc;
 use uuid::Uuid;
-
-pub(crate) fn invalid_event() -> ApiError {
-    ApiError::NotFound("Invalid event.".into())
-}
 
 /// An event named by local id or uuid.
 pub(crate) fn resolve(store: &Store, id: &str) -> Result<Option<Uuid>, ApiError> {
@@ -87,7 +85,11 @@ async fn store_and_answer(
     let store = state.store.clone();
     let viewer = caller.viewer();
     let st = state.clone();
+    let v2 = viewer.clone();
     let stored = blocking(move || {
+        // Every group the event names must be one the caller may use; refused
+        // before anything is stored, and alike for unknown and forbidden groups.
+        check_sharing_groups(&st.store, &v2, &ev)?;
         let outcome = st.store_event(ev)?;
         let ev = store
             .get_event(&outcome.uuid())?

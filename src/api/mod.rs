@@ -74,6 +74,8 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(support::routes())
         .merge(fed::routes())
+        // Metrics are labelled by route template (a fixed set), recorded here.
+        .route_layer(axum::middleware::from_fn(crate::http::record_route))
         .layer(axum::extract::DefaultBodyLimit::max(state.limits.max_body))
         .method_not_allowed_fallback(info::method_not_allowed)
         .fallback(info::not_found)

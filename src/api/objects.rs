@@ -228,7 +228,7 @@ pub async fn add(
         &caller,
         o.distribution,
         o.sharing_group_id,
-        o.sharing_group.is_some(),
+        o.sharing_group.as_ref(),
     )
     .map_err(|e| save_fail(ADD, e))?;
     for a in &o.attributes {
@@ -237,7 +237,7 @@ pub async fn add(
             &caller,
             a.distribution,
             a.sharing_group_id,
-            a.sharing_group.is_some(),
+            a.sharing_group.as_ref(),
         )
         .map_err(|e| save_fail(ADD, e))?;
     }
@@ -404,7 +404,7 @@ fn merge_attributes(
                 caller,
                 merged.distribution,
                 merged.sharing_group_id,
-                merged.sharing_group.is_some(),
+                merged.sharing_group.as_ref(),
             )
             .map_err(|e| save_fail(EDIT, e))?;
             merged.timestamp = current.timestamp;
@@ -421,7 +421,7 @@ fn merge_attributes(
             caller,
             a.distribution,
             a.sharing_group_id,
-            a.sharing_group.is_some(),
+            a.sharing_group.as_ref(),
         )
         .map_err(|e| save_fail(EDIT, e))?;
         if a.uuid.is_nil() {
@@ -478,7 +478,7 @@ pub async fn edit(
                 &c2,
                 o.distribution,
                 o.sharing_group_id,
-                o.sharing_group.is_some(),
+                o.sharing_group.as_ref(),
             )
             .map_err(|e| save_fail(EDIT, e))?;
             o.timestamp = newer(ts, current.timestamp);

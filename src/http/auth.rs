@@ -73,6 +73,20 @@ fn key_from(parts: &Parts) -> Option<String> {
     None
 }
 
+/// The answer to a bad key from an address over its allowance of failed
+/// authentications: 429, recorded as a rate-limit denial (once per lockout).
+async fn over_limit(state: &AppState, parts: &Parts, verdict: Verdict) -> ApiError {
+    let retry_after =
+        super::audited::rate_limited(state, parts, "unknown", RateLimit::AuthFailures, verdict)
+            .await;
+    ApiError::RateLimited {
+        message: format!(
+            "Too many failed authentication attempts from this address. Retry in {retry_after} s."
+        ),
+        retry_after,
+    }
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
@@ -83,28 +97,18 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|c| c.0.clone());
         let client = parts.extensions.get::<ClientAddr>().copied();
         let address = client.map(|c| address_key(c.ip()));
-        if let Some(a) = &address {
-            let verdict = state
+        // An address over its allowance of failed authentications has its bad
+        // keys refused with 429 (not looked at further, not charged again), but
+        // a valid key still works: keys are 40 random characters (238 bits),
+        // so the limit slows nothing a guesser could win, and refusing valid
+        // keys would let anyone lock out everyone behind a CERT's NAT or proxy.
+        let locked = address.as_ref().and_then(|a| {
+            let v = state
                 .rates
                 .auth_failures
                 .check(a, std::time::Instant::now());
-            if verdict != Verdict::Allowed {
-                let retry_after = super::audited::rate_limited(
-                    state,
-                    parts,
-                    "unknown",
-                    RateLimit::AuthFailures,
-                    verdict,
-                )
-                .await;
-                return Err(ApiError::RateLimited {
-                    message: format!(
-                        "Too many failed authentication attempts from this address. Retry in {retry_after} s."
-                    ),
-                    retry_after,
-                });
-            }
-        }
+            (v != Verdict::Allowed).then_some(v)
+        });
         // Every failure below counts against the client's address.
         let failed = || {
             state.metrics.auth_failure();
@@ -116,6 +120,9 @@ impl FromRequestParts<AppState> for Caller {
             }
         };
         let Some(key) = key_from(parts) else {
+            if let Some(v) = locked {
+                return Err(over_limit(state, parts, v).await);
+            }
             failed();
             super::audited::auth_failure(state, parts, "unknown", "no API key").await;
             return Err(ApiError::Unauthenticated);
@@ -127,6 +134,9 @@ impl FromRequestParts<AppState> for Caller {
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))??;
         let Some((user, key)) = found else {
+            if let Some(v) = locked {
+                return Err(over_limit(state, parts, v).await);
+            }
             tracing::warn!(
                 path = %parts.uri.path(),
                 client = %client.map(|c| c.to_string()).unwrap_or_default(),

@@ -4,11 +4,13 @@
 
 pub mod federation;
 pub mod roles;
+pub mod sharing;
 pub mod tagging;
 pub mod visibility;
 
 pub use federation::{outbound, Decision, LocalState, Peer, Reason};
 pub use roles::Role;
+pub use sharing::may_use_sharing_group;
 pub use visibility::{attribute_visible, event_visible, may_modify, redact_event, Viewer};
 
 /// The tag namespace that marks an event as part of a coordinated exercise

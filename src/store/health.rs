@@ -406,11 +406,15 @@ impl Store {
         }
     }
 
-    /// sled's flush (fsync), counted as running while it runs (see
+    /// sled's flush and the OS-level sync after it, counted as running while it runs (see
     /// [`Store::write_stalled`]); a failure is recorded ([`Store::check_writable`]).
     pub(super) fn flush_db(&self) -> Result<(), StoreError> {
         let _running = Flushing::start(&self.health);
         self.db.flush().map_err(|e| self.flush_failed(e))?;
+        // sled's flush is not an fsync on Linux: see `durable`.
+        self.synced
+            .sync()
+            .map_err(|e| self.flush_failed(sled::Error::Io(e)))?;
         Ok(())
     }
 

@@ -41,6 +41,7 @@ pub mod accounts;
 pub mod backup;
 mod cases;
 mod children;
+mod durable;
 pub mod health;
 pub mod index;
 mod keys;
@@ -362,6 +363,8 @@ pub struct Store {
     durable: tokio::sync::watch::Sender<u64>,
     /// The stamp and the first failed flush (see [`health`]).
     health: health::Health,
+    /// The OS-level sync after sled's flush, group-committed ([`durable`]).
+    synced: durable::SyncGate,
 }
 
 impl Store {
@@ -403,6 +406,7 @@ impl Store {
                 finisher: std::sync::RwLock::new(None),
                 durable: tokio::sync::watch::Sender::new(0),
                 health: health::Health::new(),
+                synced: durable::SyncGate::new(dir),
             };
             store.check_intact(store.t.meta.get("format")?.is_none())?;
             if store.opts.verify_on_open {
@@ -474,9 +478,11 @@ impl Store {
         }
     }
 
-    /// Forces everything written so far to disk (fsync), and moves the durable
-    /// sequence (see [`Store::durable_sequence`]) to the last change written
-    /// before the fsync began.
+    /// Forces everything written so far to stable storage — sled's flush, then
+    /// an `fdatasync` of the database's files ([`durable`]), shared with
+    /// concurrent callers — and moves the durable sequence (see
+    /// [`Store::durable_sequence`]) to the last change written before it began.
+    /// Every acknowledgement of a write follows a call to this.
     pub fn flush(&self) -> Result<(), StoreError> {
         let seq = self.last_sequence()?;
         self.flush_db()?;
@@ -487,6 +493,12 @@ impl Store {
         });
         self.stamp(seq, false);
         Ok(())
+    }
+
+    /// How many OS-level syncs have run (each covers every flush that finished
+    /// before it began): for tests and `/metrics`.
+    pub fn os_syncs(&self) -> u64 {
+        self.synced.runs()
     }
 
     /// The highest change sequence known to be on disk: what the changes feed may
