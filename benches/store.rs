@@ -2,7 +2,7 @@
 //! per attribute and peak RSS, on generated realistic events.
 //!
 //! ```text
-//! cargo bench --bench store -- --attributes 1000000 [--per-event 100] [--dir PATH] [--lookups 20000]
+//! cargo bench --bench store -- --attributes 1000000 [--per-event 100] [--dir PATH] [--lookups 20000] [--acked 2000]
 //! ```
 //! Results go to stdout as a Markdown table; `docs/performance.md` records them.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is the failure
@@ -17,6 +17,8 @@ struct Args {
     per_event: usize,
     dir: Option<std::path::PathBuf>,
     lookups: usize,
+    /// Single acknowledged writes to time (0: skip).
+    acked: usize,
 }
 
 fn args() -> Args {
@@ -25,6 +27,7 @@ fn args() -> Args {
         per_event: 100,
         dir: None,
         lookups: 20_000,
+        acked: 2_000,
     };
     let v: Vec<String> = std::env::args().collect();
     let mut i = 1;
@@ -35,6 +38,7 @@ fn args() -> Args {
             "--per-event" => a.per_event = next.parse().expect("--per-event N"),
             "--dir" => a.dir = Some(next.into()),
             "--lookups" => a.lookups = next.parse().expect("--lookups N"),
+            "--acked" => a.acked = next.parse().expect("--acked N"),
             _ => {
                 i += 1;
                 continue;
@@ -200,5 +204,61 @@ fn main() {
             .len()
     });
     println!();
+    acknowledged_writes(&store, &dir, a.acked);
+    println!();
     println!("peak RSS at end: {:.0} MiB", peak_rss_mib());
+}
+
+/// What an acknowledgement costs: `n` single-event writes of 10 attributes with
+/// `Durability::Flush` (what the API does), one writer and then 8 at once,
+/// with the OS-level syncs they took (group-committed: concurrent writers share
+/// one), and the cost of one `fdatasync` of the log file on this disk.
+fn acknowledged_writes(store: &Store, dir: &std::path::Path, n: usize) {
+    if n == 0 {
+        return;
+    }
+    println!("| acknowledged writes (10 attributes each, Flush) | writes/s | p50 ms | p99 ms | OS syncs |");
+    println!("|---|---|---|---|---|");
+    let store = std::sync::Arc::new(store);
+    for writers in [1usize, 8] {
+        let syncs = store.os_syncs();
+        let started = Instant::now();
+        let lat = std::sync::Mutex::new(Vec::with_capacity(n));
+        std::thread::scope(|scope| {
+            for w in 0..writers {
+                let store = store.clone();
+                let lat = &lat;
+                scope.spawn(move || {
+                    for i in (w..n).step_by(writers) {
+                        let seed = 50_000_000 + (writers * 10_000_000 + i) as u64;
+                        let doc = generated_event_json(seed, 10);
+                        let e = parse_event(&serde_json::to_vec(&doc).unwrap(), 1 << 30).unwrap();
+                        let t = Instant::now();
+                        store.put_event(e, Durability::Flush).unwrap();
+                        lat.lock().unwrap().push(t.elapsed());
+                    }
+                });
+            }
+        });
+        let took = started.elapsed();
+        let mut lat = lat.into_inner().unwrap();
+        lat.sort();
+        let pct = |p: f64| lat[((lat.len() - 1) as f64 * p) as usize].as_secs_f64() * 1e3;
+        println!(
+            "| {writers} writer(s), {n} writes | {:.0} | {:.2} | {:.2} | {} |",
+            n as f64 / took.as_secs_f64(),
+            pct(0.5),
+            pct(0.99),
+            store.os_syncs() - syncs
+        );
+    }
+    let f = std::fs::File::open(dir.join("db")).unwrap();
+    let t = Instant::now();
+    for _ in 0..100 {
+        f.sync_data().unwrap();
+    }
+    println!(
+        "| one fdatasync of the log file (nothing new to write), mean of 100 | | {:.3} | | |",
+        t.elapsed().as_secs_f64() * 1e3 / 100.0
+    );
 }

@@ -514,9 +514,15 @@ fn forwarded_for_is_honoured_from_a_trusted_proxy() {
         get_with(&client, &node, &node.admin_key, "/users/view/me", &[]).0,
         200
     );
+    // The limited client: its bad keys are refused with 429, its valid key
+    // still works (a lockout never denies a valid key).
+    assert_eq!(
+        get_with(&client, &node, "bad", "/events/index", &via).0,
+        429
+    );
     assert_eq!(
         get_with(&client, &node, &node.admin_key, "/users/view/me", &via).0,
-        429
+        200
     );
 }
 

@@ -138,8 +138,46 @@ impl World {
                 || (dist == 4 && self.in_sg(viewer, sg)))
     }
 
+    /// The group `creator` gives an element when the generator chose `sg`: the
+    /// node refuses groups the creator is not in (checked by [`Self::create`]),
+    /// so the model uses the first group it is in instead.
+    fn usable_sg(&self, creator: usize, sg: usize) -> usize {
+        if self.in_sg(creator, sg) {
+            return sg;
+        }
+        (0..self.sgs.len())
+            .find(|s| self.in_sg(creator, *s))
+            .expect("every org is in some group")
+    }
+
     fn create(&mut self, g: &GenEvent) -> Uuid {
         let n = SEQ.fetch_add(1, Ordering::Relaxed);
+        // A group the creator is not in is refused, whatever else the event
+        // holds, and nothing is stored (the model: groups are for members).
+        if !self.in_sg(g.creator, g.sg) {
+            let before = self.node.state.store.event_count();
+            let (s, v, _) = self.node.post(
+                &self.orgs[g.creator].writer,
+                "/events/add",
+                &json!({"info": format!("refused {n}"), "distribution": "4",
+                        "sharing_group_id": self.sgs[g.sg].0.to_string()}),
+            );
+            assert_eq!(s, 403, "{v}");
+            assert_eq!(v["message"], "Invalid Sharing Group or not authorised.");
+            assert_eq!(self.node.state.store.event_count(), before);
+        }
+        let g = &GenEvent {
+            sg: self.usable_sg(g.creator, g.sg),
+            attrs: g
+                .attrs
+                .iter()
+                .map(|a| GenAttr {
+                    sg: self.usable_sg(g.creator, a.sg),
+                    ..a.clone()
+                })
+                .collect(),
+            ..g.clone()
+        };
         let mut attrs = Vec::new();
         let mut model = HashMap::new();
         for (i, a) in g.attrs.iter().enumerate() {

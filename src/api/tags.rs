@@ -218,7 +218,19 @@ fn request_tags(body: &Value) -> Result<Vec<String>, ApiError> {
     if names.is_empty() {
         return Err(not_allowed("Invalid tag"));
     }
-    Ok(names)
+    // The stored form of each name (NFKC, checked): a look-alike of a policy
+    // tag or a name with invisible characters is refused here, clearly.
+    names
+        .into_iter()
+        .map(|n| {
+            crate::model::tag_name::normalise(&n).map_err(|e| ApiError::Refused {
+                name: "Invalid Tag.".into(),
+                message: e.to_string(),
+                errors: field_error("tag", e.to_string()),
+                status: StatusCode::FORBIDDEN,
+            })
+        })
+        .collect()
 }
 
 fn is_id(name: &str) -> bool {
@@ -772,5 +784,48 @@ mod tests {
         assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED);
         let (_, v) = k.call("GET", "/tags/index", &k.b, None).await;
         assert_eq!(v["Tag"], json!([]));
+    }
+
+    /// A tag that looks like a policy tag must be one: look-alikes and names
+    /// with invisible characters are refused on every way in (attach, event
+    /// writes), and compatibility spellings are stored as the real tag.
+    #[tokio::test]
+    async fn look_alike_policy_tags_are_refused_and_full_width_folds() {
+        let k = Kit::new();
+        let (eid, euuid) = k
+            .event(&k.a, json!({"info": "tags", "distribution": "3"}))
+            .await;
+        for bad in ["tlp:r\u{435}d", "tlp:\u{200b}red", "tlp:red\u{0}"] {
+            let (st, v) = k
+                .call(
+                    "POST",
+                    "/tags/attachTagToObject",
+                    &k.a,
+                    Some(json!({"uuid": euuid, "tag": bad})),
+                )
+                .await;
+            assert_eq!(st, StatusCode::FORBIDDEN, "{bad:?}: {v}");
+        }
+        let (st, v) = k
+            .call(
+                "POST",
+                "/events/add",
+                &k.a,
+                Some(json!({"info": "x", "Tag": [{"name": "tlp:r\u{435}d"}]})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+        assert!(v.to_string().contains("looks like the policy tag"), "{v}");
+        let (st, v) = k
+            .call(
+                "POST",
+                "/tags/attachTagToObject",
+                &k.a,
+                Some(json!({"uuid": euuid, "tag": "\u{ff54}\u{ff4c}\u{ff50}\u{ff1a}\u{ff52}\u{ff45}\u{ff44}"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        let ev = k.get_event(&eid).await;
+        assert_eq!(names(&ev["Tag"]), ["tlp:red"]);
     }
 }

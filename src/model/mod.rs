@@ -14,6 +14,7 @@ pub mod seal;
 pub mod sharing_group;
 pub mod sighting;
 pub mod tag;
+pub mod tag_name;
 pub mod template;
 pub mod time;
 pub mod types;

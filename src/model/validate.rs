@@ -223,11 +223,15 @@ fn check_sharing_group(cx: &mut Ctx, el: &str, dist: u8, sg_id: u64, sg_uuid: Op
 fn check_tags(cx: &mut Ctx, el: &str, tags: &mut Vec<super::tag::Tag>) {
     let mut seen = HashSet::new();
     tags.retain_mut(|t| {
-        t.name = t.name.trim().to_owned();
-        if t.name.is_empty() {
-            cx.fail(el, "Tag", "a tag name must not be empty");
-            return false;
-        }
+        // Normalised and checked here, on every way in, so a look-alike of a
+        // policy tag never enters (see `tag_name`).
+        t.name = match super::tag_name::normalise(&t.name) {
+            Ok(n) => n,
+            Err(e) => {
+                cx.fail(el, "Tag", e.to_string());
+                return false;
+            }
+        };
         if t.name.len() > MAX_TAG {
             cx.fail(el, "Tag", format!("tag name longer than {MAX_TAG} bytes"));
             return false;
