@@ -856,3 +856,54 @@ fn junk_paths_do_not_grow_metrics() {
     );
     assert!(text.contains("route=\"/events/view/{id}\""), "{text}");
 }
+
+/// One unauthenticated client opening 1 100 half-open connections (three
+/// bytes of a TLS record header each, then nothing) holds at most
+/// `max_connections_per_address` slots: a legitimate client at another address
+/// (127.0.0.2) is still served. Before the per-address cap, the flood took every
+/// one of the 1 024 slots until the handshake deadline.
+#[test]
+fn a_half_open_flood_from_one_address_leaves_room_for_others() {
+    let node = RunningNode::start_with("localhost", "CERT-A", |t| {
+        t.push_str("\n[limits]\nheader_timeout_secs = 60\napi_rate_per_sec = 0\n")
+    });
+    let target = addr(&node);
+    let mut flood = Vec::new();
+    for _ in 0..1100 {
+        let Ok(mut s) = TcpStream::connect(&target) else {
+            break; // out of descriptors: the flood is as large as it gets
+        };
+        let _ = s.write_all(&[0x16, 0x03, 0x01]);
+        flood.push(s);
+    }
+    assert!(
+        flood.len() >= 1030,
+        "only {} flood connections",
+        flood.len()
+    );
+    // Let the server accept (and refuse) the flood.
+    std::thread::sleep(Duration::from_millis(500));
+    let ca = reqwest::Certificate::from_pem(node.ca_pem.as_bytes()).unwrap();
+    let other = reqwest::blocking::Client::builder()
+        .tls_certs_only([ca])
+        .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+        .timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let ok = (0..100)
+        .filter(|_| {
+            other
+                .get(format!("{}/users/view/me", node.url))
+                .header("Authorization", &node.admin_key)
+                .header("Accept", "application/json")
+                .send()
+                .is_ok_and(|r| r.status().as_u16() == 200)
+        })
+        .count();
+    assert!(
+        ok >= 95,
+        "{ok} of 100 legitimate requests succeeded under the flood"
+    );
+    drop(flood);
+}

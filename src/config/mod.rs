@@ -315,6 +315,12 @@ pub struct LimitsSection {
     /// Most connections served at once; more are closed at accept.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
+    /// Most connections from one TCP peer address at once; more are closed at
+    /// accept, so one client cannot hold every slot. Counted on the TCP peer (a
+    /// connection is admitted before any header is read), so a reverse proxy
+    /// in front of the node needs a higher value.
+    #[serde(default = "default_max_connections_per_address")]
+    pub max_connections_per_address: usize,
     /// Requests per second per API key, on average (0: no limit); see
     /// `api::ratelimit`.
     #[serde(default = "default_api_rate")]
@@ -372,6 +378,10 @@ fn default_max_connections() -> usize {
     1024
 }
 
+fn default_max_connections_per_address() -> usize {
+    128
+}
+
 fn default_max_doc_mib() -> u64 {
     100
 }
@@ -383,6 +393,7 @@ impl Default for LimitsSection {
             request_timeout_secs: default_request_timeout(),
             header_timeout_secs: default_header_timeout(),
             max_connections: default_max_connections(),
+            max_connections_per_address: default_max_connections_per_address(),
             api_rate_per_sec: default_api_rate(),
             api_rate_burst: default_api_burst(),
             peer_rate_per_sec: default_peer_rate(),
@@ -455,6 +466,12 @@ impl Config {
         }
         if cfg.limits.max_connections == 0 {
             return Err(invalid("limits.max_connections", "must be at least 1"));
+        }
+        if cfg.limits.max_connections_per_address == 0 {
+            return Err(invalid(
+                "limits.max_connections_per_address",
+                "must be at least 1",
+            ));
         }
         if cfg.limits.api_rate_per_sec > 0 && cfg.limits.api_rate_burst == 0 {
             return Err(invalid(

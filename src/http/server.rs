@@ -10,6 +10,7 @@
 //! included, see [`idle`]), and a deadline for each request to produce its
 //! response head.
 
+mod admission;
 mod idle;
 
 use super::{handle, AppState, RemoteAddr};
@@ -32,6 +33,8 @@ pub struct ServeOptions {
     pub header_timeout: Duration,
     pub request_timeout: Duration,
     pub max_connections: usize,
+    /// Most connections from one client address at once.
+    pub max_connections_per_address: usize,
 }
 
 impl ServeOptions {
@@ -41,6 +44,7 @@ impl ServeOptions {
             header_timeout: Duration::from_secs(cfg.limits.header_timeout_secs),
             request_timeout: Duration::from_secs(cfg.limits.request_timeout_secs),
             max_connections: cfg.limits.max_connections,
+            max_connections_per_address: cfg.limits.max_connections_per_address,
         }
     }
 }
@@ -57,6 +61,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(opts.max_connections));
+    let per_address = Arc::new(admission::PerAddress::default());
+    let refusals = admission::Refusals::new();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -73,8 +79,16 @@ pub async fn run(
             () = &mut shutdown => break,
         };
         state.metrics.connection();
+        // The address's cap first: one client must not take the slots of all.
+        let Some(address_slot) =
+            admission::PerAddress::take(&per_address, peer.ip(), opts.max_connections_per_address)
+        else {
+            refusals.note(true, peer.ip());
+            drop(tcp);
+            continue;
+        };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(%peer, "connection limit reached; closing");
+            refusals.note(false, peer.ip());
             drop(tcp);
             continue;
         };
@@ -85,6 +99,7 @@ pub async fn run(
         let watcher = graceful.watcher();
         tokio::spawn(async move {
             let _permit = permit;
+            let _address_slot = address_slot;
             let (stream, identity) = match tls.accept(tcp, opts.handshake_timeout).await {
                 Ok(s) => s,
                 Err(e) => {
