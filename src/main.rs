@@ -124,6 +124,11 @@ enum Command {
         /// include exercise events (tag `exercise:…`) in csv/text output
         #[arg(long)]
         include_exercise: bool,
+        /// csv meant for a spreadsheet: cells starting with = + - @ get a
+        /// leading ' and line breaks in fields become spaces (default: MISP's
+        /// verbatim csv, what SIEMs and scripts read)
+        #[arg(long)]
+        spreadsheet_safe: bool,
         /// write here instead of stdout
         #[arg(long, short)]
         output: Option<PathBuf>,
@@ -573,6 +578,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             since,
             include_deleted,
             include_exercise,
+            spreadsheet_safe,
             output,
         } => {
             let cfg = node_config(config, Missing::Refuse)?;
@@ -584,6 +590,11 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
                 since: since.map(|s| parse_since(&s, now_secs())).transpose()?,
                 include_deleted,
                 include_exercise,
+                csv_style: if spreadsheet_safe {
+                    sluis::export::CsvStyle::Spreadsheet
+                } else {
+                    sluis::export::CsvStyle::Misp
+                },
             };
             let stats = match output {
                 Some(path) => {

@@ -3,15 +3,61 @@
 //! attribute_tag,object_uuid,object_name,object_meta_category`; booleans as 1/0,
 //! numeric fields bare, everything else double-quoted with `"` doubled; a missing
 //! field is `""`; a blank line ends the document.
+//!
+//! **Spreadsheet-safe CSV** ([`CsvStyle::Spreadsheet`], opt-in): MISP writes
+//! values verbatim, so a value or comment beginning with `=`, `+`, `-`, `@` (or a
+//! tab or carriage return) becomes a formula when the file is opened in a
+//! spreadsheet, and a CR/LF inside a quoted field — valid CSV, as MISP writes it —
+//! splits the row for line-based tools. The default stays MISP's, because SIEMs
+//! and scripts read these exports and an indicator must arrive exactly as stored
+//! (`-1`, `+33 1 …`, `=?utf-8?…` are real values). Asked for (`spreadsheetSafe`
+//! in `restSearch`, `--spreadsheet-safe` for `sluis export`), such cells get a
+//! leading `'` (OWASP's advice) and CR/LF become spaces.
 
 use crate::model::{Attribute, Event, Object};
 use std::io::{self, Write};
 
 pub const HEADER: &str = "uuid,event_id,category,type,value,comment,to_ids,date,object_relation,attribute_tag,object_uuid,object_name,object_meta_category";
 
+/// How cells are written: as MISP writes them, or safe to open in a spreadsheet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CsvStyle {
+    #[default]
+    Misp,
+    Spreadsheet,
+}
+
+impl CsvStyle {
+    /// One CSV field in this style.
+    pub fn field(self, out: &mut String, s: &str) {
+        match self {
+            CsvStyle::Misp => csv_field(out, s),
+            CsvStyle::Spreadsheet => {
+                if is_numeric(s) {
+                    out.push_str(s);
+                    return;
+                }
+                out.push('"');
+                if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+                    out.push('\'');
+                }
+                for c in s.chars() {
+                    match c {
+                        '"' => out.push_str("\"\""),
+                        '\r' | '\n' => out.push(' '),
+                        c => out.push(c),
+                    }
+                }
+                out.push('"');
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 pub struct CsvWriter {
     line: String,
+    style: CsvStyle,
 }
 
 /// PHP's `is_numeric` on the strings MISP holds: optional sign, digits with an
@@ -75,6 +121,14 @@ impl CsvWriter {
         CsvWriter::default()
     }
 
+    /// A writer whose cells are written in `style`.
+    pub fn with_style(style: CsvStyle) -> Self {
+        CsvWriter {
+            line: String::new(),
+            style,
+        }
+    }
+
     pub fn header(&mut self, out: &mut dyn Write) -> io::Result<()> {
         out.write_all(HEADER.as_bytes())?;
         out.write_all(b"\n")
@@ -103,26 +157,27 @@ impl CsvWriter {
         a: &Attribute,
         object: Option<&Object>,
     ) -> io::Result<()> {
+        let style = self.style;
         let l = &mut self.line;
         l.clear();
-        csv_field(l, &a.uuid.to_string());
+        style.field(l, &a.uuid.to_string());
         l.push(',');
-        csv_field(l, &event.id.or(a.event_id).unwrap_or(0).to_string());
+        style.field(l, &event.id.or(a.event_id).unwrap_or(0).to_string());
         l.push(',');
-        csv_field(l, &a.category);
+        style.field(l, &a.category);
         l.push(',');
-        csv_field(l, &a.attr_type);
+        style.field(l, &a.attr_type);
         l.push(',');
-        csv_field(l, &a.value);
+        style.field(l, &a.value);
         l.push(',');
-        csv_field(l, &a.comment);
+        style.field(l, &a.comment);
         l.push(',');
         l.push(if a.ids() { '1' } else { '0' });
         l.push(',');
-        csv_field(l, &a.timestamp.to_string());
+        style.field(l, &a.timestamp.to_string());
         l.push(',');
         match &a.object_relation {
-            Some(r) => csv_field(l, r),
+            Some(r) => style.field(l, r),
             None => l.push_str("\"\""),
         }
         l.push(',');
@@ -130,16 +185,16 @@ impl CsvWriter {
         if tags.is_empty() {
             l.push_str("\"\"");
         } else {
-            csv_field(l, &tags.join(","));
+            style.field(l, &tags.join(","));
         }
         match object {
             Some(o) => {
                 l.push(',');
-                csv_field(l, &o.uuid.to_string());
+                style.field(l, &o.uuid.to_string());
                 l.push(',');
-                csv_field(l, &o.name);
+                style.field(l, &o.name);
                 l.push(',');
-                csv_field(l, &o.meta_category);
+                style.field(l, &o.meta_category);
             }
             None => l.push_str(",\"\",\"\",\"\""),
         }
@@ -167,5 +222,37 @@ mod tests {
         assert!(!is_numeric("."));
         assert!(is_numeric("-1.5"));
         assert!(!is_numeric("1e"));
+    }
+}
+
+#[cfg(test)]
+mod style_tests {
+    use super::*;
+
+    fn cell(style: CsvStyle, s: &str) -> String {
+        let mut out = String::new();
+        style.field(&mut out, s);
+        out
+    }
+
+    #[test]
+    fn misp_style_is_verbatim_and_spreadsheet_style_neutralises() {
+        let formula = "=HYPERLINK(\"http://x\")";
+        assert_eq!(
+            cell(CsvStyle::Misp, formula),
+            "\"=HYPERLINK(\"\"http://x\"\")\""
+        );
+        assert_eq!(
+            cell(CsvStyle::Spreadsheet, formula),
+            "\"'=HYPERLINK(\"\"http://x\"\")\""
+        );
+        for s in ["+cmd", "-2+3", "@SUM(A1)", "\tx", "\rx"] {
+            assert!(cell(CsvStyle::Spreadsheet, s).starts_with("\"'"), "{s:?}");
+        }
+        // Numbers stay numbers, as MISP writes them.
+        assert_eq!(cell(CsvStyle::Spreadsheet, "-12"), "-12");
+        assert_eq!(cell(CsvStyle::Misp, "a\r\nb"), "\"a\r\nb\"");
+        assert_eq!(cell(CsvStyle::Spreadsheet, "a\r\nb"), "\"a  b\"");
+        assert_eq!(cell(CsvStyle::Spreadsheet, "plain"), "\"plain\"");
     }
 }

@@ -9,7 +9,7 @@ mod misp;
 mod select;
 mod text;
 
-pub use csv::{csv_field, CsvWriter};
+pub use csv::{csv_field, CsvStyle, CsvWriter};
 pub use misp::MispWriter;
 pub use select::{parse_since, Filter, FilterError};
 pub use text::TextWriter;
@@ -65,7 +65,7 @@ pub fn export(
 ) -> Result<ExportStats, ExportError> {
     let mut stats = ExportStats::default();
     let mut misp = MispWriter::new();
-    let mut csv = CsvWriter::new();
+    let mut csv = CsvWriter::with_style(filter.csv_style);
     match format {
         Format::Misp => misp.begin(out)?,
         Format::Csv => csv.header(out)?,

@@ -25,6 +25,9 @@ pub struct Filter {
     /// indicator formats (csv, text); the misp format always carries them,
     /// labelled by their tag.
     pub include_exercise: bool,
+    /// How CSV cells are written: MISP's way (the default), or safe to open in
+    /// a spreadsheet (formula prefixes neutralised, see [`super::CsvStyle`]).
+    pub csv_style: super::CsvStyle,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

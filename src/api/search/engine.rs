@@ -3,7 +3,7 @@
 
 use super::filter::{self, DateBound, Format, Query, Scope, Terms};
 use super::ChunkWriter;
-use crate::export::{csv_field, CsvWriter};
+use crate::export::{CsvStyle, CsvWriter};
 use crate::http::error::ApiError;
 use crate::model::event::Wrapped;
 use crate::model::{value, Attribute, Event, Object, Org, SharingGroup, Tag};
@@ -775,6 +775,8 @@ pub struct Emitter<'p> {
     out: ChunkWriter,
     first: bool,
     csv: CsvWriter,
+    /// How CSV cells are written (`spreadsheetSafe`).
+    csv_style: CsvStyle,
     /// CSV columns (MISP names), or `None` for the default set written by
     /// [`CsvWriter`].
     columns: Option<Vec<String>>,
@@ -793,11 +795,17 @@ impl<'p> Emitter<'p> {
         } else {
             Some(csv_columns(q))
         };
+        let csv_style = if q.spreadsheet_safe {
+            CsvStyle::Spreadsheet
+        } else {
+            CsvStyle::Misp
+        };
         Emitter {
             plan,
             out,
             first: true,
-            csv: CsvWriter::new(),
+            csv: CsvWriter::with_style(csv_style),
+            csv_style,
             columns,
             org_ids: HashMap::new(),
             line: String::new(),
@@ -995,7 +1003,7 @@ impl<'p> Emitter<'p> {
                             line.push(',');
                         }
                         match csv_value(c, ev, obj, a, self.plan.q.scope) {
-                            Some(v) => csv_field(line, &v),
+                            Some(v) => self.csv_style.field(line, &v),
                             None => line.push_str("\"\""),
                         }
                     }
@@ -1164,6 +1172,7 @@ fn csv_value(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::export::csv_field;
 
     #[test]
     fn value_patterns() {

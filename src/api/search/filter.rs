@@ -505,6 +505,9 @@ pub struct Query {
     /// `includeExercise`: exercise events (see [`crate::policy::is_exercise`])
     /// are left out of the indicator formats (csv, text) unless asked for.
     pub include_exercise: bool,
+    /// `spreadsheetSafe` (a sluis extension): CSV cells safe to open in a
+    /// spreadsheet (see `export::CsvStyle`); MISP's verbatim CSV otherwise.
+    pub spreadsheet_safe: bool,
     pub sg_reference_only: bool,
     pub requested_attributes: Option<Vec<String>>,
     pub requested_obj_attributes: Option<Vec<String>>,
@@ -618,6 +621,7 @@ impl Query {
             include_context: flag(get("includeContext")),
             headerless: flag(get("headerless")),
             include_exercise: flag(get("includeExercise")),
+            spreadsheet_safe: flag(get("spreadsheetSafe")),
             sg_reference_only: flag(get("sgReferenceOnly")),
             requested_attributes: string_list(get("requested_attributes")),
             requested_obj_attributes: string_list(get("requested_obj_attributes")),

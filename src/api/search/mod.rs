@@ -876,6 +876,29 @@ mod api_tests {
             a.body
         );
 
+        // Spreadsheet-safe CSV (opt-in): formula prefixes neutralised, line
+        // breaks flattened; MISP's verbatim CSV otherwise.
+        let risky = add_event(
+            st,
+            &f.key_b,
+            json!({"info": "csv", "distribution": "1", "Attribute": [
+                {"type": "text", "value": "=HYPERLINK(\"http://x.example\")", "comment": "line one\nline two"}]}),
+        )
+        .await;
+        let q = |safe: bool| json!({"returnFormat": "csv", "eventid": risky, "spreadsheetSafe": safe, "requested_attributes": ["value", "comment"], "headerless": 1});
+        let plain = search(st, &f.key_b, "/attributes/restSearch", q(false)).await;
+        assert_eq!(
+            plain.body, "\"=HYPERLINK(\"\"http://x.example\"\")\",\"line one\nline two\"\n\n",
+            "{}",
+            plain.body
+        );
+        let safe = search(st, &f.key_b, "/attributes/restSearch", q(true)).await;
+        assert_eq!(
+            safe.body, "\"'=HYPERLINK(\"\"http://x.example\"\")\",\"line one line two\"\n\n",
+            "{}",
+            safe.body
+        );
+
         // Text: one value per line.
         let a = search(
             st,
