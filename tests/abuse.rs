@@ -857,19 +857,23 @@ fn junk_paths_do_not_grow_metrics() {
     assert!(text.contains("route=\"/events/view/{id}\""), "{text}");
 }
 
-/// One unauthenticated client opening 1 100 half-open connections (three
-/// bytes of a TLS record header each, then nothing) holds at most
-/// `max_connections_per_address` slots: a legitimate client at another address
-/// (127.0.0.2) is still served. Before the per-address cap, the flood took every
-/// one of the 1 024 slots until the handshake deadline.
+/// One unauthenticated client opening more half-open connections than the
+/// node has slots (three bytes of a TLS record header each, then nothing) holds
+/// at most `max_connections_per_address` of them: a legitimate client at
+/// another address (127.0.0.2) is still served. Before the per-address cap, the
+/// flood took every slot until the handshake deadline. (The node's total is
+/// lowered to 300 so the flood fits any descriptor limit; the probe that found
+/// this used 1 100–2 000 against the default 1 024.)
 #[test]
 fn a_half_open_flood_from_one_address_leaves_room_for_others() {
     let node = RunningNode::start_with("localhost", "CERT-A", |t| {
-        t.push_str("\n[limits]\nheader_timeout_secs = 60\napi_rate_per_sec = 0\n")
+        t.push_str(
+            "\n[limits]\nheader_timeout_secs = 60\napi_rate_per_sec = 0\nmax_connections = 300\n",
+        )
     });
     let target = addr(&node);
     let mut flood = Vec::new();
-    for _ in 0..1100 {
+    for _ in 0..400 {
         let Ok(mut s) = TcpStream::connect(&target) else {
             break; // out of descriptors: the flood is as large as it gets
         };
@@ -877,7 +881,7 @@ fn a_half_open_flood_from_one_address_leaves_room_for_others() {
         flood.push(s);
     }
     assert!(
-        flood.len() >= 1030,
+        flood.len() >= 320,
         "only {} flood connections",
         flood.len()
     );
