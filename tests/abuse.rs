@@ -880,11 +880,7 @@ fn a_half_open_flood_from_one_address_leaves_room_for_others() {
         let _ = s.write_all(&[0x16, 0x03, 0x01]);
         flood.push(s);
     }
-    assert!(
-        flood.len() >= 320,
-        "only {} flood connections",
-        flood.len()
-    );
+    assert!(flood.len() >= 320, "only {} flood connections", flood.len());
     // Let the server accept (and refuse) the flood.
     std::thread::sleep(Duration::from_millis(500));
     let ca = reqwest::Certificate::from_pem(node.ca_pem.as_bytes()).unwrap();
