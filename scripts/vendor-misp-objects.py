@@ -15,8 +15,10 @@ small. Output is deterministic (sorted keys, templates sorted by name,
 relationship names sorted, no indentation) so that re-running the script on the
 same input gives a byte-identical file and diffs stay reviewable.
 
-Usage: scripts/vendor-misp-objects.py [MISP_OBJECTS_DIR]
-       (default ../shared/data/misp/misp-objects, relative to the current directory)
+Usage: scripts/vendor-misp-objects.py MISP_OBJECTS_DIR
+       (a checkout of github.com/MISP/misp-objects, or PyMISP's pymisp/data/misp-objects;
+       the repository never reads anything outside itself, so the source is named
+       explicitly each time)
 
 Attribution: see src/model/data/NOTICE.md (BSD 2-Clause, CIRCL and MISP contributors).
 Standard library only.
@@ -27,7 +29,6 @@ import json
 import os
 import sys
 
-DEFAULT_SRC = "../shared/data/misp/misp-objects"
 OUT_REL = os.path.join("src", "model", "data", "object-templates.json")
 
 
@@ -84,9 +85,9 @@ def compact_template(path):
 
 
 def main(argv):
-    if len(argv) > 2:
-        fail("usage: vendor-misp-objects.py [MISP_OBJECTS_DIR]")
-    src = argv[1] if len(argv) == 2 else DEFAULT_SRC
+    if len(argv) != 2:
+        fail("usage: vendor-misp-objects.py MISP_OBJECTS_DIR (a misp-objects checkout)")
+    src = argv[1]
     paths = sorted(glob.glob(os.path.join(src, "objects", "*", "definition.json")))
     if not paths:
         fail("no objects/*/definition.json under %r" % src)

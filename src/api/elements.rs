@@ -249,7 +249,14 @@ pub(crate) fn check_sharing_groups(
     for r in &ev.reports {
         uses.push((r.distribution, r.sharing_group_id, r.sharing_group.as_ref()));
     }
+    // Each group named by id once, however many elements name it (a large
+    // event names the same few groups thousands of times); inline groups are
+    // rare and each is checked as given.
+    let mut checked = std::collections::HashSet::new();
     for (dist, id, inline) in uses {
+        if dist != 4 || (inline.is_none() && !checked.insert(id)) {
+            continue;
+        }
         if !may_use_group(store, viewer, dist, id, inline)? {
             return Err(sharing_group_refused());
         }

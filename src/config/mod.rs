@@ -841,7 +841,16 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.limits.trusted_proxies.len(), 3);
+        // Parsed once, when the config is read.
+        assert!(cfg
+            .limits
+            .proxies
+            .is_trusted("192.168.7.7".parse().unwrap()));
+        assert!(!cfg.limits.proxies.is_trusted("10.0.0.2".parse().unwrap()));
+        assert_eq!(cfg.limits.max_connections_per_address, 128);
         let e = |extra: &str| parse(extra).unwrap_err().to_string();
+        let msg = e("[limits]\nmax_connections_per_address = 0\n");
+        assert!(msg.contains("limits.max_connections_per_address"), "{msg}");
         let msg = e("[limits]\ntrusted_proxies = ['10.0.0.1', 'proxy.example']\n");
         assert!(msg.contains("limits.trusted_proxies[1]"), "{msg}");
         let msg = e("[limits]\ntrusted_proxies = ['10.0.0.0/40']\n");

@@ -144,7 +144,7 @@ pub const TOO_LARGE: &str = "too_large";
 /// response by [`record_route`]: metrics are labelled from the router's own
 /// route table, a fixed set, never from the path a client sent.
 #[derive(Debug, Clone)]
-pub struct RouteLabel(pub String);
+pub struct RouteLabel(axum::extract::MatchedPath);
 
 /// Route layer (`Router::route_layer`): copies the matched route template onto
 /// the response for [`handle`]'s metrics.
@@ -152,7 +152,8 @@ pub async fn record_route(req: Request<Body>, next: axum::middleware::Next) -> R
     let label = req
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map(|m| RouteLabel(m.as_str().to_owned()));
+        .cloned()
+        .map(RouteLabel);
     let mut resp = next.run(req).await;
     if let Some(l) = label {
         resp.extensions_mut().insert(l);

@@ -11,8 +11,8 @@
 
 use super::index::attr_index_entries;
 use super::keys;
-use super::record::{Change, ChangeKind, StoredAttr, StoredEvent};
-use super::txn::{self, Txn};
+use super::record::{ChangeKind, StoredAttr, StoredEvent};
+use super::txn::Txn;
 use super::write::{next_timestamp, Durability};
 use super::{corrupt, Store, StoreError, T};
 use crate::model::{Event, Object, Sighting};
@@ -141,17 +141,7 @@ impl Store {
             self.finish(&mut full)?;
             head.seal = full.seal.clone();
             rec.digest = super::write::content_digest(&full)?;
-            rec.header = txn::json(&head, "event header")?;
-            b.put(
-                T::Events,
-                event.as_bytes(),
-                txn::postcard(&rec, "event record")?,
-            );
-            tx.log(Change {
-                kind: ChangeKind::EventStored,
-                event: *event,
-                timestamp: head.timestamp,
-            })?;
+            tx.put_event_header(&mut rec, &head, ChangeKind::EventStored)?;
             tx.commit(durability)?;
         }
         Ok(true)

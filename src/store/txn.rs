@@ -12,9 +12,10 @@
 //! number per change, in commit order, which the federation feed serves and
 //! peers keep as their cursor.
 
-use super::record::{Change, ChangeKind};
+use super::record::{Change, ChangeKind, StoredEvent};
 use super::write::Durability;
 use super::{Store, StoreError, T};
+use crate::model::Event;
 use std::sync::MutexGuard;
 use uuid::Uuid;
 
@@ -200,6 +201,28 @@ impl<'s> Txn<'s> {
     ) -> Result<u64, StoreError> {
         self.counted = true;
         self.c.tombstone(&mut self.w, event, timestamp, sealed)
+    }
+
+    /// Stores event `rec` with `head` as its header and logs the change as
+    /// `kind`: how every in-place header write (delete, publish, hard delete of
+    /// children) ends.
+    pub(crate) fn put_event_header(
+        &mut self,
+        rec: &mut StoredEvent,
+        head: &Event,
+        kind: ChangeKind,
+    ) -> Result<u64, StoreError> {
+        rec.header = json(head, "event header")?;
+        self.w.put(
+            T::Events,
+            head.uuid.as_bytes(),
+            postcard(&*rec, "event record")?,
+        );
+        self.log(Change {
+            kind,
+            event: head.uuid,
+            timestamp: head.timestamp,
+        })
     }
 
     /// Replaces the batch with `w`, a complete plan made under this

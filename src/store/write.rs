@@ -834,14 +834,7 @@ impl Store {
             *live = live.saturating_sub(1);
             head.timestamp = time::now_secs().max(head.timestamp + 1);
             rec.deleted = true;
-            rec.header = txn::json(&head, "event header")?;
-            let bytes = txn::postcard(&rec, "event record")?;
-            tx.w.put(T::Events, uuid.as_bytes(), bytes);
-            tx.log(Change {
-                kind: ChangeKind::EventDeleted,
-                event: *uuid,
-                timestamp: head.timestamp,
-            })?;
+            tx.put_event_header(&mut rec, &head, ChangeKind::EventDeleted)?;
             if let Some(sealed) = tombstone(head.timestamp)? {
                 tx.tombstone(uuid, head.timestamp, sealed)?;
             }
@@ -887,14 +880,7 @@ impl Store {
                 head.publish_timestamp = time::now_secs();
             }
             Self::event_index(&mut tx.w, &head, true);
-            rec.header = txn::json(&head, "event header")?;
-            let bytes = txn::postcard(&rec, "event record")?;
-            tx.w.put(T::Events, uuid.as_bytes(), bytes);
-            tx.log(Change {
-                kind: ChangeKind::EventStored,
-                event: *uuid,
-                timestamp: head.timestamp,
-            })?;
+            tx.put_event_header(&mut rec, &head, ChangeKind::EventStored)?;
             tx.commit(durability)?;
         }
         Ok(true)
