@@ -857,31 +857,103 @@ fn junk_paths_do_not_grow_metrics() {
     assert!(text.contains("route=\"/events/view/{id}\""), "{text}");
 }
 
-/// One unauthenticated client opening more half-open connections than the
-/// node has slots (three bytes of a TLS record header each, then nothing) holds
-/// at most `max_connections_per_address` of them: a legitimate client at
-/// another address (127.0.0.2) is still served. Before the per-address cap, the
-/// flood took every slot until the handshake deadline. (The node's total is
-/// lowered to 300 so the flood fits any descriptor limit; the probe that found
-/// this used 1 100–2 000 against the default 1 024.)
+/// TLS handshakes in progress are capped per address, below the connection
+/// cap: of ten connections that send three bytes of a record header and stop,
+/// the node keeps `max_handshakes_per_address` (4 here) and closes the rest at
+/// once; a connection that completes its handshake frees its handshake slot.
+#[test]
+fn handshakes_in_progress_are_capped_per_address() {
+    let node = RunningNode::start_with("localhost", "CERT-A", |t| {
+        t.push_str("\n[limits]\nheader_timeout_secs = 60\nmax_handshakes_per_address = 4\n")
+    });
+    // A completed handshake (a served request on a kept-alive connection)
+    // holds a connection slot but no handshake slot.
+    let http = node.client();
+    assert_eq!(node.get(&node.admin_key, "/users/view/me").0, 200);
+    let target = addr(&node);
+    let half_open: Vec<TcpStream> = (0..10)
+        .map(|_| {
+            let mut s = TcpStream::connect(&target).unwrap();
+            s.write_all(&[0x16, 0x03, 0x01]).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+            s
+        })
+        .collect();
+    let closed = half_open
+        .iter()
+        .filter(|s| {
+            let mut s: &TcpStream = s;
+            let mut b = [0u8; 1];
+            // Closed: EOF or a reset; open: the read times out.
+            match s.read(&mut b) {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) => !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ),
+            }
+        })
+        .count();
+    assert_eq!(closed, 6, "the node kept {} handshakes", 10 - closed);
+    drop(http);
+}
+
+/// One unauthenticated client keeping 2 000 half-open connections open
+/// against the default limits (three bytes of a TLS record header each, then
+/// nothing; every one the node closes is opened again, as the probe that found
+/// this did) holds at most `max_handshakes_per_address` of the node's slots: a
+/// legitimate client at another address (127.0.0.2) is still served, at least
+/// 95 of 100 requests (issue 19's acceptance). Before the per-address caps, the
+/// flood took every slot until the handshake deadline and 30–45 % of
+/// legitimate requests failed.
 #[test]
 fn a_half_open_flood_from_one_address_leaves_room_for_others() {
+    const FLOOD: usize = 2000;
     let node = RunningNode::start_with("localhost", "CERT-A", |t| {
-        t.push_str(
-            "\n[limits]\nheader_timeout_secs = 60\napi_rate_per_sec = 0\nmax_connections = 300\n",
-        )
+        t.push_str("\n[limits]\nheader_timeout_secs = 60\napi_rate_per_sec = 0\n")
     });
     let target = addr(&node);
-    let mut flood = Vec::new();
-    for _ in 0..400 {
-        let Ok(mut s) = TcpStream::connect(&target) else {
-            break; // out of descriptors: the flood is as large as it gets
-        };
+    let open_one = |target: &str| -> Option<TcpStream> {
+        let mut s = TcpStream::connect(target).ok()?;
         let _ = s.write_all(&[0x16, 0x03, 0x01]);
-        flood.push(s);
-    }
-    assert!(flood.len() >= 320, "only {} flood connections", flood.len());
-    // Let the server accept (and refuse) the flood.
+        s.set_nonblocking(true).ok()?;
+        Some(s)
+    };
+    let mut flood: Vec<TcpStream> = (0..FLOOD).filter_map(|_| open_one(&target)).collect();
+    assert!(
+        flood.len() >= 1100,
+        "only {} flood connections (descriptor limit?)",
+        flood.len()
+    );
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The attacker re-opens every connection the node closes, for as long as
+    // the legitimate client is at work.
+    let attacker = {
+        let stop = stop.clone();
+        let target = target.clone();
+        std::thread::spawn(move || {
+            let mut reopened = 0usize;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for s in flood.iter_mut() {
+                    let mut b = [0u8; 1];
+                    let closed = match s.read(&mut b) {
+                        Ok(0) => true,
+                        Ok(_) => false,
+                        Err(e) => e.kind() != std::io::ErrorKind::WouldBlock,
+                    };
+                    if closed {
+                        if let Some(fresh) = open_one(&target) {
+                            *s = fresh;
+                            reopened += 1;
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            reopened
+        })
+    };
     std::thread::sleep(Duration::from_millis(500));
     let ca = reqwest::Certificate::from_pem(node.ca_pem.as_bytes()).unwrap();
     let other = reqwest::blocking::Client::builder()
@@ -901,9 +973,14 @@ fn a_half_open_flood_from_one_address_leaves_room_for_others() {
                 .is_ok_and(|r| r.status().as_u16() == 200)
         })
         .count();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reopened = attacker.join().unwrap();
+    assert!(
+        reopened > 0,
+        "the node closed none of the flood's connections"
+    );
     assert!(
         ok >= 95,
         "{ok} of 100 legitimate requests succeeded under the flood"
     );
-    drop(flood);
 }

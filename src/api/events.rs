@@ -242,11 +242,11 @@ pub(crate) fn load_modifiable(
 /// silently stop an event from travelling; a missing `Tag` would drop every tag).
 /// `published` is the exception: MISP unpublishes on edit.
 fn keep_absent_fields(body: &RawBody, incoming: &mut Event, stored: &Event) {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body.0) else {
+    // Names only: a `Value` of a large body would cost several times its size.
+    let Ok(keys) = crate::model::parse::event_keys(&body.0) else {
         return; // parse_body accepted it, so this does not happen
     };
-    let obj = v.get("Event").unwrap_or(&v);
-    let absent = |k: &str| obj.get(k).is_none();
+    let absent = |k: &str| !keys.contains(k);
     if absent("distribution") {
         incoming.distribution = stored.distribution;
     }

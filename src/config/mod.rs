@@ -305,6 +305,12 @@ pub struct LimitsSection {
     /// Largest MISP JSON document accepted (a file on import, a body on the API), MiB.
     #[serde(default = "default_max_doc_mib")]
     pub max_document_mib: u64,
+    /// Memory the request bodies larger than 64 KiB may hold together while
+    /// they are read and processed, MiB (default: twice `max_document_mib`).
+    /// A request that cannot get its share within 30 s is answered 503; see
+    /// `http::budget`. At least `max_document_mib`.
+    #[serde(default)]
+    pub body_memory_mib: Option<u64>,
     /// Longest a request may take to produce its response head, seconds.
     #[serde(default = "default_request_timeout")]
     pub request_timeout_secs: u64,
@@ -321,6 +327,11 @@ pub struct LimitsSection {
     /// in front of the node needs a higher value.
     #[serde(default = "default_max_connections_per_address")]
     pub max_connections_per_address: usize,
+    /// Most TLS handshakes in progress from one TCP peer address at once;
+    /// more connections are closed at accept. A client that opens connections
+    /// and never completes TLS (a half-open flood) is held to this many.
+    #[serde(default = "default_max_handshakes_per_address")]
+    pub max_handshakes_per_address: usize,
     /// Requests per second per API key, on average (0: no limit); see
     /// `api::ratelimit`.
     #[serde(default = "default_api_rate")]
@@ -382,6 +393,10 @@ fn default_max_connections_per_address() -> usize {
     128
 }
 
+fn default_max_handshakes_per_address() -> usize {
+    32
+}
+
 fn default_max_doc_mib() -> u64 {
     100
 }
@@ -390,10 +405,12 @@ impl Default for LimitsSection {
     fn default() -> Self {
         LimitsSection {
             max_document_mib: default_max_doc_mib(),
+            body_memory_mib: None,
             request_timeout_secs: default_request_timeout(),
             header_timeout_secs: default_header_timeout(),
             max_connections: default_max_connections(),
             max_connections_per_address: default_max_connections_per_address(),
+            max_handshakes_per_address: default_max_handshakes_per_address(),
             api_rate_per_sec: default_api_rate(),
             api_rate_burst: default_api_burst(),
             peer_rate_per_sec: default_peer_rate(),
@@ -461,11 +478,27 @@ impl Config {
         if cfg.limits.max_document_mib == 0 {
             return Err(invalid("limits.max_document_mib", "must be at least 1"));
         }
+        if cfg
+            .limits
+            .body_memory_mib
+            .is_some_and(|m| m < cfg.limits.max_document_mib)
+        {
+            return Err(invalid(
+                "limits.body_memory_mib",
+                "must be at least limits.max_document_mib (a largest body must fit)",
+            ));
+        }
         if cfg.limits.request_timeout_secs == 0 || cfg.limits.header_timeout_secs == 0 {
             return Err(invalid("limits", "timeouts must be at least 1 second"));
         }
         if cfg.limits.max_connections == 0 {
             return Err(invalid("limits.max_connections", "must be at least 1"));
+        }
+        if cfg.limits.max_handshakes_per_address == 0 {
+            return Err(invalid(
+                "limits.max_handshakes_per_address",
+                "must be at least 1",
+            ));
         }
         if cfg.limits.max_connections_per_address == 0 {
             return Err(invalid(
@@ -638,6 +671,15 @@ impl Config {
 
     pub fn max_document_bytes(&self) -> usize {
         usize::try_from(self.limits.max_document_mib * 1024 * 1024).unwrap_or(usize::MAX)
+    }
+
+    /// `limits.body_memory_mib` in bytes, its default filled in.
+    pub fn body_memory_bytes(&self) -> usize {
+        let mib = self
+            .limits
+            .body_memory_mib
+            .unwrap_or(self.limits.max_document_mib.saturating_mul(2));
+        usize::try_from(mib.saturating_mul(1024 * 1024)).unwrap_or(usize::MAX)
     }
 }
 
@@ -851,6 +893,12 @@ mod tests {
         let e = |extra: &str| parse(extra).unwrap_err().to_string();
         let msg = e("[limits]\nmax_connections_per_address = 0\n");
         assert!(msg.contains("limits.max_connections_per_address"), "{msg}");
+        assert_eq!(cfg.body_memory_bytes(), 2 * cfg.max_document_bytes());
+        assert_eq!(cfg.limits.max_handshakes_per_address, 32);
+        let msg = e("[limits]\nmax_handshakes_per_address = 0\n");
+        assert!(msg.contains("limits.max_handshakes_per_address"), "{msg}");
+        let msg = e("[limits]\nmax_document_mib = 50\nbody_memory_mib = 49\n");
+        assert!(msg.contains("limits.body_memory_mib"), "{msg}");
         let msg = e("[limits]\ntrusted_proxies = ['10.0.0.1', 'proxy.example']\n");
         assert!(msg.contains("limits.trusted_proxies[1]"), "{msg}");
         let msg = e("[limits]\ntrusted_proxies = ['10.0.0.0/40']\n");

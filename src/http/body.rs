@@ -1,12 +1,14 @@
 //! Request bodies and CakePHP-style named parameters.
 //!
-//! Bodies are read whole up to the configured limit (the connection layer refuses
-//! larger ones first) and parsed with serde_json, whose recursion limit (128)
+//! Bodies are read whole up to the configured limit (`http::handle` refuses
+//! larger declared ones first), holding a share of the body budget while they
+//! are large (`http::budget`), and parsed with serde_json, whose recursion limit (128)
 //! refuses deeply nested input. Malformed JSON gets MISP's error shape, never a
 //! plain-text 4xx that PyMISP would turn into an exception.
 
 use super::error::ApiError;
 use axum::body::Bytes;
+use bytes::BytesMut;
 use axum::extract::{FromRequest, Request};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -26,21 +28,45 @@ impl NamedParams {
     }
 }
 
-/// The raw body, limited in size.
+/// The raw body, limited in size and counted against the body budget.
 pub struct RawBody(pub Bytes);
 
 impl FromRequest<super::AppState> for RawBody {
     type Rejection = ApiError;
+    /// Reads the body frame by frame into one buffer sized from the declared
+    /// length (no doubling reallocations for a large body). A body that
+    /// declared no length (chunked, or HTTP/2) and outgrows
+    /// [`budget::SMALL_BODY`](super::budget::SMALL_BODY) takes a largest
+    /// body's share of the budget before it is read further.
     async fn from_request(req: Request, state: &super::AppState) -> Result<Self, ApiError> {
-        match Bytes::from_request(req, state).await {
-            Ok(b) => Ok(RawBody(b)),
-            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::TooLarge(state.limits.max_body))
+        use http_body_util::BodyExt;
+        let max = state.limits.max_body;
+        let ticket = req
+            .extensions()
+            .get::<super::budget::Ticket>()
+            .cloned()
+            .unwrap_or_default();
+        let mut body = req.into_body();
+        let hint = usize::try_from(axum::body::HttpBody::size_hint(&body).lower()).unwrap_or(max);
+        let mut buf = BytesMut::with_capacity(hint.min(max));
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| {
+                ApiError::BadRequest(format!("Could not read the request body: {e}"))
+            })?;
+            let Ok(data) = frame.into_data() else {
+                continue; // trailers
+            };
+            let len = buf.len().saturating_add(data.len());
+            if len > max {
+                return Err(ApiError::TooLarge(max));
             }
-            Err(e) => Err(ApiError::BadRequest(format!(
-                "Could not read the request body: {e}"
-            ))),
+            if len > super::budget::SMALL_BODY && !ticket.holds() {
+                let share = state.bodies.admit(max).await.map_err(ApiError::Busy)?;
+                ticket.hold(share);
+            }
+            buf.extend_from_slice(&data);
         }
+        Ok(RawBody(buf.freeze()))
     }
 }
 

@@ -56,6 +56,9 @@ pub enum ApiError {
     /// WebDAV's status for exactly this), reads still work.
     #[error("{0}")]
     InsufficientStorage(String),
+    /// Too many large bodies in flight (`budget`): 503 with `Retry-After`.
+    #[error("{0}")]
+    Busy(super::budget::Busy),
     #[error("An Internal Error Has Occurred.")]
     Internal(String),
 }
@@ -83,7 +86,7 @@ impl ApiError {
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable(_) | ApiError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -162,6 +165,7 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let retry_after = match &self {
             ApiError::RateLimited { retry_after, .. } => Some(*retry_after),
+            ApiError::Busy(_) => Some(5),
             _ => None,
         };
         let body = match &self {

@@ -11,6 +11,7 @@
 //! | `ratelimit.rs` | token buckets per key, per peer, per address |
 //! | `forwarded.rs` | [`ClientAddr`]: `X-Forwarded-For` from trusted proxies only |
 //! | `body.rs` | request bodies (bounded), CakePHP named parameters, path normalisation |
+//! | `budget.rs` | the memory budget shared by the large bodies in flight |
 //! | `audited.rs` | the audit record of every request that changed or was refused something |
 //! | `server.rs` | the accept loop: connection cap, TLS and header deadlines, graceful drain |
 //!
@@ -20,6 +21,7 @@
 pub(crate) mod audited;
 pub mod auth;
 pub mod body;
+pub mod budget;
 pub mod error;
 pub mod forwarded;
 pub mod ratelimit;
@@ -45,6 +47,9 @@ pub struct AppState {
     pub node: Arc<NodeInfo>,
     pub metrics: Arc<Metrics>,
     pub limits: Limits,
+    /// `[limits] body_memory_mib`: the share of memory large request bodies
+    /// in flight may hold together (see `budget`).
+    pub bodies: Arc<budget::BodyBudget>,
     /// Seals every event version this node stores through the API.
     pub sealer: Arc<crate::seal::Sealer>,
     /// The configured peer nodes (`[[peer]]`), for the federation endpoints.
@@ -101,6 +106,7 @@ pub(crate) fn test_state(store: Arc<Store>, org: uuid::Uuid) -> AppState {
         }),
         metrics: Arc::new(Metrics::default()),
         limits: Limits { max_body: 1 << 20 },
+        bodies: Arc::new(budget::BodyBudget::new(4 << 20)),
         sealer,
         peers: Arc::new(Vec::new()),
         hub: Arc::new(crate::federation::Hub::new(&[])),
@@ -139,6 +145,10 @@ pub const UNMATCHED: &str = "unmatched";
 
 /// The metrics label of a request refused on its declared size, before routing.
 pub const TOO_LARGE: &str = "too_large";
+
+/// The metrics label of a request refused because the body budget was spent
+/// (see `budget`), before routing.
+pub const BUSY: &str = "busy";
 
 /// The route template a request matched (`/events/view/{id}`), recorded on the
 /// response by [`record_route`]: metrics are labelled from the router's own
@@ -226,6 +236,35 @@ pub async fn handle(router: Router, state: AppState, mut req: Request<Body>) -> 
             .request(TOO_LARGE, resp.status().as_u16(), started.elapsed());
         return resp;
     }
+    // A large body takes its share of the body budget before it is read, and
+    // keeps it (through `ticket`, held here) until the answer is produced.
+    let ticket = budget::Ticket::default();
+    let share = match state
+        .bodies
+        .admit(declared.map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX)))
+        .await
+    {
+        Ok(share) => share,
+        Err(busy) => {
+            tracing::warn!(
+                declared = declared.unwrap_or(0),
+                "a large request body waited too long for the body budget; answered 503"
+            );
+            let mut resp = error::REQUEST_PATH
+                .scope(path, async { error::ApiError::Busy(busy).into_response() })
+                .await;
+            resp.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            state
+                .metrics
+                .request(BUSY, resp.status().as_u16(), started.elapsed());
+            return resp;
+        }
+    };
+    ticket.hold(share);
+    req.extensions_mut().insert(ticket.clone());
     let query = req.uri().query().map(str::to_owned);
     let uri = match &query {
         Some(q) => format!("{path}?{q}"),
@@ -264,5 +303,6 @@ pub async fn handle(router: Router, state: AppState, mut req: Request<Body>) -> 
     state
         .metrics
         .request(label, resp.status().as_u16(), started.elapsed());
+    drop(ticket);
     resp
 }

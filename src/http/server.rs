@@ -3,7 +3,10 @@
 //! so tests start real nodes in-process on `127.0.0.1:0`).
 //!
 //! Per connection: a slot from a bounded pool (more connections than
-//! `limits.max_connections` are closed at once), a TLS handshake under a deadline
+//! `limits.max_connections` are closed at once; so are more than
+//! `max_connections_per_address` from one address, or more than
+//! `max_handshakes_per_address` of its TLS handshakes in progress, see
+//! [`admission`]), a TLS handshake under a deadline
 //! (slowloris), the verified client certificate attached to every request as a
 //! typed [`crate::tls::ClientCert`], header-read and keep-alive deadlines, a
 //! connection with no request in flight closed after the same deadline (HTTP/2
@@ -35,6 +38,8 @@ pub struct ServeOptions {
     pub max_connections: usize,
     /// Most connections from one client address at once.
     pub max_connections_per_address: usize,
+    /// Most TLS handshakes in progress from one client address at once.
+    pub max_handshakes_per_address: usize,
 }
 
 impl ServeOptions {
@@ -45,6 +50,7 @@ impl ServeOptions {
             request_timeout: Duration::from_secs(cfg.limits.request_timeout_secs),
             max_connections: cfg.limits.max_connections,
             max_connections_per_address: cfg.limits.max_connections_per_address,
+            max_handshakes_per_address: cfg.limits.max_handshakes_per_address,
         }
     }
 }
@@ -62,6 +68,7 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(opts.max_connections));
     let per_address = Arc::new(admission::PerAddress::default());
+    let handshaking = Arc::new(admission::PerAddress::default());
     let refusals = admission::Refusals::new();
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -87,6 +94,16 @@ pub async fn run(
             drop(tcp);
             continue;
         };
+        // Then its handshakes in progress: a connection that has not finished
+        // TLS costs the node a slot and a deadline's worth of waiting, and
+        // nobody knows yet who it is.
+        let Some(handshake_slot) =
+            admission::PerAddress::take(&handshaking, peer.ip(), opts.max_handshakes_per_address)
+        else {
+            refusals.note(true, peer.ip());
+            drop(tcp);
+            continue;
+        };
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             refusals.note(false, peer.ip());
             drop(tcp);
@@ -100,7 +117,9 @@ pub async fn run(
         tokio::spawn(async move {
             let _permit = permit;
             let _address_slot = address_slot;
-            let (stream, identity) = match tls.accept(tcp, opts.handshake_timeout).await {
+            let handshake = tls.accept(tcp, opts.handshake_timeout).await;
+            drop(handshake_slot);
+            let (stream, identity) = match handshake {
                 Ok(s) => s,
                 Err(e) => {
                     state.metrics.handshake_failure();

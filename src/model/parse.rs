@@ -105,6 +105,47 @@ struct Wrapped {
     event: Event,
 }
 
+/// Why the `{"Event": …}` fast path failed.
+enum FastPath {
+    /// The answer for any path: malformed JSON, or an invalid field inside
+    /// the event.
+    Direct(ParseError),
+    /// Not `{"Event": …}` (a bare event, a wrapper): the general path decides.
+    TryGeneral,
+}
+use FastPath::{Direct, TryGeneral};
+
+fn wrapped_from_str(text: &str) -> Result<Wrapped, FastPath> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let w: Wrapped = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if inner.is_syntax() || inner.is_eof() {
+            Direct(ParseError::Json(inner.to_string()))
+        } else if path == "Event" || path.starts_with("Event.") || path.starts_with("Event[") {
+            Direct(ParseError::Field {
+                path,
+                reason: strip_position(&inner),
+            })
+        } else {
+            TryGeneral
+        }
+    })?;
+    de.end()
+        .map_err(|e| Direct(ParseError::Json(e.to_string())))?;
+    Ok(w)
+}
+
+/// An error's message without serde_json's ` at line L column C` (the
+/// general path, reading a `Value`, has no positions: both say the same).
+fn strip_position(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_owned(),
+        None => msg,
+    }
+}
+
 /// Parses exactly one event (a request body for `events/add`, say).
 ///
 /// The common shape, `{"Event": {…}}`, is read straight from the bytes: going
@@ -125,8 +166,14 @@ pub fn parse_event(bytes: &[u8], max_bytes: usize) -> Result<Event, ParseError> 
     // where the general path refuses invalid UTF-8).
     if let Ok(text) = std::str::from_utf8(bytes) {
         if text.trim_ascii_start().starts_with('{') {
-            if let Ok(w) = serde_json::from_str::<Wrapped>(text) {
-                return Ok(w.event);
+            match wrapped_from_str(text) {
+                Ok(w) => return Ok(w.event),
+                // Broken JSON is broken on every path; an error inside the
+                // event is the same error the general path would find. Both
+                // are reported from here: building a `Value` of a large body
+                // only to find the same error costs several times its size.
+                Err(Direct(e)) => return Err(e),
+                Err(TryGeneral) => {}
             }
         }
     }
@@ -134,6 +181,71 @@ pub fn parse_event(bytes: &[u8], max_bytes: usize) -> Result<Event, ParseError> 
     match v.len() {
         1 => Ok(v.remove(0)),
         _ => Err(ParseError::NoEvent),
+    }
+}
+
+/// The field names present in the event of a `{"Event": {…}}` or bare-event
+/// document, read without building the document (values are skipped): an
+/// edit keeps stored values for the fields its body leaves out.
+pub fn event_keys(bytes: &[u8]) -> Result<std::collections::HashSet<String>, ParseError> {
+    let doc: TopKeys = serde_json::from_slice(bytes).map_err(|e| ParseError::Json(e.to_string()))?;
+    Ok(doc.event.unwrap_or(doc.top))
+}
+
+#[derive(Default)]
+struct TopKeys {
+    top: std::collections::HashSet<String>,
+    event: Option<std::collections::HashSet<String>>,
+}
+
+struct Keys(std::collections::HashSet<String>);
+
+impl<'de> serde::Deserialize<'de> for Keys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Keys;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Keys, A::Error> {
+                let mut keys = std::collections::HashSet::new();
+                while let Some(k) = m.next_key::<String>()? {
+                    m.next_value::<serde::de::IgnoredAny>()?;
+                    keys.insert(k);
+                }
+                Ok(Keys(keys))
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TopKeys {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = TopKeys;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<TopKeys, A::Error> {
+                let mut out = TopKeys::default();
+                while let Some(k) = m.next_key::<String>()? {
+                    if k == "Event" {
+                        out.event = Some(m.next_value::<Keys>()?.0);
+                    } else {
+                        m.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                    out.top.insert(k);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_map(V)
     }
 }
 
@@ -181,6 +293,37 @@ mod tests {
             parse_event(e, 1 << 20).unwrap(),
             parse_events(e, 1 << 20).unwrap().remove(0)
         );
+    }
+
+    /// The fast path reports errors itself (no `Value` of a large body), and
+    /// says what the general path says.
+    #[test]
+    fn parse_event_errors_match_the_general_path() {
+        for doc in [
+            &br#"{"Event":{"info":"x","Attribute":[{"type":"ip-dst","value":"1.2.3.4","timestamp":"soon"}]}}"#[..],
+            br#"{"Event":{"info":"x","Attribute":[{"type":"ip-dst","value":"1.2.3.4"}"#,
+            br#"{"Event":{"info":"x"}} trailing"#,
+            br#"{"Event":"not an event"}"#,
+            br#"{"Event":{"info":"x","distribution":"9x"}}"#,
+        ] {
+            assert_eq!(
+                parse_event(doc, 1 << 20),
+                parse_events(doc, 1 << 20).map(|mut v| v.remove(0)),
+                "{}",
+                String::from_utf8_lossy(doc)
+            );
+        }
+    }
+
+    #[test]
+    fn event_keys_reads_names_only() {
+        let k = event_keys(br#"{"Event":{"info":"x","Tag":[{"name":"a"}],"distribution":"1"}}"#)
+            .unwrap();
+        assert!(k.contains("Tag") && k.contains("distribution") && k.contains("info"));
+        assert!(!k.contains("Event") && !k.contains("name"));
+        let bare = event_keys(br#"{"info":"x","analysis":"2"}"#).unwrap();
+        assert!(bare.contains("analysis"));
+        assert!(event_keys(b"[1]").is_err());
     }
 
     #[test]
