@@ -3,9 +3,11 @@
 //! once (issue 19, finding 9: an 80 MiB body once peaked at ~625 MiB).
 //!
 //! ```text
-//! cargo bench --bench body_memory -- [--mib 80] [--concurrent 4] [--budget-mib 0]
+//! cargo bench --bench body_memory -- [--mib 80] [--concurrent 4] [--budget-mib 0] [--valid 1]
 //! ```
-//! `--budget-mib N` sets `limits.body_memory_mib` (0 keeps the default). Each
+//! `--budget-mib N` sets `limits.body_memory_mib` (0 keeps the default).
+//! `--valid 1` also stores the event and edits it: that measures the store's
+//! cost of one large event (issue 14), several GiB for 80 MiB today. Each
 //! scenario runs against a freshly started process (freed memory that the
 //! allocator keeps would otherwise hide the next scenario's growth); the peak
 //! is the kernel's `VmHWM`, reset before the scenario through `clear_refs`.
@@ -112,10 +114,74 @@ fn scenario(node: &Node, name: &str, path: &str, requests: Vec<Vec<u8>>) {
     let _ = child.wait();
 }
 
+/// Sends `total` bytes of `body` and then nothing for `stall`, then gives up:
+/// a client that holds a large body half-sent.
+struct Stalling {
+    body: std::sync::Arc<Vec<u8>>,
+    pos: usize,
+    total: usize,
+    stall: Duration,
+}
+
+impl std::io::Read for Stalling {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.pos >= self.total {
+            std::thread::sleep(self.stall);
+            return Err(std::io::Error::other("the client gives up"));
+        }
+        let n = buf.len().min(self.total - self.pos);
+        buf[..n].copy_from_slice(&self.body[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// `n` clients each declare the whole body, send three quarters of it and
+/// stall: what the node holds meanwhile is what they made it buffer.
+fn stalled(node: &Node, n: usize, body: Vec<u8>) {
+    let mut child = node.start();
+    let pid = child.id();
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
+    let before = status_mib(pid, "VmRSS");
+    let len = body.len();
+    let body = std::sync::Arc::new(body);
+    let stall = Duration::from_secs(15);
+    std::thread::scope(|s| {
+        for _ in 0..n {
+            let body = body.clone();
+            s.spawn(move || {
+                let reader = Stalling {
+                    body,
+                    pos: 0,
+                    total: len * 3 / 4,
+                    stall,
+                };
+                let _ = node
+                    .client()
+                    .post(format!("{}/events/add", node.url))
+                    .header("Authorization", &node.key)
+                    .header("Content-Type", "application/json")
+                    .body(reqwest::blocking::Body::sized(reader, len as u64))
+                    .send();
+            });
+        }
+    });
+    let peak = status_mib(pid, "VmHWM");
+    println!(
+        "{:<34} {n} × {:>5.1} MiB declared, 3/4 sent, then stalled 15 s  RSS before {before:>6.1} MiB  peak {peak:>7.1} MiB  growth {:>7.1} MiB",
+        "events/add, stalled senders",
+        len as f64 / 1048576.0,
+        peak - before,
+    );
+    let _ = Command::new("kill").arg(pid.to_string()).status();
+    let _ = child.wait();
+}
+
 fn main() {
     let mib = arg("--mib", 80);
     let concurrent = arg("--concurrent", 4) as usize;
     let budget = arg("--budget-mib", 0);
+    let valid_too = arg("--valid", 0) == 1;
     let dir = tempfile::tempdir().unwrap();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -147,20 +213,21 @@ fn main() {
         ca: std::fs::read_to_string(dir.path().join("ca.crt")).unwrap(),
     };
 
-    // About 190 bytes per generated attribute.
-    let attributes = (mib as usize * 1048576) / 190;
+    // About 172 bytes per generated attribute.
+    let attributes = (mib as usize * 1048576) / 172;
     let mut event = sluis::testdata::generated_event_json(7, attributes);
-    let valid = serde_json::to_vec(&serde_json::json!({ "Event": event })).unwrap();
+    let valid = serde_json::to_vec(&event).unwrap();
     println!(
         "event: {attributes} attributes, {:.1} MiB of JSON",
         valid.len() as f64 / 1048576.0
     );
-    let last = event["Attribute"].as_array().unwrap().len() - 1;
-    event["Attribute"][last]["timestamp"] = "soon".into();
-    let bad_field = serde_json::to_vec(&serde_json::json!({ "Event": event })).unwrap();
+    let last = event["Event"]["Attribute"].as_array().unwrap().len() - 1;
+    event["Event"]["Attribute"][last]["timestamp"] = "soon".into();
+    let bad_field = serde_json::to_vec(&event).unwrap();
     drop(event);
     let truncated = valid[..valid.len() - 3].to_vec();
 
+    stalled(&node, concurrent, valid.clone());
     scenario(
         &node,
         "events/add, invalid field at the end",
@@ -179,7 +246,15 @@ fn main() {
         "/events/add",
         vec![truncated; concurrent],
     );
-    scenario(&node, "events/add, valid", "/events/add", vec![valid.clone()]);
+    if !valid_too {
+        return;
+    }
+    scenario(
+        &node,
+        "events/add, valid",
+        "/events/add",
+        vec![valid.clone()],
+    );
     scenario(
         &node,
         "events/edit, valid, unchanged",

@@ -6,11 +6,13 @@
 
 mod admin;
 mod attributes;
+mod auth_keys;
 mod elements;
 mod events;
 pub mod fed;
 mod info;
 mod objects;
+mod organisations;
 mod search;
 mod sharing_groups;
 mod sightings;
@@ -41,14 +43,18 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/users/view/{id}", get(users::view))
         .route("/admin/users/edit/{id}", post(users::edit))
         .route("/admin/users/delete/{id}", post(users::delete))
-        .route("/auth_keys/add/{user}", post(users::add_auth_key))
-        .route("/auth_keys/index", get(users::auth_key_index))
-        .route("/admin/organisations/add", post(users::add_org))
-        .route("/organisations/index", get(users::org_index))
-        .route("/organisations", get(users::org_index))
+        .route("/auth_keys/add/{user}", post(auth_keys::add))
+        .route("/auth_keys/index", get(auth_keys::index))
+        .route("/admin/organisations/add", post(organisations::add))
+        .route(
+            "/admin/organisations/edit/{id}",
+            post(organisations::edit).put(organisations::edit),
+        )
+        .route("/organisations/index", get(organisations::index))
+        .route("/organisations", get(organisations::index))
         .route(
             "/organisations/view/{id}",
-            get(users::view_org).head(users::view_org),
+            get(organisations::view).head(organisations::view),
         )
         .route("/events/add", post(events::add))
         .route(

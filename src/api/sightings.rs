@@ -171,10 +171,13 @@ async fn add_for(
             let sealed = crate::seal::SealedSighting::seal(&s, ev.uuid, sealer.key(), sealer.org())
                 .map_err(|e| ApiError::Internal(format!("cannot seal the sighting: {e}")))?;
             let sealed = serde_json::to_vec(&sealed).map_err(|e| ApiError::Internal(e.to_string()))?;
-            store.add_sighting(&ev.uuid, s.clone(), Some(sealed))?;
+            // Answered as stored, with its local id (MISP re-reads the row).
+            let stored = store
+                .add_sighting(&ev.uuid, s.clone(), Some(sealed))?
+                .unwrap_or(s);
             let attr_id = ev.all_attributes().find(|a| a.uuid == attr).and_then(|a| a.id);
             tracing::info!(user = caller.user.id, event = %ev.uuid, attribute = %attr, "sighting added");
-            last = Some(sighting_json(&s, ev.id, attr_id));
+            last = Some(sighting_json(&stored, ev.id, attr_id));
         }
         Ok(last.unwrap_or(Value::Null))
     })
@@ -216,7 +219,9 @@ fn visible_sightings(
     let live: std::collections::HashMap<Uuid, Option<u64>> =
         ev.all_attributes().map(|a| (a.uuid, a.id)).collect();
     let mut out = Vec::new();
-    for s in store.sightings_of(&ev.uuid)? {
+    // Newest first, as MISP lists them (`Sighting::listSightings`: ORDER BY
+    // date_sighting DESC); each sighting is its own row.
+    for s in store.sightings_of(&ev.uuid)?.into_iter().rev() {
         let Some(attr_id) = live.get(&s.attribute_uuid) else {
             continue;
         };

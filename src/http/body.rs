@@ -8,8 +8,8 @@
 
 use super::error::ApiError;
 use axum::body::Bytes;
-use bytes::BytesMut;
 use axum::extract::{FromRequest, Request};
+use bytes::BytesMut;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -85,6 +85,20 @@ impl RawBody {
         serde_path_to_error::deserialize(v).map_err(|e| {
             ApiError::BadRequest(format!("Invalid request body: {}: {}", e.path(), e.inner()))
         })
+    }
+}
+
+/// A body field, absent when missing or `null`.
+pub fn field<'a>(v: &'a Value, k: &str) -> Option<&'a Value> {
+    v.get(k).filter(|x| !x.is_null())
+}
+
+/// A number MISP clients send as a number or a numeric string (`"3"`).
+pub fn as_u64(v: &Value) -> Option<u64> {
+    match v {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
     }
 }
 

@@ -32,12 +32,18 @@ pub const WAIT: Duration = Duration::from_secs(30);
 /// The budget is kept in KiB so that a share fits the semaphore's `u32`.
 const UNIT: usize = 1024;
 
+/// Shortest gap between two "answered 503" log lines: refusals are counted
+/// and logged in aggregate, so that a client cannot flood the log either.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+
 /// The shared budget (one per node).
 #[derive(Debug)]
 pub struct BodyBudget {
     sem: Arc<Semaphore>,
     total_units: u32,
     wait: Duration,
+    /// When the last refusal line was written, and refusals since.
+    refused: Mutex<(Option<std::time::Instant>, u64)>,
 }
 
 /// No share could be had within [`WAIT`].
@@ -59,6 +65,7 @@ impl BodyBudget {
             sem: Arc::new(Semaphore::new(total_units as usize)),
             total_units,
             wait,
+            refused: Mutex::new((None, 0)),
         }
     }
 
@@ -75,7 +82,23 @@ impl BodyBudget {
         match tokio::time::timeout(self.wait, self.sem.clone().acquire_many_owned(units)).await {
             Ok(Ok(permit)) => Ok(Some(Share(permit))),
             // Timed out, or the semaphore was closed (never done).
-            _ => Err(Busy),
+            _ => {
+                self.note_refusal(len);
+                Err(Busy)
+            }
+        }
+    }
+
+    fn note_refusal(&self, len: usize) {
+        let mut st = self.refused.lock().unwrap_or_else(|p| p.into_inner());
+        st.1 += 1;
+        if st.0.is_none_or(|t| t.elapsed() >= LOG_EVERY) {
+            tracing::warn!(
+                refused = st.1,
+                last_body_bytes = len,
+                "large request bodies answered 503 since the last report: the body budget (limits.body_memory_mib) stayed spent for 30 s"
+            );
+            *st = (Some(std::time::Instant::now()), 0);
         }
     }
 

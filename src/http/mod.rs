@@ -246,10 +246,6 @@ pub async fn handle(router: Router, state: AppState, mut req: Request<Body>) -> 
     {
         Ok(share) => share,
         Err(busy) => {
-            tracing::warn!(
-                declared = declared.unwrap_or(0),
-                "a large request body waited too long for the body budget; answered 503"
-            );
             let mut resp = error::REQUEST_PATH
                 .scope(path, async { error::ApiError::Busy(busy).into_response() })
                 .await;

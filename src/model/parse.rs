@@ -188,7 +188,8 @@ pub fn parse_event(bytes: &[u8], max_bytes: usize) -> Result<Event, ParseError> 
 /// document, read without building the document (values are skipped): an
 /// edit keeps stored values for the fields its body leaves out.
 pub fn event_keys(bytes: &[u8]) -> Result<std::collections::HashSet<String>, ParseError> {
-    let doc: TopKeys = serde_json::from_slice(bytes).map_err(|e| ParseError::Json(e.to_string()))?;
+    let doc: TopKeys =
+        serde_json::from_slice(bytes).map_err(|e| ParseError::Json(e.to_string()))?;
     Ok(doc.event.unwrap_or(doc.top))
 }
 

@@ -116,7 +116,9 @@ impl Node {
             limits: Limits {
                 max_body: cfg.max_document_bytes(),
             },
-            bodies: Arc::new(crate::http::budget::BodyBudget::new(cfg.body_memory_bytes())),
+            bodies: Arc::new(crate::http::budget::BodyBudget::new(
+                cfg.body_memory_bytes(),
+            )),
             sealer,
             peers: Arc::new(cfg.peer.clone()),
             hub,

@@ -131,8 +131,31 @@ impl Store {
         Ok(rec)
     }
 
+    /// Writes an edited organisation, its name checked as `add_org` checks a
+    /// new one (not empty, no other organisation's).
     pub fn update_org(&self, rec: &OrgRecord) -> Result<(), StoreError> {
-        self.put_json(T::Orgs, rec.uuid.as_bytes(), rec)
+        let mut rec = rec.clone();
+        rec.name = rec.name.trim().to_owned();
+        if rec.name.is_empty() {
+            return Err(StoreError::Refused {
+                field: "Organisation",
+                reason: "Organisation: name: must not be empty".into(),
+            });
+        }
+        if self
+            .orgs()?
+            .iter()
+            .any(|o| o.uuid != rec.uuid && o.name.eq_ignore_ascii_case(&rec.name))
+        {
+            return Err(StoreError::Refused {
+                field: "Organisation",
+                reason: format!(
+                    "Organisation: name: an organisation named \"{}\" already exists",
+                    rec.name
+                ),
+            });
+        }
+        self.put_json(T::Orgs, rec.uuid.as_bytes(), &rec)
     }
 
     pub fn org(&self, uuid: &Uuid) -> Result<Option<OrgRecord>, StoreError> {
@@ -196,8 +219,41 @@ impl Store {
         Ok(rec)
     }
 
+    /// Writes an edited user, checked as `add_user` checks a new one: an
+    /// e-mail address (normalised) that no other user has, a known
+    /// organisation and role.
     pub fn update_user(&self, rec: &UserRecord) -> Result<(), StoreError> {
-        self.put_json(T::Users, &rec.id.to_be_bytes(), rec)
+        let mut rec = rec.clone();
+        rec.email = rec.email.trim().to_lowercase();
+        if !rec.email.contains('@') {
+            return Err(StoreError::Refused {
+                field: "User",
+                reason: "User: email: not an e-mail address".into(),
+            });
+        }
+        if self
+            .users()?
+            .iter()
+            .any(|u| u.email == rec.email && u.id != rec.id)
+        {
+            return Err(StoreError::Refused {
+                field: "User",
+                reason: format!("User: email: {} already exists", rec.email),
+            });
+        }
+        if self.org(&rec.org)?.is_none() {
+            return Err(StoreError::Refused {
+                field: "User",
+                reason: "User: org_id: unknown organisation".into(),
+            });
+        }
+        if crate::policy::roles::by_id(rec.role_id).is_none() {
+            return Err(StoreError::Refused {
+                field: "User",
+                reason: format!("User: role_id: unknown role {}", rec.role_id),
+            });
+        }
+        self.put_json(T::Users, &rec.id.to_be_bytes(), &rec)
     }
 
     pub fn user(&self, id: u64) -> Result<Option<UserRecord>, StoreError> {

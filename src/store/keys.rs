@@ -150,6 +150,8 @@ pub fn loc_value(kind: u8, event: &Uuid) -> [u8; 17] {
 pub mod idkind {
     pub const EVENT: u8 = 1;
     pub const SHARING_GROUP: u8 = 3;
+    /// → event uuid ‖ sighting uuid.
+    pub const SIGHTING: u8 = 4;
 }
 
 pub fn id_key(kind: u8, id: u64) -> [u8; 9] {

@@ -106,13 +106,14 @@ impl Store {
 
     /// Stores a sighting on an attribute of `event` (immutable, deduplicated by
     /// uuid) with its sealed record, if any, in the same atomic batch, and logs it
-    /// as a change. Answers `false` if that sighting was known.
+    /// as a change. Answers the sighting as stored, with its new local id (MISP
+    /// answers `sightings/add` with it), or `None` if that sighting was known.
     pub fn add_sighting(
         &self,
         event: &Uuid,
         mut s: Sighting,
         sealed: Option<Vec<u8>>,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Option<Sighting>, StoreError> {
         if s.uuid.is_nil() {
             s.uuid = Uuid::new_v4();
         }
@@ -124,7 +125,7 @@ impl Store {
         }
         let mut tx = Txn::begin(self)?;
         if self.t.loc.get(s.uuid.as_bytes())?.is_some() {
-            return Ok(false);
+            return Ok(None);
         }
         if self
             .t
@@ -137,9 +138,13 @@ impl Store {
                 reason: "Sighting: attribute_uuid: unknown attribute".into(),
             });
         }
-        s.id = None;
         s.event_id = None;
         s.attribute_id = None;
+        let counters = tx.counters();
+        counters.sighting += 1;
+        let id = counters.sighting;
+        s.id = Some(id);
+        tx.w.put(T::Ids, keys::id_key(idkind::SIGHTING, id), keys::pair(event, &s.uuid));
         tx.w.put(
             T::Loc,
             s.uuid.as_bytes(),
@@ -159,7 +164,7 @@ impl Store {
             timestamp: s.date_sighting,
         })?;
         tx.commit(Durability::Flush)?;
-        Ok(true)
+        Ok(Some(s))
     }
 
     /// The sealed record of a sighting, if it has one.

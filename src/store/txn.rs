@@ -83,6 +83,8 @@ pub(crate) struct Counters {
     pub(crate) event: u64,
     /// The last local sharing-group id.
     pub(crate) sg: u64,
+    /// The last local sighting id.
+    pub(crate) sighting: u64,
     /// Live (not deleted) events.
     pub(crate) live: u64,
 }
@@ -101,6 +103,7 @@ impl Counters {
             seq: get("seq")?,
             event: get("id:event")?,
             sg: get("id:sg")?,
+            sighting: get("id:sighting")?,
             live: get("live")?,
         })
     }
@@ -109,6 +112,7 @@ impl Counters {
         w.put(T::Meta, "seq", self.seq.to_be_bytes());
         w.put(T::Meta, "id:event", self.event.to_be_bytes());
         w.put(T::Meta, "id:sg", self.sg.to_be_bytes());
+        w.put(T::Meta, "id:sighting", self.sighting.to_be_bytes());
         w.put(T::Meta, "live", self.live.to_be_bytes());
     }
 

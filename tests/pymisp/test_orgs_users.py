@@ -123,3 +123,74 @@ def test_get_new_authkey_for_self(node, user_a):
     key = user_a.get_new_authkey()  # auth_keys/add/me
     m = connect(node, key)
     assert ok(m.get_user())["User"]["email"] == ok(user_a.get_user())["User"]["email"]
+
+
+# Issue 12: provisioning answers as MISP 2.5 does.
+
+
+def test_add_user_answers_a_key_to_log_in_with(admin, node, org_b):
+    """`admin/users/add` answers the new user's key in clear as `User.authkey`
+    (MISP with advanced auth keys: `UsersController::admin_add` replaces the
+    legacy column with the key `AuthKey::createnewkey` made), and the password
+    as stars; PyMISP's live suite logs in with that key."""
+    u = MISPUser()
+    u.email = f"provisioned-{tok()}@cert-b.example"
+    u.org_id = org_b["id"]
+    u.role_id = ROLE_USER
+    raw = ok(admin.add_user(u))
+    user = raw["User"]
+    assert user["password"] == "******"
+    assert isinstance(user["id"], str) and user["id"].isdigit()
+    assert isinstance(user["role_id"], str) and user["role_id"] == str(ROLE_USER)
+    assert user["disabled"] is False and user["server_id"] == "0"
+    key = user["authkey"]
+    assert isinstance(key, str) and len(key) == 40
+    m = connect(node, key)
+    assert ok(m.get_user())["User"]["email"] == u.email
+
+
+def test_edit_user_changes_what_it_says(admin, node, org_a, org_b):
+    """`admin/users/edit/<id>` saves every field it is given and answers the
+    user as stored (`UsersController::admin_edit`): an e-mail change is kept,
+    normalised; a role change too; an e-mail another user has is refused."""
+    u = MISPUser()
+    u.email = f"before-{tok()}@cert-b.example"
+    u.org_id = org_b["id"]
+    u.role_id = ROLE_USER
+    created = ok(admin.add_user(u, pythonify=True))
+    new_email = f"After-{tok()}@CERT-B.example"
+    got = ok(admin.update_user({"email": new_email, "role_id": ROLE_PUBLISHER}, created.id))
+    assert got["User"]["email"] == new_email.lower()
+    assert got["User"]["role_id"] == str(ROLE_PUBLISHER)
+    assert got["User"]["password"] == "******"
+    again = ok(admin.get_user(created.id))
+    assert again["User"]["email"] == new_email.lower()
+    taken = admin._current_user.email
+    misp_error(admin.update_user({"email": taken}, created.id), 403)
+    assert ok(admin.get_user(created.id))["User"]["email"] == new_email.lower()
+
+
+def test_edit_organisation_changes_the_name(admin):
+    """`admin/organisations/edit/<id>` keeps what it is sent, keeps what it is
+    not, and answers `{"Organisation": …}` as stored
+    (`OrganisationsController::admin_edit`)."""
+    o = MISPOrganisation()
+    o.name = f"CERT-E {tok()}"
+    o.uuid = str(uuid.uuid4())
+    o.sector = "Energy"
+    created = ok(admin.add_organisation(o, pythonify=True))
+    r = ok(admin.direct_call(f"admin/organisations/edit/{created.id}", {"name": "blah " + tok()}))
+    assert r["Organisation"]["name"].startswith("blah ")
+    assert r["Organisation"]["sector"] == "Energy"
+    assert r["Organisation"]["uuid"] == o.uuid
+    view = ok(admin.get_organisation(o.uuid))
+    assert view["Organisation"]["name"] == r["Organisation"]["name"]
+    misp_error(
+        admin.direct_call(f"admin/organisations/edit/{created.id}", {"uuid": str(uuid.uuid4())}),
+        403,
+    )
+    misp_error(admin.direct_call("admin/organisations/edit/999999", {"name": "x"}), 404)
+
+
+def test_non_admin_cannot_edit_organisations(user_a, org_b):
+    misp_error(user_a.direct_call(f"admin/organisations/edit/{org_b['id']}", {"name": "mine"}), 403)

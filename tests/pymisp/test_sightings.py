@@ -121,3 +121,23 @@ def test_other_org_sees_only_its_own_sightings(admin, user_b, event):
     ok(user_b.add_sighting({"source": "partner-side"}, a))
     assert {r["Sighting"]["source"] for r in ok(user_b.sightings(a))} == {"partner-side"}
     assert {r["Sighting"]["source"] for r in ok(admin.sightings(a))} == {"owner-side", "partner-side"}
+
+
+def test_sightings_have_ids_and_each_is_listed(admin, event):
+    """Issue 12: `sightings/add` answers the stored row with its id (a numeric
+    string, MISP's `Sighting::saveSightings` re-reads it), and every sighting
+    of an attribute is its own row of `listSightings`, newest first
+    (`Sighting::listSightings`, ORDER BY date_sighting DESC), with the ids the
+    adds answered."""
+    a = event.attributes[0]
+    first = ok(admin.add_sighting({"source": "first", "timestamp": 1700000000}, a))["Sighting"]
+    second = ok(admin.add_sighting({"source": "second", "type": "1", "timestamp": 1700000100}, a))["Sighting"]
+    for s in (first, second):
+        assert isinstance(s["id"], str) and s["id"].isdigit(), s
+    assert first["id"] != second["id"]
+    rows = ok(admin.sightings(a))
+    assert [r["Sighting"]["source"] for r in rows] == ["second", "first"]
+    assert [r["Sighting"]["id"] for r in rows] == [second["id"], first["id"]]
+    view = ok(admin.get_event(event.id))["Event"]
+    att = next(x for x in view["Attribute"] if x["uuid"] == str(a.uuid))
+    assert {s["id"] for s in att["Sighting"]} == {first["id"], second["id"]}
