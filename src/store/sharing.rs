@@ -144,7 +144,11 @@ impl Store {
         counters.sighting += 1;
         let id = counters.sighting;
         s.id = Some(id);
-        tx.w.put(T::Ids, keys::id_key(idkind::SIGHTING, id), keys::pair(event, &s.uuid));
+        tx.w.put(
+            T::Ids,
+            keys::id_key(idkind::SIGHTING, id),
+            keys::pair(event, &s.uuid),
+        );
         tx.w.put(
             T::Loc,
             s.uuid.as_bytes(),
