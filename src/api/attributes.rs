@@ -140,7 +140,7 @@ pub(crate) fn admit_tags(caller: &Caller, tags: &mut Vec<Tag>) {
     for t in tags.iter_mut() {
         t.id = None;
         if t.colour.is_empty() {
-            t.colour = super::tags::tag_colour(&t.name);
+            t.colour = crate::store::tags::default_colour(&t.name);
         }
     }
 }
@@ -222,7 +222,6 @@ pub(crate) fn attribute_out(ev: &Event, s: Slot) -> Value {
         Slot::Top(_) => 0,
         Slot::InObject(o, _) => super::objects::object_id(&ev.objects[o]).unwrap_or(0),
     });
-    super::tags::fill_tag_ids(&mut a.tags);
     let mut v = serde_json::to_value(&a).unwrap_or(Value::Null);
     if let Value::Object(m) = &mut v {
         m.entry("Tag").or_insert_with(|| json!([]));

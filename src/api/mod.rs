@@ -17,6 +17,7 @@ mod search;
 mod sharing_groups;
 mod sightings;
 mod support;
+mod tag_catalogue;
 mod tags;
 #[cfg(test)]
 pub(crate) mod testkit;

@@ -98,7 +98,6 @@ fn object_view(viewer: &Viewer, ev: &Event, uuid: Uuid) -> Option<Value> {
     for a in &mut o.attributes {
         a.sightings.clear();
         a.event_id = event_id;
-        super::tags::fill_tag_ids(&mut a.tags);
     }
     serde_json::to_value(&o).ok()
 }

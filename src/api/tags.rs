@@ -1,10 +1,6 @@
-//! `tags/*`: attach a tag to an event or attribute, remove it, and list tags.
-//!
-//! Tags have no registry of their own here: a tag exists while something carries
-//! it, and `tags/index` lists the tags on what the caller can see. A tag's numeric
-//! id is derived from its name ([`tag_id`]), so it is the same on every request
-//! and every node without being stored; a numeric `tag` in a request is looked up
-//! among the tags the caller can see.
+//! `tags/attachTagToObject` and `tags/removeTagFromObject`: a tag on an event
+//! or an attribute. The tag catalogue (`tags/index|view|add|edit|delete|search`)
+//! is `api::tag_catalogue`; a numeric `tag` in a request is a catalogue id.
 //!
 //! Rights: tagging needs `perm_tagger`. A global tag changes shared content, so it
 //! needs the right to modify the event (MISP: only the creator organisation may
@@ -16,104 +12,37 @@
 //! strictly-newer merge.
 
 use super::auth::Caller;
-use super::body::{unwrap_key, NamedParams, RawBody};
+use super::body::{unwrap_key, RawBody};
 use super::elements::{attr_visible, field_error, modify_event, not_allowed, truthy, Edit};
 use super::error::{save_success, ApiError};
-use super::{blocking, AppState};
+use super::{blocking, tag_catalogue, AppState};
 use crate::model::edit::{attr_at, attr_at_mut, find_attr, touch, Slot};
 use crate::model::{Event, Tag};
-use crate::policy::{event_visible, redact_event, tagging, Viewer};
+use crate::policy::{event_visible, tagging, Viewer};
+use crate::store::tags::TagRecord;
 use crate::store::Store;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Extension, Json, Router};
+use axum::{Json, Router};
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
 use uuid::Uuid;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/tags/attachTagToObject", post(attach))
         .route("/tags/removeTagFromObject", post(remove))
-        .route("/tags/index", get(index))
-        .route("/tags", get(index))
-}
-
-fn digest(name: &str) -> [u8; 32] {
-    Sha256::digest(name.trim().to_lowercase().as_bytes()).into()
-}
-
-/// A tag's numeric id: 31 bits of the SHA-256 of its folded name (never 0), so it
-/// fits MISP's signed 32-bit ids and is stable without a registry. Two names may
-/// collide (unlikely below tens of thousands of tags); names stay authoritative.
-pub(crate) fn tag_id(name: &str) -> u64 {
-    let d = digest(name);
-    let n = u32::from_be_bytes([d[0], d[1], d[2], d[3]]) & 0x7fff_ffff;
-    u64::from(n.max(1))
-}
-
-/// A colour for a tag that has none, derived from its name like MISP's.
-pub(crate) fn tag_colour(name: &str) -> String {
-    let d = digest(name);
-    format!("#{:02x}{:02x}{:02x}", d[4], d[5], d[6])
-}
-
-/// Fills in the derived ids of tags being shown.
-pub(crate) fn fill_tag_ids(tags: &mut [Tag]) {
-    for t in tags {
-        t.id = Some(tag_id(&t.name));
-    }
-}
-
-/// One tag of `tags/index` and how often the caller can see it.
-struct Seen {
-    tag: Tag,
-    events: u64,
-    attributes: u64,
-}
-
-/// Every tag on events (and live attributes) `viewer` can see, by folded name.
-fn visible_tags(store: &Store, viewer: &Viewer) -> Result<BTreeMap<String, Seen>, ApiError> {
-    let mut out: BTreeMap<String, Seen> = BTreeMap::new();
-    let mut note = |t: &Tag, event: bool| {
-        let e = out.entry(t.key()).or_insert_with(|| Seen {
-            tag: t.clone(),
-            events: 0,
-            attributes: 0,
-        });
-        if e.tag.colour.is_empty() {
-            e.tag.colour.clone_from(&t.colour);
-        }
-        if event {
-            e.events += 1;
-        } else {
-            e.attributes += 1;
-        }
-    };
-    for u in store.event_uuids() {
-        let u = u?;
-        let Some(head) = store.get_event_header(&u)? else {
-            continue;
-        };
-        if !event_visible(viewer, &head) {
-            continue;
-        }
-        let Some(ev) = store.get_event(&u)?.and_then(|e| redact_event(viewer, e)) else {
-            continue;
-        };
-        for t in &ev.tags {
-            note(t, true);
-        }
-        for a in ev.all_attributes().filter(|a| !a.deleted) {
-            for t in &a.tags {
-                note(t, false);
-            }
-        }
-    }
-    Ok(out)
+        .route("/tags/index", get(tag_catalogue::index))
+        .route("/tags", get(tag_catalogue::index))
+        .route("/tags/view/{id}", get(tag_catalogue::view))
+        .route("/tags/add", post(tag_catalogue::add))
+        .route(
+            "/tags/edit/{id}",
+            post(tag_catalogue::edit).put(tag_catalogue::edit),
+        )
+        .route("/tags/delete/{id}", post(tag_catalogue::delete))
+        .route("/tags/search", post(tag_catalogue::search))
 }
 
 /// What a tag request names: an event, or an attribute of one.
@@ -237,24 +166,13 @@ fn is_id(name: &str) -> bool {
     !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// A requested tag as a name: ids are looked up among the tags the caller can see.
-fn tag_name(
-    store: &Store,
-    viewer: &Viewer,
-    requested: &str,
-    known: &mut Option<BTreeMap<String, Seen>>,
-) -> Result<Option<String>, ApiError> {
-    if !is_id(requested) {
-        return Ok(Some(requested.to_owned()));
+/// A requested tag as its catalogue row (`None`: an id or a name the
+/// catalogue does not have).
+fn catalogue_row(store: &Store, requested: &str) -> Result<Option<TagRecord>, ApiError> {
+    if is_id(requested) {
+        return Ok(store.tag_by_id(requested.parse().unwrap_or(0))?);
     }
-    if known.is_none() {
-        *known = Some(visible_tags(store, viewer)?);
-    }
-    let want = requested.parse::<u64>().unwrap_or(0);
-    Ok(known
-        .as_ref()
-        .and_then(|k| k.values().find(|s| tag_id(&s.tag.name) == want))
-        .map(|s| s.tag.name.clone()))
+    Ok(store.tag_by_name(requested)?)
 }
 
 /// `POST tags/attachTagToObject` `{"uuid", "tag", "local"}`.
@@ -275,14 +193,47 @@ pub async fn attach(
     let (message, ok) = blocking(move || {
         let viewer = c2.viewer();
         let (event, target) = find_target(&store, &viewer, uuid)?;
-        let mut known = None;
         let mut fails: Vec<String> = Vec::new();
-        let mut names: Vec<String> = Vec::new();
+        let mut names: Vec<(String, String)> = Vec::new();
         for r in &requested {
-            match tag_name(&store, &viewer, r, &mut known)? {
-                Some(n) if n.len() <= 255 => names.push(n),
-                Some(_) => fails.push("Tag name longer than 255 characters.".into()),
-                None => fails.push("Invalid Tag.".into()),
+            // MISP's rules (`TagsController::attachTagToObject`): an unknown
+            // name becomes a tag only for a tag editor; a tag restricted to
+            // an organisation, a user or local use is refused to others
+            // (site admins excepted).
+            // A name as the store will keep it (NFKC, trimmed), so a
+            // full-width spelling finds its tag; look-alikes of policy tags
+            // and invisible characters are refused here, with the reason.
+            let r = if is_id(r) {
+                r.clone()
+            } else {
+                match crate::model::tag_name::normalise(r) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        fails.push(e.to_string());
+                        continue;
+                    }
+                }
+            };
+            let r = &r;
+            match catalogue_row(&store, r)? {
+                Some(row) => {
+                    let admin = c2.role.perm_site_admin;
+                    if !admin && row.org_id != 0 && row.org_id != c2.org.id {
+                        fails.push("Invalid Tag. This tag can only be set by a fixed organisation.".into());
+                    } else if !admin && row.user_id != 0 && row.user_id != c2.user.id {
+                        fails.push("Invalid Tag. This tag can only be set by a fixed user.".into());
+                    } else if row.local_only && !local {
+                        fails.push("Invalid Tag. This tag can only be set as a local tag.".into());
+                    } else {
+                        names.push((row.name, row.colour));
+                    }
+                }
+                None if is_id(r) => fails.push("Invalid Tag.".into()),
+                None if r.len() > 255 => fails.push("Tag name longer than 255 characters.".into()),
+                None if !c2.role.perm_tag_editor => {
+                    fails.push("Tag not found and insufficient privileges to create it.".into())
+                }
+                None => names.push((r.trim().to_owned(), crate::store::tags::default_colour(r.trim()))),
             }
         }
         let (ev, (attached, present)) = modify_event(&store, &event, !local, |ev, ts| {
@@ -292,7 +243,7 @@ pub async fn attach(
             let (tags, slot) = target_tags(ev, target, &viewer)?;
             let mut attached = Vec::new();
             let mut present = Vec::new();
-            for n in &names {
+            for (n, colour) in &names {
                 let key = n.to_lowercase();
                 if let Some(t) = tags.iter().find(|t| t.key() == key) {
                     present.push(t.name.clone());
@@ -300,7 +251,7 @@ pub async fn attach(
                 }
                 let mut t = Tag::named(n.clone());
                 t.local = local;
-                t.colour = tag_colour(n);
+                t.colour.clone_from(colour);
                 tags.push(t);
                 attached.push(n.clone());
             }
@@ -319,7 +270,7 @@ pub async fn attach(
             ([one], []) => format!(
                 "{} tag {one}({}) successfully attached to {kind}({id}).",
                 if local { "Local" } else { "Global" },
-                tag_id(one)
+                store.tag_by_name(one)?.map_or(0, |t| t.id)
             ),
             ([], [one]) => format!("{kind} already has the requested tag attached, no changes had to be made for tag {one}."),
             _ if successes > 0 => {
@@ -386,9 +337,10 @@ pub async fn remove(
                 "Could not remove tag as it is not attached to the target {kind}"
             ))
         };
+        // Views carry the catalogue's ids (`Store::get_event`).
         let matches = |t: &Tag| {
             if is_id(&requested) {
-                tag_id(&t.name).to_string() == requested
+                t.id.is_some_and(|id| id.to_string() == requested)
             } else {
                 t.key() == requested.to_lowercase()
             }
@@ -438,7 +390,7 @@ pub async fn remove(
             "{} tag {} ({}) successfully removed from {kind}({}).",
             if removed.local { "Local" } else { "Global" },
             removed.name,
-            tag_id(&removed.name),
+            removed.id.unwrap_or(0),
             local_id(&ev, target)
         );
         tracing::info!(user = c2.user.id, target = %uuid, tag = %removed.name, "tag removed");
@@ -448,71 +400,10 @@ pub async fn remove(
     Ok(Json(save_success(&message, None)).into_response())
 }
 
-/// `GET tags/index`: `{"Tag": [...]}`, the tags on events and attributes the
-/// caller can see, by name, with MISP's fields and counts (`count`: events,
-/// `attribute_count`: attributes). Named parameters `searchall` (substring),
-/// `name`/`filter`/`search` (exact, case-insensitive), `favouritesOnly` (there are
-/// no favourites here) and `exclude_statistics` filter as in MISP.
-pub async fn index(
-    State(state): State<AppState>,
-    caller: Caller,
-    Extension(named): Extension<NamedParams>,
-) -> Result<Json<Value>, ApiError> {
-    let store = state.store.clone();
-    let viewer = caller.viewer();
-    if named.flag("favouritesOnly") {
-        return Ok(Json(json!({"Tag": []})));
-    }
-    let searchall = named
-        .get("searchall")
-        .map(|s| s.trim_matches('%').to_lowercase());
-    let exact: Vec<String> = ["name", "filter", "search"]
-        .iter()
-        .filter_map(|k| named.get(k))
-        .map(|s| s.trim().to_lowercase())
-        .filter(|s| !s.is_empty())
-        .collect();
-    let stats = !named.flag("exclude_statistics");
-    let tags = blocking(move || visible_tags(&store, &viewer)).await?;
-    let rows: Vec<Value> = tags
-        .into_iter()
-        .filter(|(k, _)| searchall.as_ref().is_none_or(|s| k.contains(s.as_str())))
-        .filter(|(k, _)| exact.iter().all(|e| e == k))
-        .map(|(_, s)| {
-            let t = &s.tag;
-            let colour = if t.colour.is_empty() {
-                tag_colour(&t.name)
-            } else {
-                t.colour.clone()
-            };
-            let mut row = json!({
-                "id": tag_id(&t.name).to_string(),
-                "name": t.name,
-                "colour": colour,
-                "exportable": t.exportable,
-                "org_id": "0",
-                "user_id": "0",
-                "hide_tag": t.hide_tag,
-                "numerical_value": t.numerical_value,
-                "is_galaxy": t.is_galaxy,
-                "is_custom_galaxy": false,
-                "local_only": t.local_only,
-                "favourite": false,
-            });
-            if stats {
-                row["count"] = json!(s.events);
-                row["attribute_count"] = json!(s.attributes);
-            }
-            row
-        })
-        .collect();
-    Ok(Json(json!({"Tag": rows})))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::tag_id;
     use crate::api::testkit::{Kit, NO_PERMISSION};
+    use crate::store::tags::TagRecord;
     use axum::http::StatusCode;
     use serde_json::{json, Value};
 
@@ -526,9 +417,19 @@ mod tests {
             .unwrap_or_default()
     }
 
+    /// The catalogue id of `name`.
+    fn tag_id(store: &crate::store::Store, name: &str) -> u64 {
+        store.tag_by_name(name).unwrap().unwrap().id
+    }
+
     #[tokio::test]
     async fn attach_and_remove_on_events_and_attributes() {
         let k = Kit::new();
+        // A user (not a tag editor) attaches tags the catalogue has; an
+        // unknown name is refused as MISP refuses it.
+        for n in ["tlp:amber", "malware", "kept-home"] {
+            k.state.store.add_tag(TagRecord::new(n)).unwrap();
+        }
         let (eid, euuid) = k.event(&k.a, json!({"info": "tags", "distribution": "1", "Attribute": [{"type": "text", "value": "t"}]})).await;
         let ev = k.get_event(&eid).await;
         let auuid = ev["Attribute"][0]["uuid"].as_str().unwrap().to_owned();
@@ -546,7 +447,7 @@ mod tests {
         assert_eq!(st, StatusCode::OK, "{v}");
         let msg = format!(
             "Global tag tlp:amber({}) successfully attached to Event({eid}).",
-            tag_id("tlp:amber")
+            tag_id(&store, "tlp:amber")
         );
         assert_eq!(v["message"], msg.as_str());
         assert_eq!(v["name"], msg.as_str());
@@ -556,6 +457,22 @@ mod tests {
         assert_eq!(names(&ev2["Tag"]), ["tlp:amber"]);
         assert!(ev2["timestamp"].as_str().unwrap() > ev["timestamp"].as_str().unwrap());
         assert_eq!(store.lookup_tag("TLP:AMBER", 10).unwrap().len(), 1);
+        let (st, v) = k
+            .call(
+                "POST",
+                "/tags/attachTagToObject",
+                &k.a,
+                Some(json!({"uuid": euuid, "tag": "brand-new"})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+        assert!(
+            v["errors"]
+                .to_string()
+                .contains("insufficient privileges to create it"),
+            "{v}"
+        );
+        assert!(store.tag_by_name("brand-new").unwrap().is_none());
 
         let (st, v) = k
             .call(
@@ -590,7 +507,7 @@ mod tests {
         assert_eq!(names(&v["Attribute"]["Tag"]), ["malware"]);
         assert_eq!(
             v["Attribute"]["Tag"][0]["id"],
-            tag_id("malware").to_string()
+            tag_id(&store, "malware").to_string()
         );
         assert_eq!(store.lookup_tag("malware", 10).unwrap().len(), 1);
 
@@ -653,7 +570,7 @@ mod tests {
         assert_eq!(st, StatusCode::OK, "{v}");
         assert_eq!(names(&v["Tag"]), ["kept-home", "malware", "tlp:amber"]);
         let amber = &v["Tag"][2];
-        assert_eq!(amber["id"], tag_id("tlp:amber").to_string());
+        assert_eq!(amber["id"], tag_id(&store, "tlp:amber").to_string());
         assert_eq!(amber["count"], 1);
         assert_eq!(amber["attribute_count"], 0);
         assert_eq!(v["Tag"][1]["attribute_count"], 1);
@@ -665,7 +582,7 @@ mod tests {
                 "POST",
                 "/tags/attachTagToObject",
                 &k.a,
-                Some(json!({"uuid": auuid, "tag": tag_id("tlp:amber").to_string()})),
+                Some(json!({"uuid": auuid, "tag": tag_id(&store, "tlp:amber").to_string()})),
             )
             .await;
         assert_eq!(st, StatusCode::OK, "{v}");
@@ -693,7 +610,7 @@ mod tests {
             v["message"],
             format!(
                 "Global tag malware ({}) successfully removed from Attribute({aid}).",
-                tag_id("malware")
+                tag_id(&store, "malware")
             )
         );
         let (_, v) = k
@@ -792,6 +709,7 @@ mod tests {
     #[tokio::test]
     async fn look_alike_policy_tags_are_refused_and_full_width_folds() {
         let k = Kit::new();
+        k.state.store.add_tag(TagRecord::new("tlp:red")).unwrap();
         let (eid, euuid) = k
             .event(&k.a, json!({"info": "tags", "distribution": "3"}))
             .await;
@@ -805,6 +723,10 @@ mod tests {
                 )
                 .await;
             assert_eq!(st, StatusCode::FORBIDDEN, "{bad:?}: {v}");
+            assert!(
+                !v.to_string().contains("insufficient privileges"),
+                "{bad:?}: {v}"
+            );
         }
         let (st, v) = k
             .call(

@@ -13,7 +13,8 @@ tokio::task_local! {
     pub static REQUEST_PATH: String;
 }
 
-fn current_path() -> String {
+/// The path of the request being answered (MISP's `url` in answers).
+pub fn current_path() -> String {
     REQUEST_PATH.try_with(|p| p.clone()).unwrap_or_default()
 }
 

@@ -18,6 +18,9 @@ pub struct Role {
     pub perm_modify_org: bool,
     pub perm_publish: bool,
     pub perm_tagger: bool,
+    /// Create and edit tags in the catalogue (`tags/add`; a new tag attached
+    /// by name): MISP gives it to admins, org admins and sync users.
+    pub perm_tag_editor: bool,
     pub perm_sighting: bool,
     /// Manage users of the own organisation.
     pub perm_admin: bool,
@@ -37,6 +40,7 @@ const fn role(id: u64, name: &'static str, p: [bool; 9]) -> Role {
         perm_modify_org: p[2],
         perm_publish: p[3],
         perm_tagger: p[4],
+        perm_tag_editor: p[6] || p[7] || p[8],
         perm_sighting: p[5],
         perm_admin: p[6],
         perm_site_admin: p[7],

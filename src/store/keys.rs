@@ -152,6 +152,8 @@ pub mod idkind {
     pub const SHARING_GROUP: u8 = 3;
     /// → event uuid ‖ sighting uuid.
     pub const SIGHTING: u8 = 4;
+    /// → folded tag name.
+    pub const TAG: u8 = 5;
 }
 
 pub fn id_key(kind: u8, id: u64) -> [u8; 9] {

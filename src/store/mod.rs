@@ -29,6 +29,7 @@
 //! | `peer_state` | peer name | [`record::PeerState`] JSON: the pull cursor and its health |
 //! | `peer_out` | peer name | [`record::PeerOut`] JSON: what the peer last reported of our feed |
 //! | `case_records` | record uuid | an incident-support case record, sealed JSON, opaque to the store (`cases.rs`) |
+//! | `tags` | folded tag name | `tags::TagRecord` (JSON): the tag catalogue |
 //! | `case_index` | case uuid ‖ created ‖ record uuid | (empty): a case's records in time order |
 //!
 //! **Durability**: a write is acknowledged only after `Db::flush` (fsync) returned;
@@ -51,6 +52,7 @@ pub mod merge;
 mod read;
 pub mod record;
 mod sharing;
+pub mod tags;
 mod txn;
 mod write;
 
@@ -266,6 +268,7 @@ pub(crate) struct Trees {
     pub peer_out: Ks,
     pub case_records: Ks,
     pub case_index: Ks,
+    pub tags: Ks,
 }
 
 /// The keyspaces; the discriminant is the key prefix byte, so it must never change
@@ -300,6 +303,7 @@ pub(crate) enum T {
     PeerOut,
     CaseRecords,
     CaseIndex,
+    Tags,
 }
 
 impl Trees {
@@ -337,6 +341,7 @@ impl Trees {
             peer_out: ks(T::PeerOut),
             case_records: ks(T::CaseRecords),
             case_index: ks(T::CaseIndex),
+            tags: ks(T::Tags),
             data,
         })
     }

@@ -182,6 +182,30 @@ impl Store {
             event.sharing_group = sg_of(sg)?;
             event.sharing_group_id = event.sharing_group.as_ref().and_then(|s| s.id).unwrap_or(0);
         }
+        // Tags as MISP shows them: the catalogue's local id, and its colour
+        // where the tag came without one (neither is signed: `signed_form`).
+        let mut catalogue: HashMap<String, Option<(u64, String)>> = HashMap::new();
+        let mut decorate = |tags: &mut [crate::model::Tag]| -> Result<(), StoreError> {
+            for t in tags {
+                let key = keys::fold(&t.name);
+                let row = match catalogue.get(&key) {
+                    Some(r) => r.clone(),
+                    None => {
+                        let r = self.tag_by_name(&t.name)?.map(|r| (r.id, r.colour));
+                        catalogue.insert(key, r.clone());
+                        r
+                    }
+                };
+                if let Some((id, colour)) = row {
+                    t.id = Some(id);
+                    if t.colour.is_empty() {
+                        t.colour = colour;
+                    }
+                }
+            }
+            Ok(())
+        };
+        decorate(&mut event.tags)?;
         if !children {
             return Ok(event);
         }
@@ -210,6 +234,7 @@ impl Store {
                 postcard::from_bytes(&v).map_err(|e| corrupt("attrs", e.to_string()))?;
             let mut a = r.to_model(au);
             a.event_id = Some(rec.id);
+            decorate(&mut a.tags)?;
             if let Some(sg) = &r.sharing_group {
                 a.sharing_group = sg_of(sg)?;
                 a.sharing_group_id = a.sharing_group.as_ref().and_then(|s| s.id).unwrap_or(0);

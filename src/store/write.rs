@@ -320,6 +320,9 @@ impl Store {
         // Before the finisher: the seal names each group by its uuid, so a group
         // given only by its local id must be resolved first.
         self.attach_sharing_groups(&mut event)?;
+        // Every tag name the event carries, for the catalogue (entered in the
+        // same batch as the event).
+        let tag_names = distinct_tags(&event);
         let mut tx = Txn::begin(self)?;
         let outcome = {
             let existing = match self.t.events.get(event.uuid.as_bytes())? {
@@ -377,6 +380,10 @@ impl Store {
                             w.put(T::Local, event.uuid.as_bytes(), bytes);
                         }
                         tx.adopt(w);
+                        tx.catalogue_tags(
+                            self,
+                            tag_names.iter().map(|(n, c)| (n.as_str(), c.as_str())),
+                        )?;
                         tx.commit(durability)?;
                         return Ok(outcome);
                     }
@@ -403,6 +410,10 @@ impl Store {
             tx.adopt(w);
             outcome
         };
+        tx.catalogue_tags(
+            self,
+            tag_names.iter().map(|(n, c)| (n.as_str(), c.as_str())),
+        )?;
         tx.commit(durability)?;
         Ok(outcome)
     }
@@ -894,19 +905,37 @@ pub fn next_timestamp(stored: u64) -> u64 {
     time::now_secs().max(stored.saturating_add(1))
 }
 
+/// Each tag name `event` carries (event, attributes, object attributes) once,
+/// case-insensitively, with the colour it came with.
+fn distinct_tags(event: &Event) -> Vec<(String, String)> {
+    let mut seen: HashMap<String, (String, String)> = HashMap::new();
+    let all = event
+        .tags
+        .iter()
+        .chain(event.all_attributes().flat_map(|a| a.tags.iter()));
+    for t in all {
+        seen.entry(crate::store::keys::fold(&t.name))
+            .or_insert_with(|| (t.name.clone(), t.colour.clone()));
+    }
+    seen.into_values().collect()
+}
+
 /// What "the same content" means for an event: its portable form (no local ids)
 /// without the seal and nested sightings, so a re-import of a MISP file the node
 /// has since sealed, or of the node's own sealed export, is recognised as
-/// unchanged.
+/// unchanged. Tag colours are left out too: a view fills an empty one in from
+/// the tag catalogue, and a client sending back what it read sends that.
 pub(crate) fn content_digest(event: &Event) -> Result<[u8; 32], StoreError> {
     let mut p = event.portable();
     p.seal = None;
+    p.tags.iter_mut().for_each(|t| t.colour.clear());
     for a in p
         .attributes
         .iter_mut()
         .chain(p.objects.iter_mut().flat_map(|o| o.attributes.iter_mut()))
     {
         a.sightings.clear();
+        a.tags.iter_mut().for_each(|t| t.colour.clear());
     }
     Ok(Sha256::digest(txn::json(&p, "event digest")?).into())
 }

@@ -92,3 +92,78 @@ def test_tags_index(admin, event):
     py = ok(admin.tags(pythonify=True))
     assert all(isinstance(t, MISPTag) for t in py)
     assert name in {t.name for t in py}
+
+
+# Issue 12: the tag catalogue (MISP's TagsController; PyMISP's test_tags).
+
+
+def test_tags_in_views_have_ids_and_colours(admin, event):
+    """Tags on events and attributes carry the catalogue's numeric id and a
+    colour (MISP's default for a tag created without one: '#' and the first
+    six hex digits of the MD5 of its name, `Tag::tagColor`)."""
+    import hashlib
+
+    name = f"sluis-test:colour-{tok()}"
+    ok(admin.tag(event, name))
+    ok(admin.tag(event.attributes[0], name))
+    t = event_tags(admin, event.id)[name]
+    assert isinstance(t["id"], str) and t["id"].isdigit(), t
+    assert t["colour"] == "#" + hashlib.md5(name.encode()).hexdigest()[:6], t
+    at = attribute_tags(admin, event.attributes[0].id)[name]
+    assert at["id"] == t["id"] and at["colour"] == t["colour"]
+    row = ok(admin.get_tag(t["id"]))
+    assert row["name"] == name and row["id"] == t["id"]
+    assert row["count"] == 1 and row["attribute_count"] == 1
+    assert row["exportable"] is True and row["hide_tag"] is False
+
+
+def test_tag_catalogue_add_edit_search_delete(admin):
+    """PyMISP's live `test_tags`, step by step: add (string ids echoed),
+    disable and enable (`hide_tag` a boolean), search with a LIKE pattern,
+    rename, delete ('Tag deleted.')."""
+    base = f"sluis catalogue {tok()}"
+    t = MISPTag()
+    t.name = base
+    t.exportable = False
+    t.org_id = 1
+    t.user_id = 1
+    new = ok(admin.add_tag(t, pythonify=True))
+    assert new.name == base and new.exportable is False
+    assert str(new.org_id) == "1" and str(new.user_id) == "1"
+    again = ok(admin.add_tag({"name": base.upper()}))
+    assert again["Tag"]["id"] == str(new.id)  # MISP's REST shortcut
+    hidden = ok(admin.disable_tag(new, pythonify=True))
+    assert hidden.hide_tag is True
+    shown = ok(admin.enable_tag(hidden, pythonify=True))
+    assert shown.hide_tag is False
+    found = ok(admin.search_tags(base[:12] + "%", pythonify=True))
+    assert base in {x.name for x in found}
+    assert admin.search_tags(f"not a tag {tok()}") == []
+    shown.name = base + " renamed"
+    renamed = ok(admin.update_tag(shown, pythonify=True))
+    assert renamed.name == base + " renamed"
+    assert ok(admin.get_tag(new.id))["name"] == base + " renamed"
+    gone = ok(admin.delete_tag(renamed))
+    assert gone["message"] == "Tag deleted."
+    misp_error(admin.get_tag(new.id), 404, 405)
+
+
+def test_tag_restrictions_and_editor_rights(admin, user_a, event, org_b):
+    """A tag restricted to an organisation cannot be attached by another
+    ("This tag can only be set by a fixed organisation."); a user who is not a
+    tag editor attaches catalogue tags but cannot create one by attaching it,
+    nor add one (`tags/add` needs perm_tag_editor)."""
+    only_b = ok(admin.add_tag({"name": f"only-b {tok()}", "org_id": org_b["id"]}))["Tag"]
+    r = admin.tag(event, only_b["name"])
+    ok(r)  # a site admin may
+    ev = MISPEvent()
+    ev.info = f"restricted tags {tok()}"
+    ev.add_attribute("ip-dst", next_ip())
+    own = ok(user_a.add_event(ev, pythonify=True))
+    err = misp_error(user_a.tag(own, only_b["name"]), 403)
+    assert "fixed organisation" in str(err), err
+    known = ok(admin.add_tag({"name": f"known {tok()}"}))["Tag"]
+    assert_tag_success(ok(user_a.tag(own, known["name"])), "successfully attached")
+    err = misp_error(user_a.tag(own, f"unknown {tok()}"), 403)
+    assert "insufficient privileges to create it" in str(err), err
+    misp_error(user_a.add_tag({"name": f"user-made {tok()}"}), 403)
