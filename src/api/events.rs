@@ -81,6 +81,7 @@ async fn store_and_answer(
     state: &AppState,
     caller: &Caller,
     ev: Event,
+    metadata: bool,
 ) -> Result<Response, ApiError> {
     let store = state.store.clone();
     let viewer = caller.viewer();
@@ -99,13 +100,22 @@ async fn store_and_answer(
     .await?;
     super::audited::subject(stored.uuid);
     tracing::info!(user = caller.user.id, event = %stored.uuid, "event stored");
-    let ev = redact_event(&viewer, hide_deleted(stored)).ok_or_else(invalid_event)?;
+    let mut ev = redact_event(&viewer, hide_deleted(stored)).ok_or_else(invalid_event)?;
+    if metadata {
+        // `metadata:1`: the event without its content, as MISP's
+        // `fetchEvent(…, metadata)` answers it (no attributes, objects or
+        // reports; tags and organisations stay).
+        ev.attributes.clear();
+        ev.objects.clear();
+        ev.reports.clear();
+    }
     Ok(event_response(&ev))
 }
 
 pub async fn add(
     State(state): State<AppState>,
     caller: Caller,
+    Extension(named): Extension<NamedParams>,
     body: RawBody,
 ) -> Result<Response, ApiError> {
     caller.require_write()?;
@@ -127,7 +137,7 @@ pub async fn add(
     if ev.published {
         ev.publish_timestamp = crate::model::time::now_secs();
     }
-    store_and_answer(&state, &caller, ev).await
+    store_and_answer(&state, &caller, ev, named.flag("metadata")).await
 }
 
 /// `GET|POST events/view/<id|uuid>`; a POST body `{"deleted": …}` includes
@@ -281,6 +291,7 @@ pub async fn edit(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    Extension(named): Extension<NamedParams>,
     body: RawBody,
 ) -> Result<Response, ApiError> {
     caller.require_write()?;
@@ -308,7 +319,7 @@ pub async fn edit(
     } else if incoming.publish_timestamp == 0 {
         incoming.publish_timestamp = stored.publish_timestamp;
     }
-    store_and_answer(&state, &caller, incoming).await
+    store_and_answer(&state, &caller, incoming, named.flag("metadata")).await
 }
 
 pub async fn delete(

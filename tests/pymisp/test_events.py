@@ -423,3 +423,20 @@ def test_search_index_pythonify(admin, index_set):
     evs = ok(admin.search_index(eventinfo=index_set["prefix"], pythonify=True))
     assert len(evs) == 3 and all(isinstance(e, MISPEvent) for e in evs)
     assert all(e.attributes == [] for e in evs)
+
+
+def test_add_and_edit_with_metadata_answer_no_content(admin):
+    """`events/add/metadata:1` and `events/edit/<id>/metadata:1` answer the
+    event without its attributes (MISP's `fetchEvent(…, metadata)`; PyMISP's
+    live `test_event_add_update_metadata`), while storing them."""
+    ev = MISPEvent()
+    ev.info = f"metadata {tok()}"
+    ev.add_attribute("ip-dst", next_ip())
+    got = ok(admin.add_event(ev, metadata=True, pythonify=True))
+    assert len(got.attributes) == 0 and got.info == ev.info
+    assert len(ok(admin.get_event(got.id, pythonify=True)).attributes) == 1
+    got.info = ev.info + " edited"
+    got.add_attribute("domain", f"meta-{tok()}.example")
+    edited = ok(admin.update_event(got, metadata=True, pythonify=True))
+    assert len(edited.attributes) == 0 and edited.info == ev.info + " edited"
+    assert len(ok(admin.get_event(got.id, pythonify=True)).attributes) == 2

@@ -119,3 +119,32 @@ def test_non_member_cannot_change_group(admin, user_b, org_b):
     misp_error(user_b.add_org_to_sharing_group(made.id, org_b["uuid"], extend=True), 403, 404)
     misp_error(user_b.delete_sharing_group(made.id), 403, 404)
     assert ok(admin.get_sharing_group(made.id))["SharingGroup"]["name"] == made.name
+
+
+# Issue 12: MISP's shapes (SharingGroupsController).
+
+
+def test_sharing_group_orgs_carry_org_ids(admin, org_a, org_b):
+    """Each `SharingGroupOrg` entry has `org_id` and `sharing_group_id`, the
+    local ids MISP's rows carry, as strings."""
+    r = ok(admin.add_sharing_group(new_sg()))
+    sg_id = r["SharingGroup"]["id"]
+    ok(admin.add_org_to_sharing_group(sg_id, org_b["id"]))
+    got = ok(admin.get_sharing_group(sg_id))
+    by_uuid = {o["Organisation"]["uuid"]: o for o in got["SharingGroupOrg"]}
+    assert by_uuid[org_b["uuid"]]["org_id"] == str(org_b["id"])
+    assert by_uuid[org_a["uuid"]]["org_id"] == str(org_a["id"])
+    assert all(o["sharing_group_id"] == str(sg_id) for o in got["SharingGroupOrg"])
+
+
+def test_edit_sharing_group_answers_the_group(admin, user_b):
+    """`sharing_groups/edit/<id>` changes what it is sent and answers
+    `{"SharingGroup": …}` (PyMISP's live test reads
+    `r['SharingGroup']['releasability']`); a non-member gets 404."""
+    sg = ok(admin.add_sharing_group(new_sg(), pythonify=True))
+    r = ok(admin.update_sharing_group({"releasability": "Testing updated", "name": sg.name + " v2"}, sg.id))
+    assert r["SharingGroup"]["releasability"] == "Testing updated"
+    assert r["SharingGroup"]["name"] == sg.name + " v2"
+    assert ok(admin.get_sharing_group(sg.id))["SharingGroup"]["releasability"] == "Testing updated"
+    misp_error(user_b.update_sharing_group({"name": "taken over"}, sg.id), 404)
+    assert ok(admin.get_sharing_group(sg.id))["SharingGroup"]["name"] == sg.name + " v2"
