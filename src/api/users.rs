@@ -147,12 +147,89 @@ pub(super) fn visible_users(
         .collect())
 }
 
-pub async fn index(State(state): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
+/// One `admin/users/index` filter term (MISP's `searchemail:` etc.): terms
+/// separated by `|`, a leading `!` negates one; a row passes if it matches
+/// any positive term (or there is none) and no negated one.
+fn matches_terms(filter: &str, candidates: &[String]) -> bool {
+    let mut positive = false;
+    let mut hit = false;
+    for term in filter.split('|').map(str::trim).filter(|t| !t.is_empty()) {
+        let (neg, t) = match term.strip_prefix('!') {
+            Some(t) => (true, t.to_lowercase()),
+            None => (false, term.to_lowercase()),
+        };
+        let found = candidates.iter().any(|c| c.to_lowercase().contains(&t));
+        if neg && found {
+            return false;
+        }
+        if !neg {
+            positive = true;
+            hit |= found;
+        }
+    }
+    !positive || hit
+}
+
+/// `admin/users/index`: the users the caller administers, as
+/// `[{"User", "Role", "Organisation"}]`, filtered by MISP's named parameters
+/// (`UsersController::admin_index`): `value` (or `searchall`, `all`) in the
+/// e-mail, organisation name or role name; `searchemail`, `searchorg` (id,
+/// uuid or name), `searchrole` (id or name), each with `|` and `!`; and
+/// `searchdisabled:0|1`. PyMISP's `users(search=…, organisation=…)` sends
+/// `value:` and `searchorg:`.
+pub async fn index(
+    State(state): State<AppState>,
+    caller: Caller,
+    axum::Extension(named): axum::Extension<super::body::NamedParams>,
+) -> Result<Json<Value>, ApiError> {
     caller.require(caller.role.perm_admin)?;
+    let all = named
+        .get("value")
+        .or_else(|| named.get("searchall"))
+        .or_else(|| named.get("all"))
+        .map(str::to_owned);
     let mut out = Vec::new();
     for u in visible_users(&state, &caller)? {
         let org = state.store.org(&u.org)?;
         let role = roles::by_id(u.role_id).unwrap_or(roles::READ_ONLY);
+        let org_name = org.as_ref().map(|o| o.name.clone()).unwrap_or_default();
+        if let Some(a) = &all {
+            let a = a.trim_matches('%');
+            if !matches_terms(a, &[u.email.clone(), org_name.clone(), role.name.to_owned()]) {
+                continue;
+            }
+        }
+        if let Some(f) = named.get("searchemail") {
+            if !matches_terms(f, std::slice::from_ref(&u.email)) {
+                continue;
+            }
+        }
+        if let Some(f) = named.get("searchorg") {
+            let ids = org
+                .as_ref()
+                .map(|o| vec![o.id.to_string(), o.uuid.to_string(), o.name.clone()])
+                .unwrap_or_default();
+            // Ids and uuids match whole; names by substring.
+            let exact = f.split('|').any(|t| ids[..ids.len().min(2)].iter().any(|i| i == t.trim()));
+            let negated = f.split('|').any(|t| {
+                t.trim()
+                    .strip_prefix('!')
+                    .is_some_and(|t| ids.iter().any(|i| i.eq_ignore_ascii_case(t)))
+            });
+            if negated || !(exact || matches_terms(f, &ids[ids.len().min(2)..])) {
+                continue;
+            }
+        }
+        if let Some(f) = named.get("searchrole") {
+            if !matches_terms(f, &[u.role_id.to_string(), role.name.to_owned()]) {
+                continue;
+            }
+        }
+        if let Some(f) = named.get("searchdisabled") {
+            if (f == "1") != u.disabled {
+                continue;
+            }
+        }
         out.push(json!({"User": user_json(&u, org.as_ref()), "Role": role_json(&role), "Organisation": org.as_ref().map(org_json)}));
     }
     Ok(Json(Value::Array(out)))

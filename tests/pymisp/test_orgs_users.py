@@ -194,3 +194,20 @@ def test_edit_organisation_changes_the_name(admin):
 
 def test_non_admin_cannot_edit_organisations(user_a, org_b):
     misp_error(user_a.direct_call(f"admin/organisations/edit/{org_b['id']}", {"name": "mine"}), 403)
+
+
+def test_user_search(admin, accounts, org_b):
+    """`admin/users/index/value:<s>/searchorg:<o>` (PyMISP `users(search=,
+    organisation=)`) filters as MISP's `UsersController::admin_index` does:
+    PyMISP's live `test_user_search` finds exactly one user by e-mail."""
+    u, _ = accounts.create("CERT-B", ROLE_PUBLISHER)
+    email = u["email"]
+    hits = ok(admin.users(search=email))
+    assert [h["User"]["email"] for h in hits] == [email]
+    by_org = ok(admin.users(search=email, organisation=org_b["id"]))
+    assert [h["User"]["email"] for h in by_org] == [email]
+    assert by_org[0]["Organisation"]["id"] == str(org_b["id"])
+    assert ok(admin.users(search=email, organisation=admin._current_user.org_id)) == []
+    everyone_b = ok(admin.users(organisation=org_b["id"]))
+    assert everyone_b and all(h["Organisation"]["id"] == str(org_b["id"]) for h in everyone_b)
+    assert ok(admin.users(search=f"nobody-{tok()}")) == []
