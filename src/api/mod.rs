@@ -16,6 +16,7 @@ mod organisations;
 mod search;
 mod sharing_groups;
 mod sightings;
+mod statistics;
 mod support;
 mod tag_catalogue;
 mod tags;
@@ -76,6 +77,7 @@ pub fn router(state: AppState) -> Router {
         .merge(objects::routes())
         .merge(tags::routes())
         .merge(sightings::routes())
+        .merge(statistics::routes())
         .merge(sharing_groups::routes())
         .merge(search::routes())
         .merge(admin::routes())

@@ -195,7 +195,10 @@ pub async fn index(
         let org_name = org.as_ref().map(|o| o.name.clone()).unwrap_or_default();
         if let Some(a) = &all {
             let a = a.trim_matches('%');
-            if !matches_terms(a, &[u.email.clone(), org_name.clone(), role.name.to_owned()]) {
+            if !matches_terms(
+                a,
+                &[u.email.clone(), org_name.clone(), role.name.to_owned()],
+            ) {
                 continue;
             }
         }
@@ -210,7 +213,9 @@ pub async fn index(
                 .map(|o| vec![o.id.to_string(), o.uuid.to_string(), o.name.clone()])
                 .unwrap_or_default();
             // Ids and uuids match whole; names by substring.
-            let exact = f.split('|').any(|t| ids[..ids.len().min(2)].iter().any(|i| i == t.trim()));
+            let exact = f
+                .split('|')
+                .any(|t| ids[..ids.len().min(2)].iter().any(|i| i == t.trim()));
             let negated = f.split('|').any(|t| {
                 t.trim()
                     .strip_prefix('!')

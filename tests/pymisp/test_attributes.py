@@ -208,3 +208,36 @@ def test_delete_attribute_unknown(admin):
 
 def test_restore_attribute_unknown(admin):
     misp_error(admin.restore_attribute(str(uuid.uuid4())), 403, 404)
+
+
+def test_attribute_statistics(admin):
+    """`attributes/attributeStatistics/type` and `/category/percentage`
+    answer MISP's shapes (`AttributesController::attributeStatistics`):
+    counts as strings, percentages as PHP prints round(x, 3) with '%'."""
+    ev = MISPEvent()
+    ev.info = f"statistics {tok()}"
+    ev.add_attribute("ip-dst", next_ip())
+    ok(admin.add_event(ev))
+    by_type = ok(admin.attributes_statistics(context="type"))
+    assert isinstance(by_type, dict) and by_type
+    assert all(isinstance(v, str) and v.isdigit() for v in by_type.values())
+    assert int(by_type["ip-dst"]) >= 1
+    pct = ok(admin.attributes_statistics(context="category", percentage=True))
+    assert all(v.endswith("%") for v in pct.values())
+    assert abs(sum(float(v[:-1]) for v in pct.values()) - 100) < 0.01
+    misp_error(admin.direct_call("attributes/attributeStatistics/colour"), 405)
+
+
+def test_tag_statistics(admin):
+    """`tags/tagStatistics/<percentage>/<keysort>`: `{"tags": {name: "n"},
+    "taxonomies": []}` (`TagsController::tagStatistics`; no taxonomy enabled)."""
+    name = f"sluis-stats:{tok()}"
+    ev = MISPEvent()
+    ev.info = f"tag statistics {tok()}"
+    ev.add_tag(name)
+    ok(admin.add_event(ev))
+    stats = ok(admin.tags_statistics())
+    assert stats["taxonomies"] == []
+    assert stats["tags"][name] == "1"
+    pct = ok(admin.tags_statistics(percentage=True, name_sort=True))
+    assert pct["tags"][name].endswith("%")
