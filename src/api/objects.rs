@@ -464,12 +464,23 @@ pub async fn edit(
         Some(Value::Array(a)) if !a.is_empty() => Some(a.clone()),
         _ => None,
     };
+    // `"deleted": true` deletes the object (soft, with its attributes), as
+    // MISP's `MispObject::editObject` does: PyMISP's `update_object` of an
+    // object marked `deleted` sends exactly that.
+    let delete = truthy(patch.get("deleted"));
     let store = state.store.clone();
     let c2 = caller.clone();
     let (stored, uuid) = blocking(move || {
         let (ev, uuid) = load_for_change(&store, &c2, &id, false)?;
         let (stored, ()) = modify_event(&store, &ev.uuid, true, |ev, ts| {
             let i = check_object(&c2, ev, uuid, false)?;
+            if delete {
+                if ev.objects[i].deleted {
+                    return Ok(Edit::Nothing(()));
+                }
+                soft_delete_object(ev, i, ts);
+                return Ok(Edit::Write(()));
+            }
             let current = ev.objects[i].clone();
             let mut o = merge_header(&current, &patch).map_err(|e| save_fail(EDIT, e))?;
             check_sharing_group(

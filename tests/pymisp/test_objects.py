@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 
 import pytest
@@ -125,3 +126,55 @@ def test_delete_object_hard(admin, event):
 
 def test_delete_object_unknown(admin):
     misp_error(admin.delete_object(str(uuid.uuid4())), 403, 404)
+
+
+def test_event_update_keeps_unchanged_objects_and_deletes_marked_ones(admin):
+    """An event update (PyMISP `update_event`) leaves an object it sends back
+    unchanged with its timestamp, and deletes an object marked `deleted`
+    (`MispObject::editObject`: an incoming timestamp not newer than the stored
+    one skips the object; `deleted` soft-deletes it and its attributes)."""
+    ev = MISPEvent()
+    ev.info = f"objects in updates {tok()}"
+    keep = ev.add_object(name="domain-ip")
+    keep.add_attribute("domain", value=f"keep-{tok()}.example")
+    keep.add_attribute("ip", value=next_ip())
+    drop = ev.add_object(name="domain-ip")
+    drop.add_attribute("domain", value=f"drop-{tok()}.example")
+    drop.add_attribute("ip", value=next_ip())
+    made = ok(admin.add_event(ev, pythonify=True))
+    time.sleep(1.1)
+    before = {str(o.uuid): int(o.timestamp.timestamp()) for o in made.objects}
+    made.info = ev.info + " (edited)"
+    for o in made.objects:
+        if str(o.uuid) == str(drop.uuid):
+            o.delete()
+    got = ok(admin.update_event(made, pythonify=True))
+    assert got.info == ev.info + " (edited)"
+    live = {str(o.uuid): o for o in got.objects if not o.deleted}
+    assert str(drop.uuid) not in live, "an object marked deleted is still live"
+    assert int(live[str(keep.uuid)].timestamp.timestamp()) == before[str(keep.uuid)]
+    view = ok(admin.get_event(made.id, pythonify=True))
+    assert {str(o.uuid) for o in view.objects} == {str(keep.uuid)}
+
+
+def test_delete_with_update(admin):
+    """PyMISP's live `test_delete_with_update`: `update_attribute` and
+    `update_object` with `deleted = True` soft-delete (MISP's `editObject` /
+    `editAttribute` save the flag), and the event fetched with `deleted`
+    shows both as deleted."""
+    ev = MISPEvent()
+    ev.info = f"delete with update {tok()}"
+    ev.add_attribute("ip-dst", next_ip())
+    obj = MISPObject("file")
+    obj.add_attribute("filename", f"foo-{tok()}")
+    ev.add_object(obj)
+    first = ok(admin.add_event(ev, pythonify=True))
+    first.attributes[0].deleted = True
+    deleted_attribute = ok(admin.update_attribute(first.attributes[0], pythonify=True))
+    assert deleted_attribute.deleted
+    first.objects[0].deleted = True
+    deleted_object = ok(admin.update_object(first.objects[0], pythonify=True))
+    assert deleted_object.deleted
+    again = ok(admin.get_event(first, deleted=True, pythonify=True))
+    assert again.attributes[0].deleted
+    assert again.objects[0].deleted
