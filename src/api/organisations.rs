@@ -93,11 +93,32 @@ pub async fn index(
     axum::Extension(named): axum::Extension<super::body::NamedParams>,
 ) -> Result<Json<Value>, ApiError> {
     let scope = named.get("scope").unwrap_or("local").to_owned();
+    // MISP's `searchall` (also `all`, `quickFilter`): a substring of the
+    // name, description, nationality, sector or uuid, any case
+    // (`OrganisationsController::index`); PyMISP's `organisations(search=)`.
+    let search = named
+        .get("searchall")
+        .or_else(|| named.get("all"))
+        .or_else(|| named.get("quickFilter"))
+        .map(|s| s.trim_matches('%').to_lowercase());
     let orgs: Vec<Value> = state
         .store
         .orgs()?
         .iter()
         .filter(|o| scope == "all" || (scope == "external") != o.local)
+        .filter(|o| {
+            search.as_ref().is_none_or(|s| {
+                [
+                    &o.name,
+                    &o.description,
+                    &o.nationality,
+                    &o.sector,
+                    &o.uuid.to_string(),
+                ]
+                .iter()
+                .any(|f| f.to_lowercase().contains(s.as_str()))
+            })
+        })
         .map(|o| json!({"Organisation": org_json(o)}))
         .collect();
     Ok(Json(Value::Array(orgs)))

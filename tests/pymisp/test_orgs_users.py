@@ -211,3 +211,12 @@ def test_user_search(admin, accounts, org_b):
     everyone_b = ok(admin.users(organisation=org_b["id"]))
     assert everyone_b and all(h["Organisation"]["id"] == str(org_b["id"]) for h in everyone_b)
     assert ok(admin.users(search=f"nobody-{tok()}")) == []
+
+
+def test_organisation_search(admin, org_b):
+    """`organisations/index/scope:all/searchall:<s>` (PyMISP
+    `organisations(search=)`): only matching organisations, as MISP's
+    `OrganisationsController::index` (its live `test_org_search`)."""
+    found = ok(admin.organisations(scope="all", search="CERT-B"))
+    assert [o["Organisation"]["name"] for o in found] == ["CERT-B"]
+    assert ok(admin.organisations(scope="all", search=f"nothing-{tok()}")) == []
