@@ -582,7 +582,7 @@ async fn delete_impl(
                     named_refusal(StoreError::Invalid(e).into(), "Could not delete Attribute")
                 })?;
             }
-            if !store.hard_delete_children(&ev.uuid, &[uuid], &[], Durability::Flush)? {
+            if !store.hard_delete_children(&ev.uuid, &[uuid], &[], &[], Durability::Flush)? {
                 return Err(invalid_attribute());
             }
         } else {

@@ -8,6 +8,7 @@ mod admin;
 mod attributes;
 mod auth_keys;
 mod elements;
+mod event_reports;
 mod events;
 pub mod fed;
 mod info;
@@ -74,6 +75,7 @@ pub fn router(state: AppState) -> Router {
         .route("/events/index", get(events::index).post(events::index))
         .route("/events", get(events::index))
         .merge(attributes::routes())
+        .merge(event_reports::routes())
         .merge(objects::routes())
         .merge(tags::routes())
         .merge(sightings::routes())

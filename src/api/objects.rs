@@ -521,7 +521,7 @@ async fn delete_impl(
     let uuid = blocking(move || {
         let (ev, uuid) = load_for_change(&store, &c2, &id, hard)?;
         if hard {
-            if !store.hard_delete_children(&ev.uuid, &[], &[uuid], Durability::Flush)? {
+            if !store.hard_delete_children(&ev.uuid, &[], &[uuid], &[], Durability::Flush)? {
                 return Err(invalid_object());
             }
             return Ok(uuid);

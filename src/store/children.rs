@@ -29,6 +29,7 @@ impl Store {
         event: &Uuid,
         attrs: &[Uuid],
         objects: &[Uuid],
+        reports: &[Uuid],
         durability: Durability,
     ) -> Result<bool, StoreError> {
         {
@@ -81,6 +82,14 @@ impl Store {
                 b.del(T::Objects, key);
                 b.del(T::Loc, o.as_bytes());
             }
+            for r in reports {
+                let key = keys::pair(event, r);
+                if self.t.reports.get(key)?.is_none() {
+                    return Ok(false);
+                }
+                b.del(T::Reports, key);
+                b.del(T::Loc, r.as_bytes());
+            }
             let mut gone_types: HashSet<&str> = HashSet::new();
             for (u, a) in &stored {
                 if gone.contains(u) {
@@ -130,6 +139,7 @@ impl Store {
 
             full.attributes.retain(|a| !gone.contains(&a.uuid));
             full.objects.retain(|o| !object_set.contains(&o.uuid));
+            full.reports.retain(|r| !reports.contains(&r.uuid));
             for o in &mut full.objects {
                 o.attributes.retain(|a| !gone.contains(&a.uuid));
             }
@@ -199,10 +209,10 @@ mod tests {
 
         // Unknown uuids: nothing happens.
         assert!(!store
-            .hard_delete_children(&event, &[Uuid::new_v4()], &[], Durability::Flush)
+            .hard_delete_children(&event, &[Uuid::new_v4()], &[], &[], Durability::Flush)
             .unwrap());
         assert!(!store
-            .hard_delete_children(&Uuid::new_v4(), &[], &[], Durability::Flush)
+            .hard_delete_children(&Uuid::new_v4(), &[], &[], &[], Durability::Flush)
             .unwrap());
 
         assert!(store
@@ -210,6 +220,7 @@ mod tests {
                 &event,
                 &[GONE.parse().unwrap()],
                 &[OBJ.parse().unwrap()],
+                &[],
                 Durability::Flush
             )
             .unwrap());

@@ -553,10 +553,15 @@ impl Store {
                 r.sharing_group.as_ref(),
                 r.sharing_group_id,
             )?;
+            // A local id from the event's element numbers, as attributes get
+            // theirs, so `event_reports/view/<id>` leads to the event.
+            let mut r = r.clone();
+            m.next_attr += 1;
+            r.id = Some(attribute_id(m.event_id, m.next_attr));
             m.w.put(
                 T::Reports,
                 keys::pair(&event.uuid, &r.uuid),
-                txn::json(r, "report")?,
+                txn::json(&r, "report")?,
             );
         }
         for t in &m.types {
@@ -725,12 +730,18 @@ impl Store {
         }
         for r in &event.reports {
             let key = keys::pair(&event.uuid, &r.uuid);
+            let mut r = r.clone();
             if let Some(v) = self.t.reports.get(key)? {
                 let old_r: crate::model::EventReport =
                     serde_json::from_slice(&v).map_err(|e| corrupt("reports", e.to_string()))?;
                 if r.timestamp <= old_r.timestamp {
                     continue;
                 }
+                r.id = old_r.id;
+            }
+            if r.id.is_none() {
+                m.next_attr += 1;
+                r.id = Some(attribute_id(m.event_id, m.next_attr));
             }
             let label = format!("EventReport {}", r.uuid);
             m.claim(kind::REPORT, &r.uuid, &label)?;
@@ -740,7 +751,7 @@ impl Store {
                 r.sharing_group.as_ref(),
                 r.sharing_group_id,
             )?;
-            m.w.put(T::Reports, key, txn::json(r, "report")?);
+            m.w.put(T::Reports, key, txn::json(&r, "report")?);
         }
 
         // The type index lists the event under every type it holds after the merge.
