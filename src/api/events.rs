@@ -157,15 +157,26 @@ pub async fn view(
         Some(Value::Array(a)) => !a.is_empty(),
         _ => named.flag("deleted"),
     };
+    let extended = match filters.get("extended") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::Number(n)) => n.as_u64() == Some(1),
+        Some(Value::String(s)) => s == "1" || s == "true",
+        _ => named.flag("extended"),
+    };
     let store = state.store.clone();
     let viewer = caller.viewer();
-    let mut ev = blocking(move || {
+    let (mut ev, extensions) = blocking(move || {
         let mut ev = load_visible(&store, &viewer, &id)?;
         if !deleted {
             ev = hide_deleted(ev);
         }
+        let extensions = if extended {
+            Some(merge_extensions(&store, &viewer, &mut ev, deleted)?)
+        } else {
+            None
+        };
         ev.related = related_events(&store, &viewer, &ev)?;
-        Ok(ev)
+        Ok((ev, extensions))
     })
     .await?;
     if named.flag("noSightings") {
@@ -177,7 +188,54 @@ pub async fn view(
             a.sightings.clear();
         }
     }
+    if let Some(ext) = extensions {
+        let mut v = serde_json::to_value(Wrapped { event: &ev })
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        v["Event"]["extensionEvents"] = Value::Object(ext);
+        return Ok(Json(v).into_response());
+    }
     Ok(event_response(&ev))
+}
+
+/// `extended`: the events that extend `ev` and that `viewer` can see, merged
+/// in as MISP's `Event::__mergeExtensions` does — their attributes, objects
+/// and reports appended, their event tags added where missing — and listed
+/// in `extensionEvents`, keyed by id. The extended event's own fields stay.
+fn merge_extensions(
+    store: &Store,
+    viewer: &Viewer,
+    ev: &mut Event,
+    deleted: bool,
+) -> Result<serde_json::Map<String, Value>, ApiError> {
+    let mut listed = serde_json::Map::new();
+    for u in store.extensions_of(&ev.uuid)? {
+        let Some(x) = store.get_event(&u)?.and_then(|e| redact_event(viewer, e)) else {
+            continue;
+        };
+        let x = if deleted { x } else { hide_deleted(x) };
+        let Some(id) = x.id else { continue };
+        let orgc = x.orgc.as_ref().map(|o| {
+            serde_json::json!({"id": o.id.map(|i| i.to_string()), "name": o.name, "uuid": o.uuid})
+        });
+        listed.insert(
+            id.to_string(),
+            serde_json::json!({
+                "id": id.to_string(),
+                "info": x.info,
+                "orgc_id": x.orgc_id.map(|i| i.to_string()),
+                "Orgc": orgc,
+            }),
+        );
+        ev.attributes.extend(x.attributes);
+        ev.objects.extend(x.objects);
+        ev.reports.extend(x.reports);
+        for t in x.tags {
+            if !ev.tags.iter().any(|e| e.key() == t.key()) {
+                ev.tags.push(t);
+            }
+        }
+    }
+    Ok(listed)
 }
 
 /// MISP's `RelatedEvent`: the other events whose attributes share a value with

@@ -72,9 +72,24 @@ fn collect(doc: Value, path: &str, out: &mut Vec<Event>) -> Result<(), ParseErro
                 out.push(event_from_value(inner, &p)?);
                 return Ok(());
             }
-            // A bare event: it must at least look like one.
-            if map.contains_key("info") || map.contains_key("Attribute") || map.contains_key("uuid")
-            {
+            // A bare event: it must at least look like one (an edit may send
+            // one field only, `{"extends_uuid": …}` say, as PyMISP does).
+            const EVENT_FIELDS: [&str; 13] = [
+                "info",
+                "Attribute",
+                "uuid",
+                "Object",
+                "EventReport",
+                "Tag",
+                "extends_uuid",
+                "distribution",
+                "sharing_group_id",
+                "date",
+                "threat_level_id",
+                "analysis",
+                "published",
+            ];
+            if EVENT_FIELDS.iter().any(|k| map.contains_key(*k)) {
                 let p = if path.is_empty() { "Event" } else { path };
                 out.push(event_from_value(Value::Object(map), p)?);
             }

@@ -120,7 +120,25 @@ pub(crate) fn event_entries(event: &Event) -> Vec<(T, Vec<u8>)> {
             keys::value_key(&keys::fold(&t.name), &event.uuid, &Uuid::nil()),
         ));
     }
+    if let Ok(extended) = event.extends_uuid.trim().parse::<Uuid>() {
+        out.push((T::IdxExtends, keys::pair(&extended, &event.uuid).to_vec()));
+    }
     out
+}
+
+impl Store {
+    /// The live events whose `extends_uuid` names `event` (MISP's extension
+    /// events), from the index: a prefix scan, not a walk of every event.
+    pub fn extensions_of(&self, event: &Uuid) -> Result<Vec<Uuid>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.t.idx_extends.scan_prefix(event.as_bytes()) {
+            let (k, _) = item?;
+            if let Some(u) = keys::uuid_at(&k, 16) {
+                out.push(u);
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// One entry of the tag index: a folded tag name on an event (`attribute` is

@@ -29,6 +29,7 @@
 //! | `peer_state` | peer name | [`record::PeerState`] JSON: the pull cursor and its health |
 //! | `peer_out` | peer name | [`record::PeerOut`] JSON: what the peer last reported of our feed |
 //! | `case_records` | record uuid | an incident-support case record, sealed JSON, opaque to the store (`cases.rs`) |
+//! | `idx_extends` | extended event uuid ‖ extending event uuid | (empty): the events that extend an event (`extends_uuid`) |
 //! | `tags` | folded tag name | `tags::TagRecord` (JSON): the tag catalogue |
 //! | `case_index` | case uuid ‖ created ‖ record uuid | (empty): a case's records in time order |
 //!
@@ -269,6 +270,7 @@ pub(crate) struct Trees {
     pub case_records: Ks,
     pub case_index: Ks,
     pub tags: Ks,
+    pub idx_extends: Ks,
 }
 
 /// The keyspaces; the discriminant is the key prefix byte, so it must never change
@@ -304,6 +306,7 @@ pub(crate) enum T {
     CaseRecords,
     CaseIndex,
     Tags,
+    IdxExtends,
 }
 
 impl Trees {
@@ -342,6 +345,7 @@ impl Trees {
             case_records: ks(T::CaseRecords),
             case_index: ks(T::CaseIndex),
             tags: ks(T::Tags),
+            idx_extends: ks(T::IdxExtends),
             data,
         })
     }

@@ -440,3 +440,40 @@ def test_add_and_edit_with_metadata_answer_no_content(admin):
     edited = ok(admin.update_event(got, metadata=True, pythonify=True))
     assert len(edited.attributes) == 0 and edited.info == ev.info + " edited"
     assert len(ok(admin.get_event(got.id, pythonify=True)).attributes) == 2
+
+
+def test_extended_events(admin, user_b):
+    """An event that extends another (`extends_uuid`, set by an update as
+    PyMISP's live `test_extend_event` does) keeps it, and `events/view/<id>`
+    with `extended` shows the extensions' attributes and objects inside the
+    extended event with `extensionEvents` keyed by id
+    (`Event::__mergeExtensions`); only extensions the caller can see."""
+    first = MISPEvent()
+    first.info = f"extended {tok()}"
+    first.distribution = 1
+    first.add_attribute("ip-dst", next_ip())
+    first = ok(admin.add_event(first, pythonify=True))
+    second = MISPEvent()
+    second.info = f"extension {tok()}"
+    second.distribution = 1
+    ext_value = f"ext-{tok()}.example"
+    second.add_attribute("domain", ext_value)
+    second = ok(admin.add_event(second, pythonify=True))
+    private = MISPEvent()
+    private.info = f"private extension {tok()}"
+    private.distribution = 0
+    private.add_attribute("domain", f"private-{tok()}.example")
+    private = ok(admin.add_event(private, pythonify=True))
+    got = ok(admin.update_event({"extends_uuid": str(first.uuid)}, event_id=second.id, pythonify=True))
+    assert str(got.extends_uuid) == str(first.uuid)
+    ok(admin.update_event({"extends_uuid": str(first.uuid)}, event_id=private.id))
+    plain = ok(admin.get_event(first.id, pythonify=True))
+    assert len(plain.attributes) == 1
+    merged = ok(admin.get_event(first.id, extended=True))["Event"]
+    values = {a["value"] for a in merged["Attribute"]}
+    assert ext_value in values and len(values) == 3
+    assert set(merged["extensionEvents"]) == {str(second.id), str(private.id)}
+    assert merged["extensionEvents"][str(second.id)]["info"] == second.info
+    seen_by_b = ok(user_b.get_event(first.id, extended=True))["Event"]
+    assert set(seen_by_b["extensionEvents"]) == {str(second.id)}
+    assert {a["value"] for a in seen_by_b["Attribute"]} == values - {private.attributes[0].value}
