@@ -137,6 +137,10 @@ fn wrapped_from_str(text: &str) -> Result<Wrapped, FastPath> {
         let inner = e.into_inner();
         if inner.is_syntax() || inner.is_eof() {
             Direct(ParseError::Json(inner.to_string()))
+        } else if has_duplicate_keys(text) {
+            // A `Value` keeps the last of duplicate keys where a struct refuses
+            // them: only the general path can say what this document holds.
+            TryGeneral
         } else if path == "Event" || path.starts_with("Event.") || path.starts_with("Event[") {
             Direct(ParseError::Field {
                 path,
@@ -149,6 +153,60 @@ fn wrapped_from_str(text: &str) -> Result<Wrapped, FastPath> {
     de.end()
         .map_err(|e| Direct(ParseError::Json(e.to_string())))?;
     Ok(w)
+}
+
+/// Whether any object of the document repeats a key (one pass, values
+/// skipped, the keys of one object held at a time per level of nesting).
+fn has_duplicate_keys(text: &str) -> bool {
+    struct Dup(bool);
+    impl<'de> serde::de::DeserializeSeed<'de> for &mut Dup {
+        type Value = ();
+        fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> serde::de::Visitor<'de> for &mut Dup {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<(), A::Error> {
+            let mut keys = std::collections::HashSet::new();
+            while let Some(k) = m.next_key::<std::borrow::Cow<'de, str>>()? {
+                if !keys.insert(k) {
+                    self.0 = true;
+                }
+                m.next_value_seed(&mut *self)?;
+            }
+            Ok(())
+        }
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut s: A) -> Result<(), A::Error> {
+            while s.next_element_seed(&mut *self)?.is_some() {}
+            Ok(())
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+    }
+    let mut dup = Dup(false);
+    let mut de = serde_json::Deserializer::from_str(text);
+    let _ = serde::de::DeserializeSeed::deserialize(&mut dup, &mut de);
+    dup.0
 }
 
 /// An error's message without serde_json's ` at line L column C` (the
@@ -321,6 +379,10 @@ mod tests {
             br#"{"Event":{"info":"x"}} trailing"#,
             br#"{"Event":"not an event"}"#,
             br#"{"Event":{"info":"x","distribution":"9x"}}"#,
+            // Duplicate keys: a `Value` keeps the last, a struct refuses them.
+            br#"{"Event":{"info":5},"Event":{"info":"x"}}"#,
+            br#"{"Event":{"info":5,"info":"x"}}"#,
+            br#"{"Event":{"info":"x","Attribute":[{"type":"ip-dst","value":"1.2.3.4","timestamp":"soon","timestamp":"1"}]}}"#,
         ] {
             assert_eq!(
                 parse_event(doc, 1 << 20),
