@@ -3,6 +3,14 @@
 //! (`TagsController`). The catalogue itself is `store::tags`; attaching and
 //! removing tags is `api::tags`.
 //!
+//! Who learns that a tag exists: MISP hides tags restricted to another
+//! organisation or user; this node also hides a tag that is on stored data
+//! none of which the caller can see, because a tag's name is derived data of
+//! what it tags (a `victim:…` or `case:…` tag on another organisation's
+//! private event must not show in `tags/index`). A tag on no data (made by
+//! `tags/add`) is listed for everyone, as MISP lists its tag table. Hidden
+//! and unknown answer alike.
+//!
 //! Rights as MISP's ACL gives them: everyone lists, views and searches;
 //! `tags/add` needs `perm_tag_editor`; `tags/edit` and `tags/delete` are for
 //! site admins. Unlike MISP, which links tags to data by id, stored events
@@ -67,6 +75,39 @@ fn visible_counts(store: &Store, viewer: &Viewer) -> Result<HashMap<String, (u64
     Ok(out)
 }
 
+/// Whether `caller` may learn that `t` exists (see the module docs), given
+/// what the caller sees of each tag (`visible_counts`).
+fn shown(
+    store: &Store,
+    caller: &Caller,
+    t: &TagRecord,
+    counts: &HashMap<String, (u64, u64)>,
+) -> Result<bool, ApiError> {
+    if caller.role.perm_site_admin {
+        return Ok(true);
+    }
+    if (t.org_id != 0 && t.org_id != caller.org.id)
+        || (t.user_id != 0 && t.user_id != caller.user.id)
+    {
+        return Ok(false);
+    }
+    let (events, attributes) = counts
+        .get(&t.name.trim().to_lowercase())
+        .copied()
+        .unwrap_or((0, 0));
+    Ok(events + attributes > 0 || !store.tag_in_use(&t.name)?)
+}
+
+/// Whether `caller` may learn that `t` exists (one walk of the visible
+/// events): for a tag named by id in a request.
+pub(crate) fn may_see(store: &Store, caller: &Caller, t: &TagRecord) -> Result<bool, ApiError> {
+    if caller.role.perm_site_admin {
+        return Ok(true);
+    }
+    let counts = visible_counts(store, &caller.viewer())?;
+    shown(store, caller, t, &counts)
+}
+
 /// `GET tags/index`: `{"Tag": [...]}`, every catalogue row by name, with
 /// `count` (visible events carrying it) and `attribute_count` unless
 /// `exclude_statistics`. Named parameters `searchall` (substring), `name` /
@@ -94,26 +135,25 @@ pub async fn index(
     let viewer = caller.viewer();
     let rows = blocking(move || {
         let catalogue = store.tag_catalogue()?;
-        let counts = if stats {
-            visible_counts(&store, &viewer)?
-        } else {
-            HashMap::new()
-        };
-        Ok(catalogue
-            .into_iter()
-            .filter(|(k, _)| searchall.as_ref().is_none_or(|s| k.contains(s.as_str())))
-            .filter(|(k, _)| exact.iter().all(|e| e == k))
-            .map(|(k, t)| {
-                let mut row = tag_json(&t);
-                row["favourite"] = json!(false);
-                if stats {
-                    let (events, attributes) = counts.get(&k).copied().unwrap_or((0, 0));
-                    row["count"] = json!(events);
-                    row["attribute_count"] = json!(attributes);
-                }
-                row
-            })
-            .collect::<Vec<Value>>())
+        let counts = visible_counts(&store, &viewer)?;
+        let mut rows = Vec::new();
+        for (k, t) in catalogue {
+            if !searchall.as_ref().is_none_or(|s| k.contains(s.as_str()))
+                || !exact.iter().all(|e| *e == k)
+                || !shown(&store, &caller, &t, &counts)?
+            {
+                continue;
+            }
+            let mut row = tag_json(&t);
+            row["favourite"] = json!(false);
+            if stats {
+                let (events, attributes) = counts.get(&k).copied().unwrap_or((0, 0));
+                row["count"] = json!(events);
+                row["attribute_count"] = json!(attributes);
+            }
+            rows.push(row);
+        }
+        Ok(rows)
     })
     .await?;
     Ok(Json(json!({ "Tag": rows })))
@@ -139,6 +179,9 @@ pub async fn view(
             return Err(invalid_tag());
         };
         let counts = visible_counts(&store, &viewer)?;
+        if !shown(&store, &caller, &t, &counts)? {
+            return Err(invalid_tag());
+        }
         let (events, attributes) = counts
             .get(&t.name.to_lowercase())
             .copied()
@@ -276,7 +319,7 @@ pub async fn delete(
 /// MISP's LIKE wildcard; answers a list of `{"Tag": …}` (no match: `[]`).
 pub async fn search(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     body: RawBody,
 ) -> Result<Json<Value>, ApiError> {
     let v = body.json_value()?;
@@ -302,12 +345,14 @@ pub async fn search(
     terms.retain(|t| !t.is_empty());
     let store = state.store.clone();
     let rows = blocking(move || {
-        Ok(store
-            .tag_catalogue()?
-            .into_iter()
-            .filter(|(k, _)| terms.iter().any(|t| like(k, t)))
-            .map(|(_, t)| json!({"Tag": tag_json(&t)}))
-            .collect::<Vec<Value>>())
+        let counts = visible_counts(&store, &caller.viewer())?;
+        let mut rows = Vec::new();
+        for (k, t) in store.tag_catalogue()? {
+            if terms.iter().any(|term| like(&k, term)) && shown(&store, &caller, &t, &counts)? {
+                rows.push(json!({"Tag": tag_json(&t)}));
+            }
+        }
+        Ok(rows)
     })
     .await?;
     Ok(Json(Value::Array(rows)))

@@ -215,7 +215,12 @@ pub async fn attach(
                 }
             };
             let r = &r;
-            match catalogue_row(&store, r)? {
+            // A tag named by id that the caller may not learn of is unknown.
+            let row = match catalogue_row(&store, r)? {
+                Some(row) if is_id(r) && !tag_catalogue::may_see(&store, &c2, &row)? => None,
+                other => other,
+            };
+            match row {
                 Some(row) => {
                     let admin = c2.role.perm_site_admin;
                     if !admin && row.org_id != 0 && row.org_id != c2.org.id {

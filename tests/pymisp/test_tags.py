@@ -167,3 +167,27 @@ def test_tag_restrictions_and_editor_rights(admin, user_a, event, org_b):
     err = misp_error(user_a.tag(own, f"unknown {tok()}"), 403)
     assert "insufficient privileges to create it" in str(err), err
     misp_error(user_a.add_tag({"name": f"user-made {tok()}"}), 403)
+
+
+def test_tags_on_invisible_data_stay_hidden(admin, user_a, user_b):
+    """A tag is derived data of what it tags: one that is only on another
+    organisation's private event is not in `tags/index`, `tags/search` or
+    `tags/view` for a user who cannot see that event (answered as an unknown
+    tag), while a tag on no data is listed for everyone, as MISP lists its tag
+    table. (MISP lists every tag of its table to everyone: sluis is stricter.)"""
+    secret = f"case:operation-{tok()}"
+    ev = MISPEvent()
+    ev.info = f"private {tok()}"
+    ev.distribution = 0
+    ev.add_attribute("ip-dst", next_ip())
+    ev.add_tag(secret)
+    made = ok(user_a.add_event(ev, pythonify=True))
+    row = next(t for t in ok(admin.tags()) if t["name"] == secret)
+    assert secret in {t["name"] for t in ok(user_a.tags())}
+    assert secret not in {t["name"] for t in ok(user_b.tags())}
+    assert user_b.search_tags(secret) == []
+    misp_error(user_b.get_tag(row["id"]), 404, 405)
+    assert ok(user_a.get_tag(row["id"]))["name"] == secret
+    free = ok(admin.add_tag({"name": f"free {tok()}"}))["Tag"]
+    assert free["name"] in {t["name"] for t in ok(user_b.tags())}
+    assert made.id
