@@ -69,6 +69,10 @@ struct World {
     /// Each event's first attribute carries a value shared with other events (a
     /// correlation): event → (value group, attribute uuid).
     shared: HashMap<Uuid, (u64, Uuid)>,
+    /// Each event's own tag, and each attribute's: a tag's name is derived
+    /// data of what it tags, so `tags/index` and `tags/tagStatistics` may show
+    /// it only to a viewer who can see one thing it tags.
+    tags: HashMap<Uuid, (String, HashMap<Uuid, String>)>,
 }
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
@@ -116,6 +120,7 @@ impl World {
             sync_key,
             events: HashMap::new(),
             shared: HashMap::new(),
+            tags: HashMap::new(),
         }
     }
 
@@ -180,6 +185,7 @@ impl World {
         };
         let mut attrs = Vec::new();
         let mut model = HashMap::new();
+        let mut attr_tags = HashMap::new();
         for (i, a) in g.attrs.iter().enumerate() {
             let u = Uuid::new_v4();
             let value = if i == 0 {
@@ -187,14 +193,17 @@ impl World {
             } else {
                 format!("v{n}-{i}.vis.example")
             };
-            let mut j = json!({"uuid": u.to_string(), "type": "domain", "value": value, "distribution": a.dist.to_string()});
+            let tag = format!("vis:attr-{n}-{i}");
+            let mut j = json!({"uuid": u.to_string(), "type": "domain", "value": value, "distribution": a.dist.to_string(), "Tag": [{"name": tag}]});
+            attr_tags.insert(u, tag);
             if a.dist == 4 {
                 j["sharing_group_id"] = json!(self.sgs[a.sg].0.to_string());
             }
             attrs.push(j);
             model.insert(u, (a.dist, a.sg));
         }
-        let mut body = json!({"info": format!("generated {n}"), "distribution": g.dist.to_string(), "Attribute": attrs, "published": true});
+        let event_tag = format!("vis:event-{n}");
+        let mut body = json!({"info": format!("generated {n}"), "distribution": g.dist.to_string(), "Attribute": attrs, "published": true, "Tag": [{"name": event_tag}]});
         if g.dist == 4 {
             body["sharing_group_id"] = json!(self.sgs[g.sg].0.to_string());
         }
@@ -205,6 +214,7 @@ impl World {
         let uuid: Uuid = v["Event"]["uuid"].as_str().unwrap().parse().unwrap();
         let first: Uuid = attrs[0]["uuid"].as_str().unwrap().parse().unwrap();
         self.shared.insert(uuid, (n % 5, first));
+        self.tags.insert(uuid, (event_tag, attr_tags));
         self.events.insert(uuid, (g.creator, g.dist, g.sg, model));
         uuid
     }
@@ -378,6 +388,47 @@ impl World {
                 prop_assert!(self.attr_visible(viewer, &u, &a));
             }
         }
+        // Tags: exactly those on something the viewer can see, in the tag
+        // catalogue's listing and in the tag statistics (event tags).
+        let mut want_tags = HashSet::new();
+        let mut want_event_tags = HashSet::new();
+        for (ev, (event_tag, attr_tags)) in &self.tags {
+            if self.event_visible(viewer, ev) {
+                want_tags.insert(event_tag.clone());
+                want_event_tags.insert(event_tag.clone());
+            }
+            for (a, t) in attr_tags {
+                if self.attr_visible(viewer, ev, a) {
+                    want_tags.insert(t.clone());
+                }
+            }
+        }
+        let (s, v) = node.get(key, "/tags/index");
+        prop_assert_eq!(s, 200);
+        let listed: HashSet<String> = v["Tag"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["name"].as_str())
+            .filter(|n| n.starts_with("vis:"))
+            .map(str::to_owned)
+            .collect();
+        prop_assert_eq!(&listed, &want_tags, "tags/index for org {}", viewer);
+        let (s, v) = node.get(key, "/tags/tagStatistics/false/true");
+        prop_assert_eq!(s, 200);
+        let counted: HashSet<String> = v["tags"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| k.clone())
+            .filter(|n| n.starts_with("vis:"))
+            .collect();
+        prop_assert_eq!(
+            &counted,
+            &want_event_tags,
+            "tagStatistics for org {}",
+            viewer
+        );
         Ok(())
     }
 
