@@ -12,6 +12,7 @@ mod event_reports;
 mod events;
 pub mod fed;
 mod info;
+mod object_templates;
 mod objects;
 mod organisations;
 mod search;
@@ -77,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .merge(attributes::routes())
         .merge(event_reports::routes())
         .merge(objects::routes())
+        .merge(object_templates::routes())
         .merge(tags::routes())
         .merge(sightings::routes())
         .merge(statistics::routes())

@@ -144,6 +144,7 @@ pub fn normalise_path(path: &str) -> (String, NamedParams) {
         ("/sharingGroups/", "/sharing_groups/"),
         ("/authKeys/", "/auth_keys/"),
         ("/eventReports/", "/event_reports/"),
+        ("/objectTemplates/", "/object_templates/"),
     ] {
         if out.starts_with(camel) {
             out = out.replacen(camel, snake, 1);

@@ -172,6 +172,14 @@ pub fn template(name: &str) -> Option<&'static Template> {
     registry().by_name.get(name)
 }
 
+/// Every vendored template, by name: the order that gives `objectTemplates`
+/// their numeric ids (1, 2, …), stable for a given vendored set.
+pub fn templates() -> Vec<&'static Template> {
+    let mut all: Vec<&'static Template> = registry().by_name.values().collect();
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    all
+}
+
 /// Check one object: template known by name; if `template_uuid` is Some and non-empty it
 /// must equal the template's uuid; `attrs` are the object's non-deleted attributes as
 /// (object_relation, attribute type); required relations present; at least one of

@@ -178,3 +178,21 @@ def test_delete_with_update(admin):
     again = ok(admin.get_event(first, deleted=True, pythonify=True))
     assert again.attributes[0].deleted
     assert again.objects[0].deleted
+
+
+def test_object_templates(user_a):
+    """`objectTemplates/index` and `objectTemplates/view/<uuid>` (PyMISP's
+    live `test_object_template`: find 'file' in the index, then view it by
+    uuid), in `ObjectTemplatesController`'s shapes."""
+    rows = ok(user_a.object_templates())
+    assert rows and all(set(r) >= {"ObjectTemplate", "Organisation"} for r in rows)
+    file_row = next(r["ObjectTemplate"] for r in rows if r["ObjectTemplate"]["name"] == "file")
+    assert file_row["meta-category"] == "file" and file_row["id"].isdigit()
+    assert isinstance(file_row["requirements"]["requiredOneOf"], list)
+    t = ok(user_a.get_object_template(file_row["uuid"], pythonify=True))
+    assert t.name == "file"
+    raw = ok(user_a.get_object_template(file_row["id"]))
+    relations = {e["object_relation"]: e for e in raw["ObjectTemplateElement"]}
+    assert relations["filename"]["type"] == "filename"
+    assert relations["md5"]["type"] == "md5"
+    misp_error(user_a.get_object_template("999999"), 404)
