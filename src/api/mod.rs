@@ -15,6 +15,7 @@ mod info;
 mod object_templates;
 mod objects;
 mod organisations;
+mod roles;
 mod search;
 mod sharing_groups;
 mod sightings;
@@ -81,6 +82,7 @@ pub fn router(state: AppState) -> Router {
         .merge(object_templates::routes())
         .merge(tags::routes())
         .merge(sightings::routes())
+        .merge(roles::routes())
         .merge(statistics::routes())
         .merge(sharing_groups::routes())
         .merge(search::routes())

@@ -103,9 +103,12 @@ pub async fn add(
     if !caller.role.perm_site_admin && org.uuid != caller.org.uuid {
         return Err(ApiError::Forbidden);
     }
-    let role_id = field(&v, "role_id")
-        .and_then(as_u64)
-        .unwrap_or(roles::USER.id);
+    // No role given: the default role a site admin set (MISP's
+    // `default_role`), else User.
+    let role_id = match field(&v, "role_id").and_then(as_u64) {
+        Some(r) => r,
+        None => state.store.default_role()?.unwrap_or(roles::USER.id),
+    };
     let role = roles::by_id(role_id)
         .ok_or_else(|| ApiError::refused("Could not add User", "role_id", "Unknown role."))?;
     // An org admin cannot mint site admins or peer (sync) identities.

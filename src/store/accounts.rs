@@ -12,6 +12,9 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+/// `meta` key of the default role id (0: none).
+const DEFAULT_ROLE: &str = "default_role";
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrgRecord {
     pub id: u64,
@@ -217,6 +220,33 @@ impl Store {
         };
         self.put_json(T::Users, &rec.id.to_be_bytes(), &rec)?;
         Ok(rec)
+    }
+
+    /// The role new users get when none is given (MISP's `default_role`
+    /// admin setting); `None` until a site admin sets one.
+    pub fn default_role(&self) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .t
+            .meta
+            .get(DEFAULT_ROLE)?
+            .and_then(|v| be_u64(&v))
+            .filter(|id| *id != 0))
+    }
+
+    /// Sets (or, with `None`, unsets) the default role; an unknown role is
+    /// refused.
+    pub fn set_default_role(&self, role: Option<u64>) -> Result<(), StoreError> {
+        if let Some(id) = role {
+            if crate::policy::roles::by_id(id).is_none() {
+                return Err(StoreError::Refused {
+                    field: "Role",
+                    reason: format!("Role: id: unknown role {id}"),
+                });
+            }
+        }
+        let mut tx = Txn::begin(self)?;
+        tx.w.put(T::Meta, DEFAULT_ROLE, role.unwrap_or(0).to_be_bytes());
+        tx.commit(Durability::Flush)
     }
 
     /// Writes an edited user, checked as `add_user` checks a new one: an

@@ -220,3 +220,23 @@ def test_organisation_search(admin, org_b):
     found = ok(admin.organisations(scope="all", search="CERT-B"))
     assert [o["Organisation"]["name"] for o in found] == ["CERT-B"]
     assert ok(admin.organisations(scope="all", search=f"nothing-{tok()}")) == []
+
+
+def test_roles_index_and_default_role(admin, user_a, org_b):
+    """`roles/index` lists MISP's roles with `default` and `permission`
+    (`RolesController::index`); `admin/roles/set_default/<id>` answers
+    "Default role set." (PyMISP's live `test_roles`), and a user added with
+    no role gets it."""
+    rows = ok(admin.roles())
+    by_id = {r["Role"]["id"]: r["Role"] for r in rows}
+    assert {"1", "2", "3", "4", "5", "6"} <= set(by_id)
+    assert by_id["4"]["permission"] == "3" and by_id["6"]["permission"] == "0"
+    assert ok(admin.set_default_role(4))["message"] == "Default role set."
+    rows = ok(admin.roles())
+    assert [r["Role"]["id"] for r in rows if r["Role"]["default"]] == ["4"]
+    u = MISPUser()
+    u.email = f"defaulted-{tok()}@cert-b.example"
+    u.org_id = org_b["id"]
+    assert ok(admin.add_user(u))["User"]["role_id"] == "4"
+    misp_error(user_a.set_default_role(3), 403)
+    assert ok(admin.set_default_role(3))["message"] == "Default role set."
