@@ -438,7 +438,13 @@ async fn set_published(
     published: bool,
 ) -> Result<Response, ApiError> {
     caller.require_write()?;
-    caller.require(caller.role.perm_publish)?;
+    // MISP's ACL: publishing needs perm_publish, unpublishing only the right
+    // to modify (`ACLComponent`: 'unpublish' => perm_modify).
+    caller.require(if published {
+        caller.role.perm_publish
+    } else {
+        caller.role.perm_modify
+    })?;
     let store = state.store.clone();
     let c2 = caller.clone();
     let ev = blocking(move || {

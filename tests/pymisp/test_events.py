@@ -477,3 +477,19 @@ def test_extended_events(admin, user_b):
     seen_by_b = ok(user_b.get_event(first.id, extended=True))["Event"]
     assert set(seen_by_b["extensionEvents"]) == {str(second.id)}
     assert {a["value"] for a in seen_by_b["Attribute"]} == values - {private.attributes[0].value}
+
+
+def test_a_user_may_unpublish_but_not_publish(admin, user_a):
+    """MISP's ACL: `events/publish` needs perm_publish, `events/unpublish`
+    only perm_modify (`ACLComponent`), so a User (role 3) unpublishes its
+    organisation's event but cannot publish it."""
+    ev = MISPEvent()
+    ev.info = f"unpublish as user {tok()}"
+    ev.add_attribute("ip-dst", next_ip())
+    made = ok(user_a.add_event(ev, pythonify=True))
+    misp_error(user_a.publish(made.id), 403)
+    ok(admin.publish(made.id))
+    assert ok(user_a.get_event(made.id, pythonify=True)).published
+    r = ok(user_a.unpublish(made.id))
+    assert r["message"] == "Event unpublished."
+    assert not ok(user_a.get_event(made.id, pythonify=True)).published
