@@ -367,5 +367,7 @@ pub async fn delete(
     let gone = sg.clone();
     blocking(move || Ok(store.delete_sharing_group(&gone)?)).await?;
     tracing::info!(user = caller.user.id, sg = %sg.uuid, "sharing group deleted");
-    Ok(Json(save_success("Sharing group deleted.", sg.id)))
+    // MISP's default saveSuccess message ("<Singular> <action>d"), which
+    // PyMISP's live test_sharing_group checks.
+    Ok(Json(save_success("SharingGroup deleted", sg.id)))
 }

@@ -97,6 +97,8 @@ def test_delete_sharing_group(admin):
     made = ok(admin.add_sharing_group(new_sg(), pythonify=True))
     r = ok(admin.delete_sharing_group(made))
     assert r["saved"] is True and r["success"] is True
+    # MISP's message (PyMISP's live test_sharing_group checks it).
+    assert r["message"] == "SharingGroup deleted"
     misp_error(admin.get_sharing_group(made.id), 404)
     assert str(made.uuid) not in {r["SharingGroup"]["uuid"] for r in ok(admin.sharing_groups())}
 
