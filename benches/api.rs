@@ -9,31 +9,14 @@
 //! in-process over real TLS; wrk and the node share the machine's cores.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is the failure
 
+mod common;
+
+use common::{arg, status_mib};
 use sluis::model::parse::parse_event;
 use sluis::store::Durability;
 use sluis::testdata::generated_event_json;
 use std::io::Read;
 use std::time::{Duration, Instant};
-
-fn arg(name: &str, default: u64) -> u64 {
-    let v: Vec<String> = std::env::args().collect();
-    v.iter()
-        .position(|a| a == name)
-        .and_then(|i| v.get(i + 1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
-fn rss_mib(field: &str) -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
 
 fn main() {
     let attributes = arg("--attributes", 1_000_000) as usize;
@@ -156,13 +139,13 @@ fn main() {
         .timeout(Duration::from_secs(600))
         .build()
         .unwrap();
-    let before = rss_mib("VmRSS:");
+    let before = status_mib(None, "VmRSS:");
     let sampling = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
     let s2 = sampling.clone();
     let sampler = std::thread::spawn(move || {
         let mut peak: f64 = 0.0;
         while s2.load(std::sync::atomic::Ordering::Relaxed) {
-            peak = peak.max(rss_mib("VmRSS:"));
+            peak = peak.max(status_mib(None, "VmRSS:"));
             std::thread::sleep(Duration::from_millis(20));
         }
         peak

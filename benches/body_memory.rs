@@ -13,29 +13,12 @@
 //! is the kernel's `VmHWM`, reset before the scenario through `clear_refs`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a bench: a failed step is the failure
 
+mod common;
+
+use common::{arg, status_mib};
 use std::io::Write;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn arg(name: &str, default: u64) -> u64 {
-    let v: Vec<String> = std::env::args().collect();
-    v.iter()
-        .position(|a| a == name)
-        .and_then(|i| v.get(i + 1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
-fn status_mib(pid: u32, field: &str) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
 
 struct Node {
     config: std::path::PathBuf,
@@ -91,7 +74,7 @@ fn scenario(node: &Node, name: &str, path: &str, requests: Vec<Vec<u8>>) {
     let mut child = node.start();
     let pid = child.id();
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
-    let before = status_mib(pid, "VmRSS");
+    let before = status_mib(Some(pid), "VmRSS");
     let body_mib: f64 = requests.iter().map(|b| b.len() as f64).sum::<f64>() / 1048576.0;
     let n = requests.len();
     let started = Instant::now();
@@ -103,7 +86,7 @@ fn scenario(node: &Node, name: &str, path: &str, requests: Vec<Vec<u8>>) {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     let secs = started.elapsed().as_secs_f64();
-    let peak = status_mib(pid, "VmHWM");
+    let peak = status_mib(Some(pid), "VmHWM");
     println!(
         "{name:<34} {n} × {:>5.1} MiB  status {codes:?}  {secs:>6.1} s  RSS before {before:>6.1} MiB  peak {peak:>7.1} MiB  growth {:>7.1} MiB = {:.2} × the bodies",
         body_mib / n as f64,
@@ -142,7 +125,7 @@ fn stalled(node: &Node, n: usize, body: Vec<u8>) {
     let mut child = node.start();
     let pid = child.id();
     std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
-    let before = status_mib(pid, "VmRSS");
+    let before = status_mib(Some(pid), "VmRSS");
     let len = body.len();
     let body = std::sync::Arc::new(body);
     let stall = Duration::from_secs(15);
@@ -166,7 +149,7 @@ fn stalled(node: &Node, n: usize, body: Vec<u8>) {
             });
         }
     });
-    let peak = status_mib(pid, "VmHWM");
+    let peak = status_mib(Some(pid), "VmHWM");
     println!(
         "{:<34} {n} × {:>5.1} MiB declared, 3/4 sent, then stalled 15 s  RSS before {before:>6.1} MiB  peak {peak:>7.1} MiB  growth {:>7.1} MiB",
         "events/add, stalled senders",

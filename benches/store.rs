@@ -7,6 +7,9 @@
 //! Results go to stdout as a Markdown table; `docs/performance.md` records them.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is the failure
 
+mod common;
+
+use common::status_mib;
 use sluis::model::parse::parse_event;
 use sluis::store::{Durability, Store, StoreOptions};
 use sluis::testdata::{generated_event_json, Rng};
@@ -47,16 +50,6 @@ fn args() -> Args {
         i += 2;
     }
     a
-}
-
-fn peak_rss_mib() -> f64 {
-    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    s.lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
 }
 
 fn dir_bytes(p: &std::path::Path) -> u64 {
@@ -165,7 +158,10 @@ fn main() {
         logical,
         logical as f64 / attrs as f64
     );
-    println!("| peak RSS after import | {:.0} MiB |", peak_rss_mib());
+    println!(
+        "| peak RSS after import | {:.0} MiB |",
+        status_mib(None, "VmHWM:")
+    );
     println!();
     println!("| lookup | n | p50 µs | p99 µs | max µs | hits |");
     println!("|---|---|---|---|---|---|");
@@ -206,7 +202,7 @@ fn main() {
     println!();
     acknowledged_writes(&store, &dir, a.acked);
     println!();
-    println!("peak RSS at end: {:.0} MiB", peak_rss_mib());
+    println!("peak RSS at end: {:.0} MiB", status_mib(None, "VmHWM:"));
 }
 
 /// What an acknowledgement costs: `n` single-event writes of 10 attributes with

@@ -18,31 +18,14 @@
 //! Uses the release `sluis` binary cargo builds for benches.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is the failure
 
+mod common;
+
+use common::{arg, status_mib};
 use serde_json::json;
 use sluis::store::Durability;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn arg(name: &str, default: u64) -> u64 {
-    let v: Vec<String> = std::env::args().collect();
-    v.iter()
-        .position(|a| a == name)
-        .and_then(|i| v.get(i + 1))
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(default)
-}
-
-fn peak_rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map(|kb| kb / 1024.0)
-        .unwrap_or(0.0)
-}
 
 struct Node {
     name: &'static str,
@@ -215,8 +198,8 @@ fn main() {
         "initial sync of {attributes} attributes: {:.1} s ({:.0} attributes/s); peak RSS A {:.0} MiB, B {:.0} MiB",
         took.as_secs_f64(),
         attributes as f64 / took.as_secs_f64(),
-        peak_rss_mib(pa.id()),
-        peak_rss_mib(pb.id())
+        status_mib(Some(pa.id()), "VmHWM:"),
+        status_mib(Some(pb.id()), "VmHWM:")
     );
 
     // 2. Propagation over one and two hops.
@@ -293,9 +276,9 @@ fn main() {
             .map(|i| json!({"type": "domain", "value": format!("l{i}.large-event.example")}))
             .collect();
         let before = [
-            peak_rss_mib(pa.id()),
-            peak_rss_mib(pb.id()),
-            peak_rss_mib(pc.id()),
+            status_mib(Some(pa.id()), "VmHWM:"),
+            status_mib(Some(pb.id()), "VmHWM:"),
+            status_mib(Some(pc.id()), "VmHWM:"),
         ];
         let start = Instant::now();
         let r: serde_json::Value = post
@@ -341,9 +324,9 @@ fn main() {
             stored.as_secs_f64(),
             at_b.unwrap_or_default().as_secs_f64(),
             at_c.unwrap_or_default().as_secs_f64(),
-            before[0], peak_rss_mib(pa.id()),
-            before[1], peak_rss_mib(pb.id()),
-            before[2], peak_rss_mib(pc.id()),
+            before[0], status_mib(Some(pa.id()), "VmHWM:"),
+            before[1], status_mib(Some(pb.id()), "VmHWM:"),
+            before[2], status_mib(Some(pc.id()), "VmHWM:"),
         );
     }
     for p in [&mut pa, &mut pb, &mut pc] {

@@ -268,6 +268,32 @@ pub(crate) fn invalid_event() -> ApiError {
     ApiError::NotFound("Invalid event.".into())
 }
 
+/// Calls `f` with every event `viewer` can see, as they see it (redacted):
+/// the walk behind the tag catalogue's counts and the statistics, which, like
+/// MISP's queries, have no index of their own.
+pub(crate) fn for_each_visible(
+    store: &Store,
+    viewer: &Viewer,
+    mut f: impl FnMut(&Event),
+) -> Result<(), ApiError> {
+    for u in store.event_uuids() {
+        let u = u?;
+        let Some(head) = store.get_event_header(&u)? else {
+            continue;
+        };
+        if !crate::policy::event_visible(viewer, &head) {
+            continue;
+        }
+        if let Some(ev) = store
+            .get_event(&u)?
+            .and_then(|e| crate::policy::redact_event(viewer, e))
+        {
+            f(&ev);
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use crate::api::testkit::Kit;

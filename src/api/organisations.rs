@@ -2,7 +2,8 @@
 //! `organisations/index`, `organisations/view/<id|uuid|name>`.
 
 use super::auth::Caller;
-use super::body::{as_u64, field, RawBody};
+use super::body::{field, RawBody};
+use super::elements::truthy;
 use super::error::ApiError;
 use super::{blocking, AppState};
 use crate::store::accounts::OrgRecord;
@@ -67,9 +68,7 @@ pub async fn add(
             "An organisation with this UUID already exists.",
         ));
     }
-    let local = field(&v, "local")
-        .map(|l| matches!(l, Value::Bool(true)) || as_u64(l) == Some(1))
-        .unwrap_or(true);
+    let local = field(&v, "local").map(|l| truthy(Some(l))).unwrap_or(true);
     let store = state.store.clone();
     let mut org = blocking(move || Ok(store.add_org(uuid, &name, local)?)).await?;
     for (k, slot) in [
@@ -175,7 +174,7 @@ pub async fn edit(
         }
     }
     if let Some(l) = field(&v, "local") {
-        org.local = matches!(l, Value::Bool(true)) || as_u64(l) == Some(1);
+        org.local = truthy(Some(l));
     }
     let store = state.store.clone();
     let uuid = org.uuid;

@@ -7,7 +7,7 @@
 
 use super::auth::Caller;
 use super::body::{unwrap_key, RawBody};
-use super::elements::not_allowed;
+use super::elements::{not_allowed, truthy};
 use super::error::{save_success, ApiError};
 use super::{blocking, AppState};
 use crate::model::sharing_group::SharingGroupOrg;
@@ -130,13 +130,11 @@ pub async fn edit(
                 *slot = x.as_str().ok_or_else(|| bad(k))?.to_owned();
             }
         }
-        let flag =
-            |x: &Value| matches!(x, Value::Bool(true)) || text(Some(x)).as_deref() == Some("1");
         if let Some(x) = v.get("active").filter(|x| !x.is_null()) {
-            sg.active = flag(x);
+            sg.active = truthy(Some(x));
         }
         if let Some(x) = v.get("roaming").filter(|x| !x.is_null()) {
-            sg.roaming = flag(x);
+            sg.roaming = truthy(Some(x));
         }
         if sg.name.trim().is_empty() {
             return Err(ApiError::refused(

@@ -14,9 +14,6 @@ use super::auth::Caller;
 use super::elements::not_allowed;
 use super::error::ApiError;
 use super::{blocking, AppState};
-use crate::model::Event;
-use crate::policy::{event_visible, redact_event, Viewer};
-use crate::store::Store;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -38,27 +35,6 @@ pub fn routes() -> Router<AppState> {
             "/tags/tagStatistics/{percentage}/{keysort}",
             get(tag_statistics),
         )
-}
-
-/// Every event `viewer` can see, as they see it.
-fn for_each_visible(
-    store: &Store,
-    viewer: &Viewer,
-    mut f: impl FnMut(&Event),
-) -> Result<(), ApiError> {
-    for u in store.event_uuids() {
-        let u = u?;
-        let Some(head) = store.get_event_header(&u)? else {
-            continue;
-        };
-        if !event_visible(viewer, &head) {
-            continue;
-        }
-        if let Some(ev) = store.get_event(&u)?.and_then(|e| redact_event(viewer, e)) {
-            f(&ev);
-        }
-    }
-    Ok(())
 }
 
 /// PHP's `round(100 * c / total, 3) . '%'`: "25%", "12.5%", "33.333%".
@@ -115,7 +91,7 @@ async fn attributes(
     let viewer = caller.viewer();
     let counts = blocking(move || {
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-        for_each_visible(&store, &viewer, |ev| {
+        super::elements::for_each_visible(&store, &viewer, |ev| {
             for a in ev.all_attributes().filter(|a| !a.deleted) {
                 let key = if by_type { &a.attr_type } else { &a.category };
                 *counts.entry(key.clone()).or_default() += 1;
@@ -144,8 +120,7 @@ async fn tag_statistics(
 
 /// Event tags (MISP counts `EventTag` rows: attribute tags are not counted)
 /// by name; `taxonomies` is `[]`, MISP's answer with no taxonomy enabled
-/// (taxonomies are issue 15). Sorted by name with `keysort`, else by count,
-/// largest first.
+/// (taxonomies are issue 15).
 async fn tags(
     State(state): State<AppState>,
     caller: Caller,
@@ -156,7 +131,7 @@ async fn tags(
     let viewer = caller.viewer();
     let counts = blocking(move || {
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
-        for_each_visible(&store, &viewer, |ev| {
+        super::elements::for_each_visible(&store, &viewer, |ev| {
             for t in &ev.tags {
                 *counts.entry(t.name.clone()).or_default() += 1;
             }
@@ -164,24 +139,10 @@ async fn tags(
         Ok(counts)
     })
     .await?;
-    let mut rows: Vec<(String, u64)> = counts.into_iter().collect();
-    if keysort {
-        rows.sort_by_key(|(k, _)| k.to_lowercase());
-    } else {
-        rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    }
-    let total: u64 = rows.iter().map(|(_, c)| c).sum();
-    let tags: Map<String, Value> = rows
-        .into_iter()
-        .map(|(k, c)| {
-            let v = if percentage {
-                percent(c, total)
-            } else {
-                c.to_string()
-            };
-            (k, Value::String(v))
-        })
-        .collect();
+    // JSON objects carry no order (this node's are sorted by key), so MISP's
+    // sort by count or by name (`keysort`) has nothing to change here.
+    let _ = keysort;
+    let tags = counts_json(counts, percentage);
     let mut out = Map::new();
     out.insert("tags".into(), Value::Object(tags));
     out.insert("taxonomies".into(), Value::Array(Vec::new()));

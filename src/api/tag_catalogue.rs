@@ -19,10 +19,10 @@
 
 use super::auth::Caller;
 use super::body::{as_u64, field, unwrap_key, NamedParams, RawBody};
-use super::elements::not_allowed;
+use super::elements::{not_allowed, truthy};
 use super::error::ApiError;
 use super::{blocking, AppState};
-use crate::policy::{event_visible, redact_event, Viewer};
+use crate::policy::Viewer;
 use crate::store::tags::TagRecord;
 use crate::store::Store;
 use axum::extract::{Path, State};
@@ -52,17 +52,7 @@ pub(crate) fn tag_json(t: &TagRecord) -> Value {
 /// attributes. MISP computes these counts per request too.
 fn visible_counts(store: &Store, viewer: &Viewer) -> Result<HashMap<String, (u64, u64)>, ApiError> {
     let mut out: HashMap<String, (u64, u64)> = HashMap::new();
-    for u in store.event_uuids() {
-        let u = u?;
-        let Some(head) = store.get_event_header(&u)? else {
-            continue;
-        };
-        if !event_visible(viewer, &head) {
-            continue;
-        }
-        let Some(ev) = store.get_event(&u)?.and_then(|e| redact_event(viewer, e)) else {
-            continue;
-        };
+    super::elements::for_each_visible(store, viewer, |ev| {
         for t in &ev.tags {
             out.entry(t.key()).or_default().0 += 1;
         }
@@ -71,7 +61,7 @@ fn visible_counts(store: &Store, viewer: &Viewer) -> Result<HashMap<String, (u64
                 out.entry(t.key()).or_default().1 += 1;
             }
         }
-    }
+    })?;
     Ok(out)
 }
 
@@ -212,15 +202,14 @@ fn apply_body(rec: &mut TagRecord, v: &Value, action: &str) -> Result<(), ApiErr
             .ok_or_else(|| bad("colour", "Not a string."))?
             .to_owned();
     }
-    let flag = |x: &Value| matches!(x, Value::Bool(true)) || as_u64(x) == Some(1);
     if let Some(x) = field(v, "exportable") {
-        rec.exportable = flag(x);
+        rec.exportable = truthy(Some(x));
     }
     if let Some(x) = field(v, "hide_tag") {
-        rec.hide_tag = flag(x);
+        rec.hide_tag = truthy(Some(x));
     }
     if let Some(x) = field(v, "local_only") {
-        rec.local_only = flag(x);
+        rec.local_only = truthy(Some(x));
     }
     if let Some(x) = field(v, "org_id") {
         rec.org_id = as_u64(x).ok_or_else(|| bad("org_id", "Not an organisation id."))?;

@@ -198,6 +198,30 @@ fn declared_length(req: &Request<Body>) -> Option<u64> {
         .and_then(|v| v.trim().parse().ok())
 }
 
+/// A request refused before routing (its body unread or drained): MISP's error
+/// shape for `path`, `Connection: close` (the client may still be sending the
+/// body), and the metrics under `label`.
+async fn refuse_unrouted(
+    state: &AppState,
+    path: String,
+    err: error::ApiError,
+    label: &'static str,
+    started: Instant,
+) -> Response {
+    use axum::response::IntoResponse;
+    let mut resp = error::REQUEST_PATH
+        .scope(path, async { err.into_response() })
+        .await;
+    resp.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    state
+        .metrics
+        .request(label, resp.status().as_u16(), started.elapsed());
+    resp
+}
+
 /// Normalises the path (named parameters, `.json`, camel-case controllers),
 /// works out the client's address ([`ClientAddr`], from the TCP peer and, from a
 /// trusted proxy only, `X-Forwarded-For`), scopes the request path for error
@@ -207,7 +231,6 @@ fn declared_length(req: &Request<Body>) -> Option<u64> {
 /// handler may have answered without reading the body, and a keep-alive client
 /// (PyMISP reuses one session) must not send its next request into the rest of it.
 pub async fn handle(router: Router, state: AppState, mut req: Request<Body>) -> Response {
-    use axum::response::IntoResponse;
     let started = Instant::now();
     if let Some(RemoteAddr(tcp)) = req.extensions().get::<RemoteAddr>().copied() {
         let client = forwarded::client(&state.proxies, tcp, req.headers());
@@ -222,19 +245,8 @@ pub async fn handle(router: Router, state: AppState, mut req: Request<Body>) -> 
     if declared.is_some_and(|n| n > state.limits.max_body as u64) {
         // Refused on the declared size alone, before reading.
         drain(req.into_body()).await;
-        let mut resp = error::REQUEST_PATH
-            .scope(path, async {
-                error::ApiError::TooLarge(state.limits.max_body).into_response()
-            })
-            .await;
-        resp.headers_mut().insert(
-            axum::http::header::CONNECTION,
-            axum::http::HeaderValue::from_static("close"),
-        );
-        state
-            .metrics
-            .request(TOO_LARGE, resp.status().as_u16(), started.elapsed());
-        return resp;
+        let err = error::ApiError::TooLarge(state.limits.max_body);
+        return refuse_unrouted(&state, path, err, TOO_LARGE, started).await;
     }
     // A large body takes its share of the body budget before it is read, and
     // keeps it (through `ticket`, held here) until the answer is produced.
@@ -246,17 +258,8 @@ pub async fn handle(router: Router, state: AppState, mut req: Request<Body>) -> 
     {
         Ok(share) => share,
         Err(busy) => {
-            let mut resp = error::REQUEST_PATH
-                .scope(path, async { error::ApiError::Busy(busy).into_response() })
-                .await;
-            resp.headers_mut().insert(
-                axum::http::header::CONNECTION,
-                axum::http::HeaderValue::from_static("close"),
-            );
-            state
-                .metrics
-                .request(BUSY, resp.status().as_u16(), started.elapsed());
-            return resp;
+            let err = error::ApiError::Busy(busy);
+            return refuse_unrouted(&state, path, err, BUSY, started).await;
         }
     };
     ticket.hold(share);

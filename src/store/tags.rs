@@ -266,6 +266,38 @@ mod tests {
         assert!(!valid_colour("red"));
     }
 
+    /// A tag that stored data carries is entered with the event (same batch)
+    /// and can be neither renamed nor deleted: events carry it by name.
+    #[test]
+    fn tags_on_stored_events_are_catalogued_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), Default::default()).unwrap();
+        let ev = crate::model::parse::parse_event(
+            br##"{"Event":{"info":"x","Tag":[{"name":"Case:One"}],
+                 "Attribute":[{"type":"ip-dst","value":"192.0.2.1","Tag":[{"name":"case:two","colour":"#123456"}]}]}}"##,
+            1 << 20,
+        )
+        .unwrap();
+        store.put_event(ev, Durability::Flush).unwrap();
+        let one = store.tag_by_name("case:one").unwrap().unwrap();
+        assert_eq!(one.colour, default_colour("Case:One"));
+        let two = store.tag_by_name("CASE:TWO").unwrap().unwrap();
+        assert_eq!(two.colour, "#123456");
+        assert_ne!(one.id, two.id);
+        assert!(store.tag_in_use("case:one").unwrap());
+        let mut renamed = one.clone();
+        renamed.name = "case:renamed".into();
+        assert!(matches!(
+            store.update_tag(renamed),
+            Err(StoreError::Refused { .. })
+        ));
+        assert!(matches!(
+            store.delete_tag(two.id),
+            Err(StoreError::Refused { .. })
+        ));
+        assert_eq!(store.tag_by_id(two.id).unwrap(), Some(two));
+    }
+
     #[test]
     fn catalogue_add_edit_delete() {
         let dir = tempfile::tempdir().unwrap();
