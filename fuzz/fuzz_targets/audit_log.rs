@@ -25,6 +25,10 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(first.problem.is_none(), again.problem.is_none());
     if first.problem.is_none() {
         let lines = data.iter().filter(|b| **b == b'\n').count() as u64;
-        assert!(first.lines <= lines, "{} lines checked, {lines} in the input", first.lines);
+        assert!(
+            first.lines <= lines,
+            "{} lines checked, {lines} in the input",
+            first.lines
+        );
     }
 });

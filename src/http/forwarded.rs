@@ -175,6 +175,13 @@ mod tests {
             "2001:db8::7"
         );
         assert_eq!(from(&p, "10.0.0.1:1", &["[2001:db8::7]"]), "2001:db8::7");
+        // An IPv4-mapped IPv6 address, however spelt, is the IPv4 address it
+        // maps (the input the forwarded_for fuzz target found).
+        assert_eq!(from(&p, "10.0.0.1:1", &["::0:ffff:f:101"]), "0.15.1.1");
+        assert_eq!(
+            from(&p, "10.0.0.1:1", &["::ffff:203.0.113.7"]),
+            "203.0.113.7"
+        );
     }
 
     #[test]
