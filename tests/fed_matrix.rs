@@ -3,9 +3,10 @@
 //! sharing groups with different members, TLP:RED with and without a group,
 //! local tags, and attributes of mixed levels inside one event. Once the cluster
 //! settles, each node must hold exactly what an independent model of the rules
-//! says — the same elements, with the downgraded effective levels — with every
-//! seal verifying against A's key, the signed levels untouched, and no local tag
-//! having left A. The model is written here, from the design text, not from
+//! says — the same elements, shown at the downgraded effective levels (MISP's
+//! pull rule, 1 → 0 and 2 → 1 per hop; the widest along several paths) — with
+//! every seal verifying against A's key once the signed levels are restored
+//! from it, and no local tag having left A. The model is written here, from the design text, not from
 //! `policy::federation`.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests: a failed step is the failure
 
@@ -133,9 +134,11 @@ fn cases() -> Vec<EventCase> {
 type Holding = BTreeMap<&'static str, (u8, BTreeMap<&'static str, u8>)>;
 
 /// Whether a level lets an element go from a node to `to` (an org name), and
-/// what level it has there. 5 (inherit) is decided by the parent.
+/// what level it has there (MISP's pull downgrade: 1 → 0, 2 → 1). 5
+/// (inherit) is decided by the parent.
 fn gate(level: u8, sg: Option<&[&str]>, to: &str) -> Option<u8> {
     match level {
+        1 => Some(0),
         2 => Some(1),
         3 => Some(3),
         4 => sg.filter(|m| m.contains(&to)).map(|_| 4),
@@ -196,6 +199,9 @@ fn model(
                     }
                     got.insert(a.label, a_here);
                 }
+                // Along several paths, a node holds the widest level any
+                // path gave it (levels here are narrowings of one signed
+                // level, so wider is larger).
                 let entry = held
                     .entry(to.clone())
                     .or_default()
@@ -204,8 +210,17 @@ fn model(
                         changed = true;
                         (ev_here, BTreeMap::new())
                     });
+                if ev_here > entry.0 {
+                    entry.0 = ev_here;
+                    changed = true;
+                }
                 for (k, v) in got {
-                    if entry.1.insert(k, v).is_none() {
+                    let level = entry.1.entry(k).or_insert_with(|| {
+                        changed = true;
+                        v
+                    });
+                    if v > *level {
+                        *level = v;
                         changed = true;
                     }
                 }
@@ -328,7 +343,20 @@ fn check_matrix(links: &[(&str, &str)]) {
                 assert!(got.is_none(), "{node} must not hold {:?}", c.label);
                 continue;
             };
-            let ev = got.unwrap_or_else(|| panic!("{node} must hold {:?}", c.label));
+            let mut ev = got.unwrap_or_else(|| panic!("{node} must hold {:?}", c.label));
+            // Shown at the levels in effect here, as MISP shows them.
+            assert_eq!(ev.distribution, *ev_level, "{node}: {:?} shown", c.label);
+            let shown: BTreeMap<&str, u8> = ev
+                .all_attributes()
+                .map(|a| (labels[&a.uuid], a.distribution))
+                .collect();
+            assert_eq!(
+                &shown, attrs,
+                "{node}: the attributes of {:?} shown",
+                c.label
+            );
+            // With the signed levels put back from the seal, it verifies.
+            sluis::seal::restore_signed_levels(&mut ev);
             sluis::seal::verify_event(&ev, &trust, now)
                 .unwrap_or_else(|e| panic!("{node}: {:?} does not verify: {e}", c.label));
             assert_eq!(ev.seal.as_ref().unwrap().origin_org, cl.org(A));
@@ -367,6 +395,10 @@ fn check_matrix(links: &[(&str, &str)]) {
     // the design says they must.
     let b: BTreeSet<_> = expected[B].keys().collect();
     assert!(b.contains(&"connected") && !b.contains(&"sg-ac"));
+    assert_eq!(expected[B]["community"].0, 0, "1 reaches B as 0");
+    assert!(!expected[C].contains_key("community") || links.contains(&(A, C)));
+    let connected_at_c = if links.contains(&(A, C)) { 1 } else { 0 };
+    assert_eq!(expected[C]["connected"].0, connected_at_c, "2 at C");
     assert!(expected[C].contains_key("all"));
     assert!(!expected[C].contains_key("red-no-sg"));
 }

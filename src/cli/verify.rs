@@ -73,7 +73,21 @@ impl Trust {
     }
 
     /// Verifies one event; the flag says whether its origin org was pinned.
+    /// An event exported by a node that received it shows the levels in
+    /// effect there; the levels its origin signed are put back first.
     pub fn check(&self, event: &Event, now: u64) -> Result<(VerifiedEvent, bool), SealError> {
+        let mut signed;
+        let event = if event
+            .seal
+            .as_ref()
+            .is_some_and(|s| !s.signed_distribution.is_empty())
+        {
+            signed = event.clone();
+            crate::seal::restore_signed_levels(&mut signed);
+            &signed
+        } else {
+            event
+        };
         if let Some(seal) = &event.seal {
             let unpinned = seal
                 .key_id

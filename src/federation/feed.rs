@@ -70,7 +70,7 @@ pub fn write_page(
         match c.kind {
             ChangeKind::EventStored => {
                 if latest.get(&c.event) == Some(seq) {
-                    if let Some(ev) = store.get_event(&c.event)? {
+                    if let Some(ev) = store.get_event_signed(&c.event)? {
                         let local = store.local_state(&ev)?;
                         if let Decision::Send(out) = outbound(&ev, &local, peer) {
                             attributes += out.all_attributes().count().max(1);
@@ -133,7 +133,7 @@ pub fn write_page(
                 }
             }
             ChangeKind::SightingAdded => {
-                if let Some(ev) = store.get_event(&c.event)? {
+                if let Some(ev) = store.get_event_signed(&c.event)? {
                     let local = store.local_state(&ev)?;
                     if let Decision::Send(out) = outbound(&ev, &local, peer) {
                         for s in store.sightings_of(&c.event)? {
@@ -261,12 +261,12 @@ mod tests {
         let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
         let ts = 1_700_000_000;
         store.put_event(event(1, 3, ts), Durability::Flush).unwrap(); // seq 1
-        store.put_event(event(2, 1, ts), Durability::Flush).unwrap(); // seq 2
+        store.put_event(event(2, 0, ts), Durability::Flush).unwrap(); // seq 2
         let mut newer = event(1, 3, ts + 5);
         newer.info = "feed test, edited".into();
         store.put_event(newer, Durability::Flush).unwrap(); // seq 3
         let received = LocalRecord {
-            event_distribution: Some(1),
+            event_distribution: Some(0),
             received_from: Some("cert-b".into()),
             ..LocalRecord::default()
         };
@@ -275,8 +275,8 @@ mod tests {
             .unwrap(); // seq 4
 
         let p = page(&store, &peer("cert-c"), 0, 100);
-        // Event 1 once (its latest change), event 2 (level 1) and event 3 (received
-        // at 2, so effective 1) withheld; the cursor covers all four.
+        // Event 1 once (its latest change), event 2 (level 0) and event 3 (signed
+        // 2, received narrowed to 0) withheld; the cursor covers all four.
         assert_eq!(kinds(&p), vec![(3, "event".to_owned())]);
         assert_eq!(
             p["records"][0]["record"]["Event"]["info"],
@@ -287,8 +287,9 @@ mod tests {
 
         // The local state is read back as stored.
         let e3 = store.get_event(&event(3, 2, ts).uuid).unwrap().unwrap();
+        assert_eq!(e3.distribution, 0, "shown at its effective level");
         let local = store.local_state(&e3).unwrap();
-        assert_eq!(local.event_distribution, 1);
+        assert_eq!(local.event_distribution, 0);
         assert_eq!(local.received_from.as_deref(), Some("cert-b"));
         let e1 = store.get_event(&event(1, 3, ts).uuid).unwrap().unwrap();
         let local = store.local_state(&e1).unwrap();

@@ -15,7 +15,7 @@
 
 use crate::model::Event;
 use crate::policy::federation::local_state_on_receipt;
-use crate::seal::{strip_unsealed, verify_event, Sealer, TrustList};
+use crate::seal::{restore_signed_levels, strip_unsealed, verify_event, Sealer, TrustList};
 use crate::store::{local_record_of, Durability, Outcome, Store, StoreError};
 use std::cell::Cell;
 use uuid::Uuid;
@@ -44,6 +44,9 @@ impl Receiver<'_> {
     ) -> Result<Outcome, StoreError> {
         let now = crate::model::time::now_secs();
         let own = self.sealer.org();
+        // The levels the origin signed go back in before anything is checked;
+        // the levels it was sent at become this node's effective ones.
+        let sent = restore_signed_levels(&mut ev);
         let origin = match &ev.seal {
             None if from.is_some() => {
                 seal_failed.set(true);
@@ -128,12 +131,15 @@ impl Receiver<'_> {
                 }
             })
         };
-        match from {
-            Some(peer) => {
-                let local = local_record_of(&ev, &local_state_on_receipt(&ev, peer));
-                store.put_event_received(ev, Durability::Deferred, &finish, &local)
-            }
-            None => store.put_event_with(ev, Durability::Deferred, &finish),
+        let state = local_state_on_receipt(&ev, &sent, from).map_err(|e| StoreError::Refused {
+            field: "distribution",
+            reason: e.to_string(),
+        })?;
+        if from.is_none() && sent.is_empty() {
+            // An import of the origin's own version: in effect as signed.
+            return store.put_event_with(ev, Durability::Deferred, &finish);
         }
+        let local = local_record_of(&ev, &state);
+        store.put_event_received(ev, Durability::Deferred, &finish, &local)
     }
 }

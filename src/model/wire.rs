@@ -7,7 +7,7 @@
 //! `true`/`false`, `0`/`1` and `"0"`/`"1"`, and written as booleans.
 
 use serde::de::{self, Deserializer, Visitor};
-use serde::Serializer;
+use serde::{Deserialize, Serializer};
 use std::fmt;
 
 /// Reads an unsigned integer from a JSON number, a decimal string, `""` or `null`
@@ -20,6 +20,17 @@ pub fn de_u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
 pub fn de_u8<'de, D: Deserializer<'de>>(d: D) -> Result<u8, D::Error> {
     let v = d.deserialize_any(U64Visitor)?;
     u8::try_from(v).map_err(|_| de::Error::custom(format!("{v} is out of range")))
+}
+
+/// Reads a map of uuid to level, each level as [`de_u8`] reads it (PyMISP
+/// echoes a seal back with its integers as strings).
+pub fn de_level_map<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<std::collections::BTreeMap<uuid::Uuid, u8>, D::Error> {
+    #[derive(Deserialize)]
+    struct Level(#[serde(deserialize_with = "de_u8")] u8);
+    let m: std::collections::BTreeMap<uuid::Uuid, Level> = Deserialize::deserialize(d)?;
+    Ok(m.into_iter().map(|(k, Level(v))| (k, v)).collect())
 }
 
 /// Reads an optional integer: `null` and `""` are `None`.

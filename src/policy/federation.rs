@@ -2,16 +2,21 @@
 //! as a pure function over a stored event, this node's local state about it, and
 //! the receiving peer.
 //!
-//! # The rules (a conservative reading of MISP, docs/misp-rules.md §2)
+//! # The rules (MISP's, docs/misp-rules.md §2.3)
 //!
 //! | level | name | leaves this node? |
 //! |---|---|---|
 //! | 0 | your organisation only | never |
-//! | 1 | this community only | never |
-//! | 2 | connected communities | to direct peers; it arrives there as 1, so it stops there |
+//! | 1 | this community only | to direct peers; it arrives there as 0, so it stops there |
+//! | 2 | connected communities | to direct peers; it arrives there as 1, so it goes one hop more, as 0 |
 //! | 3 | all communities | everywhere, unchanged |
 //! | 4 | sharing group | only to peers whose org is a member of the group, unchanged |
 //! | 5 | inherit (elements only) | as its parent (object, else event) |
+//!
+//! This is MISP's pull rule (`Server::__updatePulledEventBeforeInsert`: the
+//! receiver downgrades 1 → 0 and 2 → 1), which is how sluis nodes exchange:
+//! every node pulls its peers' feeds. (MISP's push path never sends a 1 at all,
+//! so under MISP push a 2 stops after one hop; docs/federation.md.)
 //!
 //! Only published events travel. Content tagged `tlp:red` (on the event or on the
 //! element) leaves only under a sharing group. Tags that do not travel (local,
@@ -22,12 +27,16 @@
 //! # Signed values and effective values
 //!
 //! The origin's seal covers every element's signed form, including its
-//! `distribution` *as the origin set it* (docs/design.md §4). A hop therefore cannot
-//! rewrite a level the way MISP does (2 → 1 on push): that would break the seal.
-//! Instead each node keeps the **effective** level as local state
-//! ([`LocalState`]), computed on receipt by [`local_state_on_receipt`], and
-//! [`outbound`] decides with it. What [`outbound`] changes in the event is
-//! limited to what the seal does not cover, so the filtered event still verifies:
+//! `distribution` *as the origin set it* (docs/design.md §4). Each node keeps
+//! the **effective** level as local state ([`LocalState`]): on receipt, the
+//! level it was sent at, downgraded ([`local_state_on_receipt`]). [`outbound`]
+//! decides with both, and sends each element **at its effective level**, as
+//! MISP does, noting the signed level in the seal where they differ
+//! ([`crate::model::seal::send_levels`]); the receiver puts the signed levels back
+//! to verify ([`crate::model::seal::restore_signed_levels`]) and refuses a sent level
+//! wider than the signed one ([`narrows`]). The API shows the effective level.
+//! Otherwise what [`outbound`] changes in the event is limited to what the
+//! seal does not cover, so the filtered event still verifies:
 //!
 //! - whole elements are removed (an object with its attributes and references; a
 //!   reference whose target was removed) — the seal lists digests, and absent
@@ -150,6 +159,18 @@ pub struct Peer {
     pub org: Uuid,
 }
 
+/// A peer sent an element at a level wider than its origin signed: a hop may
+/// narrow what the origin allowed, never widen it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "element {uuid} was sent at distribution {sent}, wider than the {signed} its origin signed"
+)]
+pub struct Widened {
+    pub uuid: Uuid,
+    pub signed: u8,
+    pub sent: u8,
+}
+
 /// Why an event is not sent to a peer at all.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Reason {
@@ -178,42 +199,74 @@ pub enum Decision {
 }
 
 /// The effective distribution a node records for a level received from a direct
-/// peer: 2 (connected communities) becomes 1 (this community), so it never goes
-/// further; every other level is kept (0 and 1 should never arrive, and stay
-/// unsendable if they do).
-pub fn effective_on_receipt(signed: u8) -> u8 {
-    if signed == CONNECTED {
-        COMMUNITY
-    } else {
-        signed
+/// peer (MISP's pull rule): 1 (this community) becomes 0 (the organisation
+/// only), so it goes no further; 2 (connected communities) becomes 1, so it
+/// goes one hop more; every other level is kept.
+pub fn effective_on_receipt(sent: u8) -> u8 {
+    match sent {
+        COMMUNITY => ORG_ONLY,
+        CONNECTED => COMMUNITY,
+        other => other,
     }
 }
 
+/// Whether `sent` is `signed` or a narrowing of it a hop may make: one of the
+/// community levels 0–3 replaced by a lower one. A sharing group (4) and
+/// inherit (5) are never rewritten.
+pub fn narrows(signed: u8, sent: u8) -> bool {
+    sent == signed || (signed <= ALL && sent < signed)
+}
+
 /// The [`LocalState`] for an event received from the peer named `peer`:
-/// [`effective_on_receipt`] applied to the event and to every attribute, object
-/// and report (only the levels it changes are recorded).
-pub fn local_state_on_receipt(event: &Event, peer: &str) -> LocalState {
-    let mut element_distribution = HashMap::new();
-    let mut note = |uuid: Uuid, signed: u8| {
-        let effective = effective_on_receipt(signed);
-        if effective != signed {
-            element_distribution.insert(uuid, effective);
+/// `event` holds the levels its origin signed (restored by
+/// [`crate::model::seal::restore_signed_levels`], which also gave `sent`, the levels
+/// the peer sent where they differ), and each element's effective level here
+/// is its sent level downgraded by [`effective_on_receipt`] (only those that
+/// differ from the signed level are recorded). A sent level wider than the
+/// signed one is refused. Without a peer (`sluis import` of a file some node
+/// exported), the levels stay as sent: no hop was made, and an import must
+/// not widen what the exporting node showed.
+pub fn local_state_on_receipt(
+    event: &Event,
+    sent: &HashMap<Uuid, u8>,
+    peer: Option<&str>,
+) -> Result<LocalState, Widened> {
+    let effective = |uuid: Uuid, signed: u8| -> Result<u8, Widened> {
+        let got = sent.get(&uuid).copied().unwrap_or(signed);
+        if !narrows(signed, got) {
+            return Err(Widened {
+                uuid,
+                signed,
+                sent: got,
+            });
         }
+        Ok(match peer {
+            Some(_) => effective_on_receipt(got),
+            None => got,
+        })
+    };
+    let mut element_distribution = HashMap::new();
+    let mut note = |uuid: Uuid, signed: u8| -> Result<(), Widened> {
+        let level = effective(uuid, signed)?;
+        if level != signed {
+            element_distribution.insert(uuid, level);
+        }
+        Ok(())
     };
     for a in event.all_attributes() {
-        note(a.uuid, a.distribution);
+        note(a.uuid, a.distribution)?;
     }
     for o in &event.objects {
-        note(o.uuid, o.distribution);
+        note(o.uuid, o.distribution)?;
     }
     for r in &event.reports {
-        note(r.uuid, r.distribution);
+        note(r.uuid, r.distribution)?;
     }
-    LocalState {
-        event_distribution: effective_on_receipt(event.distribution),
+    Ok(LocalState {
+        event_distribution: effective(event.uuid, event.distribution)?,
         element_distribution,
-        received_from: Some(peer.to_owned()),
-    }
+        received_from: peer.map(str::to_owned),
+    })
 }
 
 /// Whether any of `tags` is `tlp:red` (trimmed, case-insensitive; travelling or
@@ -255,7 +308,7 @@ fn sg_admits(sg: &SharingGroup, peer: &Peer) -> bool {
 /// of its own, the parent's levels are checked too ([`admits`]).
 fn gate(level: u8, sg: Option<&SharingGroup>, peer: &Peer) -> Result<(), Reason> {
     match level {
-        CONNECTED | ALL | INHERIT => Ok(()),
+        COMMUNITY | CONNECTED | ALL | INHERIT => Ok(()),
         SHARING_GROUP => match sg {
             None => Err(Reason::MissingSharingGroup),
             Some(sg) if sg_admits(sg, peer) => Ok(()),
@@ -371,6 +424,21 @@ fn filter(event: &Event, local: &LocalState, peer: &Peer) -> Result<Event, Reaso
     }
     out.attributes.iter_mut().for_each(clean_attribute);
     out.attribute_count = Some(out.all_attributes().filter(|a| !a.deleted).count() as u64);
+    // Each element goes at its effective level (a corrupt local state that
+    // claims a wider one than signed is not believed: the signed level goes).
+    let event_uuid = event.uuid;
+    crate::model::seal::send_levels(&mut out, |uuid, signed| {
+        let effective = if *uuid == event_uuid {
+            local.event_distribution
+        } else {
+            local.effective(uuid, signed)
+        };
+        if narrows(signed, effective) {
+            effective
+        } else {
+            signed
+        }
+    });
     Ok(out)
 }
 
@@ -567,7 +635,7 @@ mod tests {
     fn event_levels() {
         for (dist, expect) in [
             (0, Some(Reason::Distribution { level: 0 })),
-            (1, Some(Reason::Distribution { level: 1 })),
+            (1, None),
             (2, None),
             (3, None),
             (5, Some(Reason::Distribution { level: 5 })),
@@ -642,7 +710,7 @@ mod tests {
     fn never_back_to_the_sender() {
         let mut e = event(3);
         e.published = false;
-        let local = local_state_on_receipt(&e, "node-b");
+        let local = local_state_on_receipt(&e, &HashMap::new(), Some("node-b")).unwrap();
         assert_eq!(
             outbound(&e, &local, &peer_b()),
             Decision::Withhold(Reason::Echo)
@@ -657,14 +725,19 @@ mod tests {
 
     #[test]
     fn effective_level_decides_and_never_widens() {
-        let e = event(2);
-        // Received: 2 is 1 here.
-        let local = local_state_on_receipt(&e, "node-a");
-        assert_eq!(local.event_distribution, 1);
+        // Received: 1 is 0 here, and goes no further.
+        let e = event(1);
+        let local = local_state_on_receipt(&e, &HashMap::new(), Some("node-a")).unwrap();
+        assert_eq!(local.event_distribution, 0);
         assert_eq!(
             outbound(&e, &local, &peer_c()),
-            Decision::Withhold(Reason::Distribution { level: 1 })
+            Decision::Withhold(Reason::Distribution { level: 0 })
         );
+        // Received: 2 is 1 here, and goes on as 1.
+        let e2 = event(2);
+        let local = local_state_on_receipt(&e2, &HashMap::new(), Some("node-a")).unwrap();
+        assert_eq!(local.event_distribution, 1);
+        assert_eq!(sent(outbound(&e2, &local, &peer_c())).distribution, 1);
         // An operator's local narrowing of a 3.
         let e3 = event(3);
         let local = LocalState {
@@ -676,21 +749,54 @@ mod tests {
             Decision::Withhold(Reason::Distribution { level: 0 })
         );
         // A local state claiming wider than signed does not widen.
-        let e1 = event(1);
+        let e0 = event(0);
         let local = LocalState {
             event_distribution: 3,
-            ..LocalState::originated(&e1)
+            ..LocalState::originated(&e0)
         };
         assert_eq!(
-            outbound(&e1, &local, &peer_b()),
-            Decision::Withhold(Reason::Distribution { level: 1 })
+            outbound(&e0, &local, &peer_b()),
+            Decision::Withhold(Reason::Distribution { level: 0 })
         );
         let mut e = event(3);
-        e.attributes = vec![attr(1, 1), attr(2, 3)];
+        e.attributes = vec![attr(1, 0), attr(2, 3)];
         let mut local = LocalState::originated(&e);
         local.element_distribution.insert(uuid(1), 3);
-        local.element_distribution.insert(uuid(2), 1);
+        local.element_distribution.insert(uuid(2), 0);
         assert!(attr_uuids(&sent(outbound(&e, &local, &peer_b()))).is_empty());
+        // A claimed 3 over a signed 2 is sent as signed.
+        let mut e = event(3);
+        e.attributes = vec![attr(1, 2)];
+        let mut local = LocalState::originated(&e);
+        local.element_distribution.insert(uuid(1), 3);
+        assert_eq!(
+            sent(outbound(&e, &local, &peer_b())).attributes[0].distribution,
+            2
+        );
+    }
+
+    #[test]
+    fn a_sent_level_wider_than_signed_is_refused() {
+        let mut e = event(3);
+        e.attributes = vec![
+            attr(1, 2),
+            with_sg(attr(2, 4), |a| a.sharing_group = Some(sg_b())),
+        ];
+        for (uuid, level) in [(uuid(1), 3), (uuid(2), 3), (EVENT_UUID, 4)] {
+            let sent = HashMap::from([(uuid, level)]);
+            let err = local_state_on_receipt(&e, &sent, Some("node-a")).unwrap_err();
+            assert_eq!(err.uuid, uuid);
+        }
+        // Narrowed: fine, and then downgraded.
+        let sent = HashMap::from([(uuid(1), 1), (EVENT_UUID, 2)]);
+        let local = local_state_on_receipt(&e, &sent, Some("node-a")).unwrap();
+        assert_eq!(local.event_distribution, 1);
+        assert_eq!(local.effective(&uuid(1), 2), 0);
+        // Without a hop (an import), as sent.
+        let local = local_state_on_receipt(&e, &sent, None).unwrap();
+        assert_eq!(local.event_distribution, 2);
+        assert_eq!(local.effective(&uuid(1), 2), 1);
+        assert_eq!(local.received_from, None);
     }
 
     // ----- children ----------------------------------------------------------
@@ -711,11 +817,11 @@ mod tests {
         ];
         assert_eq!(
             attr_uuids(&sent(send(&e, &peer_b()))),
-            vec![uuid(2), uuid(3), uuid(4), uuid(5)]
+            vec![uuid(1), uuid(2), uuid(3), uuid(4), uuid(5)]
         );
         assert_eq!(
             attr_uuids(&sent(send(&e, &peer_c()))),
-            vec![uuid(2), uuid(3), uuid(5)]
+            vec![uuid(1), uuid(2), uuid(3), uuid(5)]
         );
     }
 
@@ -761,7 +867,7 @@ mod tests {
             reference(17, uuid(10), uuid(1)),  // to a kept top-level attribute
             reference(18, uuid(10), uuid(99)), // to something not in the event
         ];
-        let mut gone = object(20, 1);
+        let mut gone = object(20, 0);
         gone.attributes = vec![attr(21, 3)];
         gone.references = vec![reference(22, uuid(20), uuid(11))];
         e.objects = vec![kept, gone];
@@ -798,8 +904,8 @@ mod tests {
     #[test]
     fn header_only_event_is_sent() {
         let mut e = event(3);
-        e.attributes = vec![attr(1, 0), attr(2, 1)];
-        e.objects = vec![object(3, 1)];
+        e.attributes = vec![attr(1, 0), attr(2, 0)];
+        e.objects = vec![object(3, 0)];
         e.reports = vec![report(4, 0)];
         let out = sent(send(&e, &peer_b()));
         assert!(out.attributes.is_empty() && out.objects.is_empty() && out.reports.is_empty());
@@ -833,7 +939,7 @@ mod tests {
         e.attributes = vec![
             attr(1, 5),
             attr(2, 3),
-            attr(3, 1),
+            attr(3, 0),
             with_sg(attr(4, 4), |a| a.sharing_group = Some(sg_other())),
             with_sg(attr(5, 4), |a| a.sharing_group = Some(sg_b())),
         ];
@@ -940,66 +1046,114 @@ mod tests {
         o.attributes = vec![attr(11, 5), attr(12, 0)];
         o.references = vec![reference(13, uuid(10), uuid(12))];
         e.objects = vec![o];
-        e.attributes = vec![attr(1, 1), with_sg(attr(2, 3), |a| a.tags = e.tags.clone())];
+        e.attributes = vec![
+            attr(1, 1),
+            with_sg(attr(2, 3), |a| a.tags = e.tags.clone()),
+            attr(3, 2),
+        ];
         e.reports = vec![report(20, 0)];
         seal_event_at(&mut e, &key, ORIGIN_ORG, TS + 10).unwrap();
         let out = sent(send(&e, &peer_b()));
         let v = verify_event(&out, &trust, NOW).unwrap();
-        assert_eq!((v.present, v.signed), (3, 7));
+        assert_eq!((v.present, v.signed), (5, 8));
+        // Sent on at downgraded levels: verifies once the signed ones are back.
+        let (at_b, local_b) = receive(&out, "node-a");
+        let on = sent(outbound(&at_b, &local_b, &peer_c()));
+        assert_eq!(
+            attr_uuids(&on),
+            vec![uuid(2), uuid(3), uuid(11)],
+            "the 1 stopped at B"
+        );
+        assert_eq!(on.attributes[1].distribution, 1, "the 2 goes on as 1");
+        assert!(verify_event(&on, &trust, NOW).is_err());
+        let (back, _) = receive(&on, "node-b");
+        let v = verify_event(&back, &trust, NOW).unwrap();
+        assert_eq!((v.present, v.signed), (4, 8));
     }
 
     // ----- receipt -----------------------------------------------------------
 
+    /// What a node makes of `out` received from `from`: the event with the
+    /// levels its origin signed, and its local state.
+    fn receive(out: &Event, from: &str) -> (Event, LocalState) {
+        let mut e = out.clone();
+        let sent = crate::model::seal::restore_signed_levels(&mut e);
+        let local = local_state_on_receipt(&e, &sent, Some(from)).unwrap();
+        (e, local)
+    }
+
     #[test]
-    fn receipt_downgrades_only_two() {
-        for (signed, eff) in [(0, 0), (1, 1), (2, 1), (3, 3), (4, 4), (5, 5), (9, 9)] {
+    fn receipt_downgrades_one_step() {
+        for (signed, eff) in [(0, 0), (1, 0), (2, 1), (3, 3), (4, 4), (5, 5), (9, 9)] {
             assert_eq!(effective_on_receipt(signed), eff);
         }
         let mut e = event(2);
         let mut o = object(10, 2);
-        o.attributes = vec![attr(11, 2), attr(12, 5)];
+        o.attributes = vec![attr(11, 1), attr(12, 5)];
         e.objects = vec![o];
         e.attributes = vec![attr(1, 2), attr(2, 3)];
         e.reports = vec![report(20, 2), report(21, 4)];
-        let local = local_state_on_receipt(&e, "node-a");
+        let local = local_state_on_receipt(&e, &HashMap::new(), Some("node-a")).unwrap();
         assert_eq!(local.event_distribution, 1);
         assert_eq!(local.received_from.as_deref(), Some("node-a"));
-        let expect: HashMap<Uuid, u8> = [uuid(10), uuid(11), uuid(1), uuid(20)]
+        let expect: HashMap<Uuid, u8> = [(uuid(10), 1), (uuid(11), 0), (uuid(1), 1), (uuid(20), 1)]
             .into_iter()
-            .map(|u| (u, 1))
             .collect();
         assert_eq!(local.element_distribution, expect);
     }
 
     #[test]
-    fn two_hops_by_level() {
-        let a_to_b = |e: &Event| send(e, &peer_b());
-        // 2: reaches B as 1, stops there.
-        let e = event(2);
-        let at_b = sent(a_to_b(&e));
+    fn hops_by_level() {
+        let a_to_b = |e: &Event| {
+            let mut e = e.clone();
+            seal_event_at(&mut e, &keys().0, ORIGIN_ORG, TS + 10).unwrap();
+            send(&e, &peer_b())
+        };
+        // 1: reaches B as 0, stops there.
+        let at_b = sent(a_to_b(&event(1)));
+        assert_eq!(at_b.distribution, 1);
+        let (b, local_b) = receive(&at_b, "node-a");
+        assert_eq!(local_b.event_distribution, 0);
         assert_eq!(
-            outbound(&at_b, &local_state_on_receipt(&at_b, "node-a"), &peer_c()),
-            Decision::Withhold(Reason::Distribution { level: 1 })
+            outbound(&b, &local_b, &peer_c()),
+            Decision::Withhold(Reason::Distribution { level: 0 })
         );
-        // 3: both hops.
+        // 2: reaches B as 1, C as 0, and stops there.
+        let at_b = sent(a_to_b(&event(2)));
+        let (b, local_b) = receive(&at_b, "node-a");
+        assert_eq!(local_b.event_distribution, 1);
+        let at_c = sent(outbound(&b, &local_b, &peer_c()));
+        assert_eq!(at_c.distribution, 1, "sent at its level on B");
+        let (c, local_c) = receive(&at_c, "node-b");
+        assert_eq!(c.distribution, 2, "the origin's level is back for the seal");
+        assert_eq!(local_c.event_distribution, 0);
+        let peer_d = Peer {
+            name: "node-d".into(),
+            org: OTHER_ORG,
+        };
+        assert_eq!(
+            outbound(&c, &local_c, &peer_d),
+            Decision::Withhold(Reason::Distribution { level: 0 })
+        );
+        // 3: every hop, unchanged.
         let at_b = sent(a_to_b(&event(3)));
-        let at_c = sent(outbound(
-            &at_b,
-            &local_state_on_receipt(&at_b, "node-a"),
-            &peer_c(),
-        ));
+        let (b, local_b) = receive(&at_b, "node-a");
+        let at_c = sent(outbound(&b, &local_b, &peer_c()));
         assert_eq!(at_c.distribution, 3);
-        // 3 with a 2 child: the child reaches B, not C.
+        // 3 with a 1 and a 2 child: the 1 reaches B, the 2 reaches C, as 0.
         let mut e = event(3);
-        e.attributes = vec![attr(1, 2), attr(2, 3)];
+        e.attributes = vec![attr(1, 1), attr(2, 2), attr(3, 3)];
         let at_b = sent(a_to_b(&e));
-        assert_eq!(attr_uuids(&at_b), vec![uuid(1), uuid(2)]);
-        let at_c = sent(outbound(
-            &at_b,
-            &local_state_on_receipt(&at_b, "node-a"),
-            &peer_c(),
-        ));
-        assert_eq!(attr_uuids(&at_c), vec![uuid(2)]);
+        assert_eq!(attr_uuids(&at_b), vec![uuid(1), uuid(2), uuid(3)]);
+        let (b, local_b) = receive(&at_b, "node-a");
+        let at_c = sent(outbound(&b, &local_b, &peer_c()));
+        assert_eq!(attr_uuids(&at_c), vec![uuid(2), uuid(3)]);
+        let (c, local_c) = receive(&at_c, "node-b");
+        assert_eq!(local_c.effective(&uuid(2), 2), 0);
+        assert_eq!(
+            attr_uuids(&sent(outbound(&c, &local_c, &peer_d))),
+            vec![uuid(3)]
+        );
     }
 
     // ----- properties --------------------------------------------------------
@@ -1223,12 +1377,12 @@ mod tests {
         peer: &Peer,
     ) -> Result<(), TestCaseError> {
         prop_assert!(
-            matches!(resolved.0, 2..=4),
+            matches!(resolved.0, 1..=4),
             "{what}: resolved level {} sent",
             resolved.0
         );
         // Every explicit level along the ancestry leaves the node.
-        prop_assert!(all.iter().all(|l| matches!(l, 2..=5)), "{what}: {all:?}");
+        prop_assert!(all.iter().all(|l| matches!(l, 1..=5)), "{what}: {all:?}");
         if resolved.0 == 4 {
             let g = resolved.1.as_ref();
             prop_assert!(
@@ -1339,6 +1493,9 @@ mod tests {
     /// Property 2: every remaining element is the input's, minus non-travelling
     /// tags and nested sightings; same digests; the seal still verifies.
     fn check_unchanged(orig: &Event, out: &Event) -> Result<(), TestCaseError> {
+        let mut out = out.clone();
+        crate::model::seal::restore_signed_levels(&mut out);
+        let out = &out;
         // Written out rather than calling `clean_attribute`, so the oracle does
         // not share the code it checks.
         let strip = |a: &Attribute| {
@@ -1394,6 +1551,42 @@ mod tests {
         Ok(())
     }
 
+    /// Property 6: every element goes at its effective level, unless that
+    /// would widen the signed one.
+    fn check_sent_levels(
+        orig: &Event,
+        local: &LocalState,
+        out: &Event,
+    ) -> Result<(), TestCaseError> {
+        let expect = |signed: u8, effective: u8| {
+            if effective == signed || (signed <= 3 && effective < signed) {
+                effective
+            } else {
+                signed
+            }
+        };
+        prop_assert_eq!(
+            out.distribution,
+            expect(orig.distribution, local.event_distribution)
+        );
+        let signed: HashMap<Uuid, u8> = orig
+            .all_attributes()
+            .map(|a| (a.uuid, a.distribution))
+            .chain(orig.objects.iter().map(|o| (o.uuid, o.distribution)))
+            .chain(orig.reports.iter().map(|r| (r.uuid, r.distribution)))
+            .collect();
+        let got = out
+            .all_attributes()
+            .map(|a| (a.uuid, a.distribution))
+            .chain(out.objects.iter().map(|o| (o.uuid, o.distribution)))
+            .chain(out.reports.iter().map(|r| (r.uuid, r.distribution)));
+        for (u, level) in got {
+            let s = signed[&u];
+            prop_assert_eq!(level, expect(s, local.effective(&u, s)), "{}", u);
+        }
+        Ok(())
+    }
+
     fn sealed(s: &EventSpec) -> (Event, LocalState) {
         let (mut e, local) = build(s);
         seal_event_at(&mut e, &keys().0, ORIGIN_ORG, TS + 10).unwrap();
@@ -1416,15 +1609,16 @@ mod tests {
             } else if let Decision::Send(out) = d {
                 check_nothing_forbidden(&e, &local, &out, &peer)?;
                 check_unchanged(&e, &out)?;
+                check_sent_levels(&e, &local, &out)?;
                 // Sending is deterministic and idempotent on what it sent.
                 let again = outbound(&out, &local, &peer);
                 prop_assert_eq!(again, Decision::Send(out));
             }
         }
 
-        /// Property 5: a chain A → B → C with honest nodes.
+        /// Property 5: a chain A → B → C → D with honest nodes.
         #[test]
-        fn chain_a_b_c(mut s in event_spec(), level in 2u8..=4, g in 1u8..5) {
+        fn chain_a_b_c(mut s in event_spec(), level in 1u8..=4, g in 1u8..5) {
             s.header = Spec { dist: level, sg: g, tags: vec![3], local: None, deleted: false };
             s.published = true;
             s.received = 0;
@@ -1441,30 +1635,56 @@ mod tests {
                 }
             };
             prop_assert!(level != 4 || member(&peer_b()));
-            let local_b = local_state_on_receipt(&at_b, "node-a");
+            let (b, local_b) = receive(&at_b, "node-a");
+            prop_assert_eq!(&b.seal, &e.seal, "the origin's seal, whole");
             prop_assert_eq!(local_b.event_distribution, effective_on_receipt(level));
             // Nothing goes back to A.
             let peer_a = Peer { name: "node-a".into(), org: ORIGIN_ORG };
-            prop_assert_eq!(outbound(&at_b, &local_b, &peer_a), Decision::Withhold(Reason::Echo));
-            let d = outbound(&at_b, &local_b, &peer_c());
+            prop_assert_eq!(outbound(&b, &local_b, &peer_a), Decision::Withhold(Reason::Echo));
+            let d = outbound(&b, &local_b, &peer_c());
             match level {
-                2 => prop_assert_eq!(&d, &Decision::Withhold(Reason::Distribution { level: 1 })),
-                3 => prop_assert!(matches!(d, Decision::Send(_))),
+                1 => prop_assert_eq!(&d, &Decision::Withhold(Reason::Distribution { level: 0 })),
+                2 | 3 => prop_assert!(matches!(d, Decision::Send(_))),
                 _ => prop_assert_eq!(matches!(d, Decision::Send(_)), member(&peer_c())),
             }
             if let Decision::Send(at_c) = d {
-                check_nothing_forbidden(&at_b, &local_b, &at_c, &peer_c())?;
+                check_nothing_forbidden(&b, &local_b, &at_c, &peer_c())?;
                 check_unchanged(&e, &at_c)?;
-                // No element signed 2 (itself or its object) crosses two hops.
-                prop_assert!(at_c.attributes.iter().all(|a| a.distribution != 2));
-                prop_assert!(at_c.reports.iter().all(|r| r.distribution != 2));
-                for o in &at_c.objects {
-                    prop_assert!(o.distribution != 2);
-                    prop_assert!(o.attributes.iter().all(|a| a.distribution != 2));
+                check_sent_levels(&b, &local_b, &at_c)?;
+                let (c, local_c) = receive(&at_c, "node-b");
+                // No element signed 1 (itself or along its ancestry) reaches
+                // C, and one signed 2 is 0 there.
+                let signed_one = |u: &Uuid| {
+                    e.attributes.iter().any(|a| a.uuid == *u && a.distribution == 1)
+                        || e.reports.iter().any(|r| r.uuid == *u && r.distribution == 1)
+                        || e.objects.iter().any(|o| {
+                            let holds = o.uuid == *u || o.attributes.iter().any(|a| a.uuid == *u);
+                            (o.distribution == 1 && holds)
+                                || o.attributes.iter().any(|a| a.uuid == *u && a.distribution == 1)
+                        })
+                };
+                for u in c.all_attributes().map(|a| a.uuid)
+                    .chain(c.objects.iter().map(|o| o.uuid))
+                    .chain(c.reports.iter().map(|r| r.uuid))
+                {
+                    prop_assert!(!signed_one(&u), "{} signed 1 reached C", u);
                 }
-                // C sees a subset of what B got.
+                for a in c.all_attributes().filter(|a| a.distribution == 2) {
+                    prop_assert_eq!(local_c.effective(&a.uuid, 2), 0);
+                }
+                // C sees a subset of what B got, and a 2 stops at C.
                 let b_attrs: HashSet<Uuid> = at_b.all_attributes().map(|a| a.uuid).collect();
                 prop_assert!(at_c.all_attributes().all(|a| b_attrs.contains(&a.uuid)));
+                let peer_d = Peer { name: "node-d".into(), org: OTHER_ORG };
+                if let Decision::Send(at_d) = outbound(&c, &local_c, &peer_d) {
+                    prop_assert!(level != 2);
+                    check_unchanged(&e, &at_d)?;
+                    let signed_level = |a: &Attribute| {
+                        c.all_attributes().find(|x| x.uuid == a.uuid).map(|x| x.distribution)
+                    };
+                    let low = at_d.all_attributes().filter(|a| matches!(signed_level(a), Some(1 | 2)));
+                    prop_assert_eq!(low.count(), 0, "a 1 or 2 went three hops");
+                }
             }
         }
     }

@@ -42,6 +42,7 @@ mod seal;
 pub mod signed_form;
 mod trust;
 
+pub use crate::model::seal::{restore_signed_levels, send_levels};
 pub use canonical::Digest;
 pub use keys::{parse_public_key, KeyError, KeyId, NodeKey};
 pub use records::{

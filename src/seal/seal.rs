@@ -177,6 +177,7 @@ pub fn seal_event_at(
         elements: elements.iter().map(Digest::to_string).collect(),
         signed_at: Some(signed_at),
         signature: base64::engine::general_purpose::STANDARD.encode(signature.to_bytes()),
+        signed_distribution: Default::default(),
     });
     Ok(())
 }
@@ -555,6 +556,46 @@ mod tests {
                 element: format!("Attribute {}", e.attributes[0].uuid)
             }
         );
+    }
+
+    #[test]
+    fn levels_sent_narrower_verify_once_restored_and_a_lie_does_not() {
+        use crate::model::seal::{restore_signed_levels, send_levels};
+        use std::collections::HashMap;
+        let (key, trust) = setup();
+        let mut e = event(5, 3);
+        e.distribution = 2;
+        for a in &mut e.attributes {
+            a.distribution = 2;
+        }
+        seal_event_at(&mut e, &key, ORG, SIGNED_AT).unwrap();
+        let first = e.attributes[0].uuid;
+        let mut wire = e.clone();
+        send_levels(&mut wire, |u, signed| if *u == first { 1 } else { signed });
+        assert_eq!(wire.attributes[0].distribution, 1);
+        assert!(verify_event(&wire, &trust, NOW).is_err());
+        // Through JSON, as a peer gets it (levels as strings, as PyMISP echoes).
+        let json = serde_json::to_string(&wire)
+            .unwrap()
+            .replace(&format!("\"{first}\":2"), &format!("\"{first}\":\"2\""));
+        let mut got: Event = serde_json::from_str(&json).unwrap();
+        let sent = restore_signed_levels(&mut got);
+        assert_eq!(sent, HashMap::from([(first, 1)]));
+        assert!(got.seal.as_ref().unwrap().signed_distribution.is_empty());
+        verify_event(&got, &trust, NOW).unwrap();
+        // A hop that claims the origin signed 3 is caught by the digest.
+        let mut lie = wire.clone();
+        lie.attributes[0].distribution = 3;
+        lie.seal
+            .as_mut()
+            .unwrap()
+            .signed_distribution
+            .insert(first, 3);
+        restore_signed_levels(&mut lie);
+        assert!(matches!(
+            verify_event(&lie, &trust, NOW),
+            Err(SealError::DigestNotListed { .. })
+        ));
     }
 
     #[test]

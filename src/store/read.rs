@@ -17,9 +17,24 @@ impl Store {
         }
     }
 
-    /// The full event (attributes, objects, references, reports, tags, sightings),
-    /// or `None` if unknown or soft-deleted.
+    /// The full event (attributes, objects, references, reports, tags, sightings)
+    /// as this node shows it, or `None` if unknown or soft-deleted: every level
+    /// is the one in effect here (a received 2 shows as 1, as in MISP), with
+    /// the signed levels noted in the seal so the answer still verifies
+    /// ([`crate::model::seal::send_levels`]). Users' visibility is decided on it.
     pub fn get_event(&self, uuid: &Uuid) -> Result<Option<Event>, StoreError> {
+        match self.get_event_signed(uuid)? {
+            Some(mut ev) => {
+                self.show_effective_levels(&mut ev)?;
+                Ok(Some(ev))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// The full event with the levels its origin signed: what the federation
+    /// decides with, next to [`Store::local_state`].
+    pub fn get_event_signed(&self, uuid: &Uuid) -> Result<Option<Event>, StoreError> {
         match self.stored_event(uuid)? {
             Some(rec) if !rec.deleted => self.assemble(uuid, &rec, true).map(Some),
             _ => Ok(None),
@@ -27,11 +42,39 @@ impl Store {
     }
 
     /// The event header only (no children): cheap, for indexes and listings.
+    /// Its level is the one in effect here, as in [`Store::get_event`].
     pub fn get_event_header(&self, uuid: &Uuid) -> Result<Option<Event>, StoreError> {
         match self.stored_event(uuid)? {
-            Some(rec) if !rec.deleted => self.assemble(uuid, &rec, false).map(Some),
+            Some(rec) if !rec.deleted => {
+                let mut ev = self.assemble(uuid, &rec, false)?;
+                self.show_effective_levels(&mut ev)?;
+                Ok(Some(ev))
+            }
             _ => Ok(None),
         }
+    }
+
+    /// Replaces the signed levels of `ev` by those in effect on this node,
+    /// where its local record says they differ (received events only).
+    fn show_effective_levels(&self, ev: &mut Event) -> Result<(), StoreError> {
+        let Some(rec) = self.local_record(&ev.uuid)? else {
+            return Ok(());
+        };
+        if rec.event_distribution.is_none() && rec.element_distribution.is_empty() {
+            return Ok(());
+        }
+        let event_uuid = ev.uuid;
+        crate::model::seal::send_levels(ev, |uuid, signed| {
+            if *uuid == event_uuid {
+                rec.event_distribution.unwrap_or(signed)
+            } else {
+                rec.element_distribution
+                    .get(uuid)
+                    .copied()
+                    .unwrap_or(signed)
+            }
+        });
+        Ok(())
     }
 
     /// Looks an event up by its local numeric id.

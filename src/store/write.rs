@@ -343,6 +343,17 @@ impl Store {
                         .map_err(|e| corrupt("events", e.to_string()))?;
                     let same_version = event.timestamp == old_head.timestamp;
                     if same_version && content_digest(&event)? == old.digest {
+                        // The same copy along another path may still bring a
+                        // wider level than the first path gave.
+                        if let Some(local) = local {
+                            let known = element_levels(&event).into_keys().collect();
+                            if let Some(l) = self.widen_local(&event, local, &known)? {
+                                let bytes = serde_json::to_vec(&l)
+                                    .map_err(|e| corrupt("local", e.to_string()))?;
+                                tx.w.put(T::Local, event.uuid.as_bytes(), bytes);
+                                tx.commit(durability)?;
+                            }
+                        }
                         return Ok(Outcome::Unchanged {
                             uuid: event.uuid,
                             id: old.id,
@@ -370,9 +381,14 @@ impl Store {
                         }
                         finish(&mut filled)?;
                         let digest = content_digest(&filled)?;
-                        let local = local
-                            .map(|l| self.union_local(&event.uuid, l))
-                            .transpose()?;
+                        let known = element_levels(&stored).into_keys().collect();
+                        let local = match local {
+                            Some(l) => Some(
+                                self.widen_local(&event, l, &known)?
+                                    .map_or_else(|| self.union_local(&event.uuid, l), Ok)?,
+                            ),
+                            None => None,
+                        };
                         let (mut w, outcome) = self.plan_update(&filled, digest, old, &old_head)?;
                         if let Some(local) = local {
                             let bytes = serde_json::to_vec(&local)
@@ -478,6 +494,57 @@ impl Store {
             held.received_from.clone_from(&new.received_from);
         }
         Ok(held)
+    }
+
+    /// The local record once another copy of the **same** signed version
+    /// (`incoming`, with the signed levels; `new`, the state it brings) has
+    /// arrived along another path: for each of its elements that was held
+    /// already (`known`), the wider of the two effective levels (each path's
+    /// peer was entitled to give what it gave, so which copy came first must
+    /// not decide); for an element it brings new, its own. Levels here are all
+    /// narrowings of one signed level, so wider is larger. `None` when there
+    /// is no held record or nothing changes.
+    fn widen_local(
+        &self,
+        incoming: &Event,
+        new: &super::record::LocalRecord,
+        known: &std::collections::HashSet<Uuid>,
+    ) -> Result<Option<super::record::LocalRecord>, StoreError> {
+        let Some(v) = self.t.local.get(incoming.uuid.as_bytes())? else {
+            return Ok(None);
+        };
+        let held: super::record::LocalRecord =
+            serde_json::from_slice(&v).map_err(|e| corrupt("local", e.to_string()))?;
+        let mut out = held.clone();
+        let signed = incoming.distribution;
+        let ev = new
+            .event_distribution
+            .unwrap_or(signed)
+            .max(held.event_distribution.unwrap_or(signed));
+        out.event_distribution = Some(ev).filter(|d| *d != signed);
+        for (uuid, signed) in element_levels(incoming) {
+            let brought = new
+                .element_distribution
+                .get(&uuid)
+                .copied()
+                .unwrap_or(signed);
+            let level = if known.contains(&uuid) {
+                let had = held
+                    .element_distribution
+                    .get(&uuid)
+                    .copied()
+                    .unwrap_or(signed);
+                had.max(brought)
+            } else {
+                brought
+            };
+            if level == signed {
+                out.element_distribution.remove(&uuid);
+            } else {
+                out.element_distribution.insert(uuid, level);
+            }
+        }
+        Ok((out != held).then_some(out))
     }
 
     fn header_of(event: &Event) -> Event {
@@ -968,4 +1035,14 @@ fn same_seal(a: &Event, b: &Event) -> bool {
         (Some(x), Some(y)) => x.signature == y.signature && x.origin_org == y.origin_org,
         _ => false,
     }
+}
+
+/// Every element of `event` (attributes, objects, reports) with its level.
+fn element_levels(event: &Event) -> std::collections::HashMap<Uuid, u8> {
+    event
+        .all_attributes()
+        .map(|a| (a.uuid, a.distribution))
+        .chain(event.objects.iter().map(|o| (o.uuid, o.distribution)))
+        .chain(event.reports.iter().map(|r| (r.uuid, r.distribution)))
+        .collect()
 }
