@@ -5,6 +5,7 @@
 //! authentication, rate limits, the request pipeline) is [`crate::http`].
 
 mod admin;
+mod attachments;
 mod attributes;
 mod auth_keys;
 mod elements;
@@ -77,6 +78,7 @@ pub fn router(state: AppState) -> Router {
         .route("/events/index", get(events::index).post(events::index))
         .route("/events", get(events::index))
         .merge(attributes::routes())
+        .merge(attachments::routes())
         .merge(event_reports::routes())
         .merge(objects::routes())
         .merge(object_templates::routes())

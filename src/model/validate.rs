@@ -326,6 +326,18 @@ fn check_attribute(
     if attr.comment.len() > MAX_INFO {
         cx.fail(&el, "comment", format!("longer than {MAX_INFO} bytes"));
     }
+    // A file's content (attachments, malware samples): served decoded by
+    // `attributes/download`, so it must decode.
+    if let Some(d) = attr.data.as_deref().filter(|d| !d.is_empty()) {
+        use base64::Engine as _;
+        if base64::engine::general_purpose::STANDARD.decode(d).is_err() {
+            cx.fail(
+                &el,
+                "data",
+                "is not base64 (standard alphabet, padded: RFC 4648 §4)",
+            );
+        }
+    }
     check_tags(cx, &el, &mut attr.tags);
     let parent = attr.uuid;
     for s in &mut attr.sightings {

@@ -358,10 +358,43 @@ def test_csv_no_match_is_header_only(admin, data):
 
 
 def test_text(admin, data):
+    # MISP's TextExport is restrictive: without to_ids and published filters it
+    # lists only to_ids attributes of published events (MispAttribute.php
+    # 3192-3200, Event.php 7457-7465), one value per line, each once, ending "\n".
+    published = [u for u in (data.ua, data.ub, data.uold) if data.stored[u]["published"]]
     text = admin.search(controller="attributes", tags=data.run, return_format="text")
     assert isinstance(text, str), text
-    lines = {line for line in text.splitlines() if line}
-    assert lines == values_of(data, data.ua, data.ub, data.uold)
+    assert text.endswith("\n")
+    lines = [line for line in text.split("\n") if line]
+    assert len(lines) == len(set(lines))
+    assert set(lines) == values_of(data, *published, pred=lambda a: a["to_ids"] is True)
+    # Naming the filters lifts the defaults.
+    text = admin.search(controller="attributes", tags=data.run, to_ids=0, published=[0, 1], return_format="text")
+    assert {line for line in text.splitlines() if line} == values_of(
+        data, data.ua, data.ub, data.uold, pred=lambda a: a["to_ids"] is False)
+    # With only to_ids named, published is still implied.
     text = admin.search(controller="attributes", tags=data.run, type_attribute="ip-dst", to_ids=1, return_format="text")
     assert {line for line in text.splitlines() if line} == values_of(
-        data, data.ua, data.ub, data.uold, pred=lambda a: a["type"] == "ip-dst" and a["to_ids"] is True)
+        data, *published, pred=lambda a: a["type"] == "ip-dst" and a["to_ids"] is True)
+
+
+def test_text_lists_each_value_once_and_an_empty_answer_is_one_newline(admin):
+    # TextExport keeps values in a set (TextExport.php): a value held by two
+    # attributes is one line, in first-seen order; nothing found is "\n".
+    tag = f"sluis-test:text-{tok()}"
+    e = MISPEvent()
+    e.info = "text export"
+    e.add_tag(tag)
+    value = f"twice-{tok()}.example"
+    e.add_attribute("domain", value, to_ids=True)
+    e.add_attribute("hostname", value, to_ids=True)
+    e.add_attribute("domain", f"once-{tok()}.example", to_ids=True)
+    e = ok(admin.add_event(e, pythonify=True))
+    ok(admin.publish(e))
+    assert wait_until(lambda: ok(admin.get_event(e.id))["Event"]["published"] is True)
+    for controller in ("attributes", "events"):
+        text = admin.search(controller=controller, tags=tag, return_format="text")
+        assert text.count(value + "\n") == 1, text
+        assert len([line for line in text.split("\n") if line]) == 2
+    empty = admin.search(controller="attributes", tags=f"nothing-{tok()}", return_format="text")
+    assert empty == "\n"

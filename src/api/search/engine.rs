@@ -782,6 +782,10 @@ pub struct Emitter<'p> {
     columns: Option<Vec<String>>,
     org_ids: HashMap<Uuid, Option<u64>>,
     line: String,
+    /// Text export: the values written so far (by 128-bit digest, so memory
+    /// is 16 bytes a value whatever its length): MISP's `TextExport` lists
+    /// each value once, in first-seen order.
+    text_seen: std::collections::HashSet<[u8; 16]>,
 }
 
 impl<'p> Emitter<'p> {
@@ -809,6 +813,7 @@ impl<'p> Emitter<'p> {
             columns,
             org_ids: HashMap::new(),
             line: String::new(),
+            text_seen: std::collections::HashSet::new(),
         }
     }
 
@@ -846,6 +851,8 @@ impl<'p> Emitter<'p> {
             (Format::Json, Scope::Events) => self.out.write_all(b"]}\n"),
             (Format::Json, Scope::Attributes) => self.out.write_all(b"]}}\n"),
             (Format::Csv, _) => self.csv.footer(&mut self.out),
+            // `implode("\n", values) . "\n"`: an empty answer is one newline.
+            (Format::Text, _) if self.text_seen.is_empty() => self.out.write_all(b"\n"),
             (Format::Text, _) => Ok(()),
         }
     }
@@ -985,6 +992,13 @@ impl<'p> Emitter<'p> {
         let obj = oi.and_then(|i| ev.objects.get(i));
         match self.plan.q.format {
             Format::Text => {
+                use sha2::Digest as _;
+                let d = sha2::Sha256::digest(a.value.as_bytes());
+                let mut key = [0u8; 16];
+                key.copy_from_slice(&d[..16]);
+                if !self.text_seen.insert(key) {
+                    return Ok(());
+                }
                 if a.value.contains(['\n', '\r']) {
                     self.out
                         .write_all(a.value.replace(['\n', '\r'], " ").as_bytes())?;

@@ -535,6 +535,15 @@ impl Query {
                 raw_format.trim()
             )
         })?;
+        // MISP's text export is restrictive (`TextExport` has no
+        // `non_restrictive_export`): without a `to_ids` or `published` filter
+        // it lists only to_ids attributes of published events; `ignore`
+        // lifts both (MispAttribute.php 3192-3200, Event.php 7457-7465).
+        let implied = format == Format::Text && !flag(get("ignore"));
+        let restrictive = |v: Option<&Value>| match v {
+            None if implied => Some(true),
+            v => v.and_then(|v| tristate(Some(v))),
+        };
         let terms = |k: &str| get(k).map(Terms::parse).unwrap_or_default();
         let times = |keys: &[&str]| -> Vec<TimeFilter> {
             keys.iter()
@@ -608,8 +617,8 @@ impl Query {
             publish_ts: times(&["publish_timestamp", "last"]),
             date_from: get("from").and_then(|v| DateBound::parse(v, now)),
             date_to: get("to").and_then(|v| DateBound::parse(v, now)),
-            to_ids: tristate(get("to_ids")),
-            published: tristate(get("published")),
+            to_ids: restrictive(get("to_ids")),
+            published: restrictive(get("published")),
             deleted,
             limit: number(get("limit")).filter(|l| *l > 0),
             page: number(get("page")).unwrap_or(1).max(1),

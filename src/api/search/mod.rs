@@ -899,12 +899,13 @@ mod api_tests {
             safe.body
         );
 
-        // Text: one value per line.
+        // Text: one value per line (`ignore` lifts MISP's implied to_ids
+        // and published filters).
         let a = search(
             st,
             &f.key_b,
             "/attributes/restSearch",
-            json!({"returnFormat": "text", "eventid": f.public_a, "type": "domain"}),
+            json!({"returnFormat": "text", "eventid": f.public_a, "type": "domain", "ignore": 1}),
         )
         .await;
         assert_eq!(a.content_type, "text/plain");
