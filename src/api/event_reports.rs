@@ -11,7 +11,7 @@
 //! modify the event.
 
 use super::auth::Caller;
-use super::body::{as_u64, field, unwrap_key, NamedParams, RawBody};
+use super::body::{as_u64, field, set_strings, unwrap_key, NamedParams, RawBody};
 use super::elements::{hard_flag, modify_event, not_allowed, save_fail, Edit, ElementId};
 use super::error::{save_success, ApiError};
 use super::events::{invalid_event, resolve};
@@ -114,18 +114,11 @@ fn apply(r: &mut EventReport, v: &Value, action: &str) -> Result<(), ApiError> {
         m.insert(f.into(), json!([why]));
         save_fail(action, m)
     };
-    if let Some(x) = field(v, "name") {
-        r.name = x
-            .as_str()
-            .ok_or_else(|| bad("name", "Not a string."))?
-            .to_owned();
-    }
-    if let Some(x) = field(v, "content") {
-        r.content = x
-            .as_str()
-            .ok_or_else(|| bad("content", "Not a string."))?
-            .to_owned();
-    }
+    set_strings(
+        v,
+        &mut [("name", &mut r.name), ("content", &mut r.content)],
+        |f| bad(f, "Not a string."),
+    )?;
     if let Some(x) = field(v, "distribution") {
         r.distribution = as_u64(x)
             .and_then(|d| u8::try_from(d).ok())

@@ -2,7 +2,7 @@
 //! `organisations/index`, `organisations/view/<id|uuid|name>`.
 
 use super::auth::Caller;
-use super::body::{field, RawBody};
+use super::body::{field, set_strings, RawBody};
 use super::elements::truthy;
 use super::error::ApiError;
 use super::{blocking, AppState};
@@ -158,21 +158,16 @@ pub async fn edit(
             ));
         }
     }
-    for (k, slot) in [
-        ("name", &mut org.name),
-        ("description", &mut org.description),
-        ("nationality", &mut org.nationality),
-        ("sector", &mut org.sector),
-    ] {
-        if let Some(x) = field(&v, k) {
-            *slot = x
-                .as_str()
-                .ok_or_else(|| {
-                    ApiError::refused("Could not edit Organisation", k, "Not a string.")
-                })?
-                .to_owned();
-        }
-    }
+    set_strings(
+        &v,
+        &mut [
+            ("name", &mut org.name),
+            ("description", &mut org.description),
+            ("nationality", &mut org.nationality),
+            ("sector", &mut org.sector),
+        ],
+        |k| ApiError::refused("Could not edit Organisation", k, "Not a string."),
+    )?;
     if let Some(l) = field(&v, "local") {
         org.local = truthy(Some(l));
     }

@@ -6,7 +6,7 @@
 //! change a group.
 
 use super::auth::Caller;
-use super::body::{unwrap_key, RawBody};
+use super::body::{set_strings, unwrap_key, RawBody};
 use super::elements::{not_allowed, truthy};
 use super::error::{save_success, ApiError};
 use super::{blocking, AppState};
@@ -120,16 +120,15 @@ pub async fn edit(
     let v = unwrap_key(body.json_value()?, "SharingGroup");
     let older = text(v.get("modified")).is_some_and(|m| m < sg.modified);
     if !older {
-        let bad = |f: &str| ApiError::refused("Could not edit SharingGroup", f, "Not a string.");
-        for (k, slot) in [
-            ("name", &mut sg.name),
-            ("releasability", &mut sg.releasability),
-            ("description", &mut sg.description),
-        ] {
-            if let Some(x) = v.get(k).filter(|x| !x.is_null()) {
-                *slot = x.as_str().ok_or_else(|| bad(k))?.to_owned();
-            }
-        }
+        set_strings(
+            &v,
+            &mut [
+                ("name", &mut sg.name),
+                ("releasability", &mut sg.releasability),
+                ("description", &mut sg.description),
+            ],
+            |f| ApiError::refused("Could not edit SharingGroup", f, "Not a string."),
+        )?;
         if let Some(x) = v.get("active").filter(|x| !x.is_null()) {
             sg.active = truthy(Some(x));
         }

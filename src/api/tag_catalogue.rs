@@ -18,7 +18,7 @@
 //! data is neither renamed nor deleted here (refused, with the reason).
 
 use super::auth::Caller;
-use super::body::{as_u64, field, unwrap_key, NamedParams, RawBody};
+use super::body::{as_u64, field, set_strings, unwrap_key, NamedParams, RawBody};
 use super::elements::{not_allowed, truthy};
 use super::error::ApiError;
 use super::{blocking, AppState};
@@ -190,18 +190,11 @@ fn apply_body(rec: &mut TagRecord, v: &Value, action: &str) -> Result<(), ApiErr
     let bad = |field: &str, why: &str| {
         ApiError::refused(&format!("Could not {action} the Tag"), field, why)
     };
-    if let Some(n) = field(v, "name") {
-        rec.name = n
-            .as_str()
-            .ok_or_else(|| bad("name", "Not a string."))?
-            .to_owned();
-    }
-    if let Some(c) = field(v, "colour") {
-        rec.colour = c
-            .as_str()
-            .ok_or_else(|| bad("colour", "Not a string."))?
-            .to_owned();
-    }
+    set_strings(
+        v,
+        &mut [("name", &mut rec.name), ("colour", &mut rec.colour)],
+        |f| bad(f, "Not a string."),
+    )?;
     if let Some(x) = field(v, "exportable") {
         rec.exportable = truthy(Some(x));
     }

@@ -335,4 +335,29 @@ mod tests {
         ));
         assert!(verify(b"{}", 1 << 26, &pinned, now).is_err());
     }
+
+    /// An event exported by a node that received it shows narrowed levels,
+    /// with the signed ones in the seal: it verifies, and a wrong signed
+    /// level does not.
+    #[test]
+    fn events_shown_at_downgraded_levels_verify() {
+        let key = NodeKey::generate().unwrap();
+        let (mut events, _) = sealed_doc(&key, &[3]);
+        let e = &mut events[0];
+        let signed = e.distribution;
+        crate::model::seal::send_levels(e, |_, level| level.saturating_sub(1));
+        assert_ne!(e.distribution, signed);
+        let doc = |e: &Event| {
+            serde_json::to_vec(&serde_json::json!({"response": [{"Event": e}]})).unwrap()
+        };
+        let trust = Trust::new(TrustList::new(), &[key.public_key_b64()]).unwrap();
+        let now = crate::model::time::now_secs();
+        let r = verify(&doc(e), 1 << 26, &trust, now).unwrap();
+        assert!(r.all_ok(), "{:?}", r.lines());
+        let seal = e.seal.as_mut().unwrap();
+        let lie = seal.signed_distribution.values_mut().next().unwrap();
+        *lie = if *lie == 3 { 1 } else { 3 };
+        let r = verify(&doc(e), 1 << 26, &trust, now).unwrap();
+        assert_eq!(r.failed(), 1, "{:?}", r.lines());
+    }
 }

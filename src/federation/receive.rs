@@ -143,3 +143,97 @@ impl Receiver<'_> {
         store.put_event_received(ev, Durability::Deferred, &finish, &local)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::seal::send_levels;
+    use crate::model::Attribute;
+    use crate::seal::{seal_event, NodeKey};
+    use crate::store::StoreOptions;
+
+    const A_ORG: Uuid = Uuid::from_u128(0x5c1b_0000_0000_4000_8000_0000_0000_00a0);
+    const B_ORG: Uuid = Uuid::from_u128(0x5c1b_0000_0000_4000_8000_0000_0000_00b0);
+
+    /// A's event: level 2, one attribute at 2, sealed by A.
+    fn from_a(key: &NodeKey, n: u128) -> Event {
+        let now = crate::model::time::now_secs();
+        let mut e = Event::new("received");
+        e.uuid = Uuid::from_u128(0x5c1b_0000_0000_4000_8000_0000_0000_0e00 | n);
+        e.timestamp = now - 60;
+        e.date = "2026-01-01".into();
+        e.published = true;
+        e.distribution = 2;
+        let mut a = Attribute::new("domain", format!("r{n}.example"));
+        a.uuid = Uuid::from_u128(0x5c1b_0000_0000_4000_8000_0001_0000_0000 | n);
+        a.timestamp = e.timestamp;
+        a.distribution = 2;
+        e.attributes.push(a);
+        crate::model::validate::validate_event(&mut e, now).unwrap();
+        seal_event(&mut e, key, A_ORG).unwrap();
+        e
+    }
+
+    #[test]
+    fn sent_levels_are_downgraded_kept_on_import_and_never_widened() {
+        let a_key = NodeKey::generate().unwrap();
+        let mut trust = TrustList::new();
+        trust
+            .add(A_ORG, &a_key.public_key_b64(), None, None)
+            .unwrap();
+        let sealer = Sealer::new(NodeKey::generate().unwrap(), B_ORG);
+        let rx = Receiver {
+            sealer: &sealer,
+            trust: &trust,
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), StoreOptions::default()).unwrap();
+        let failed = Cell::new(false);
+        let levels = |e: &Event| {
+            let shown = store.get_event(&e.uuid).unwrap().unwrap();
+            (shown.distribution, shown.attributes[0].distribution)
+        };
+
+        // From a peer, the attribute sent at 1: the event arrives as 1, the
+        // attribute as 0, and the signed levels stay for the seal.
+        let mut wire = from_a(&a_key, 1);
+        let attr = wire.attributes[0].uuid;
+        send_levels(&mut wire, |u, level| if *u == attr { 1 } else { level });
+        rx.receive_event(&store, wire.clone(), Some("cert-a"), &failed)
+            .unwrap();
+        assert_eq!(levels(&wire), (1, 0));
+        let signed = store.get_event_signed(&wire.uuid).unwrap().unwrap();
+        assert_eq!(
+            (signed.distribution, signed.attributes[0].distribution),
+            (2, 2)
+        );
+
+        // Imported (no hop): as sent.
+        let mut file = from_a(&a_key, 2);
+        let attr = file.attributes[0].uuid;
+        send_levels(&mut file, |u, level| if *u == attr { 0 } else { level });
+        rx.receive_event(&store, file.clone(), None, &failed)
+            .unwrap();
+        assert_eq!(levels(&file), (2, 0));
+
+        // A level wider than signed is refused, and nothing is stored.
+        let mut wider = from_a(&a_key, 3);
+        wider.distribution = 3;
+        wider
+            .seal
+            .as_mut()
+            .unwrap()
+            .signed_distribution
+            .insert(wider.uuid, 2);
+        let err = rx
+            .receive_event(&store, wider.clone(), Some("cert-a"), &failed)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("wider than the 2 its origin signed"),
+            "{err}"
+        );
+        assert!(store.get_event(&wider.uuid).unwrap().is_none());
+        assert!(!failed.get(), "a policy refusal, not a seal failure");
+    }
+}

@@ -93,6 +93,22 @@ pub fn field<'a>(v: &'a Value, k: &str) -> Option<&'a Value> {
     v.get(k).filter(|x| !x.is_null())
 }
 
+/// Sets each string field the body names (a non-null value) into its slot;
+/// a value that is not a string is refused with `bad(field name)`, before any
+/// later slot is touched (the caller stores nothing on an error anyway).
+pub fn set_strings(
+    v: &Value,
+    slots: &mut [(&str, &mut String)],
+    bad: impl Fn(&str) -> ApiError,
+) -> Result<(), ApiError> {
+    for (k, slot) in slots.iter_mut() {
+        if let Some(x) = field(v, k) {
+            **slot = x.as_str().ok_or_else(|| bad(k))?.to_owned();
+        }
+    }
+    Ok(())
+}
+
 /// A number MISP clients send as a number or a numeric string (`"3"`).
 pub fn as_u64(v: &Value) -> Option<u64> {
     match v {

@@ -166,6 +166,33 @@ impl Event {
             .chain(self.objects.iter().flat_map(|o| o.attributes.iter()))
     }
 
+    /// The uuid and distribution of every element that has a level of its
+    /// own: attributes (object attributes too), objects and reports.
+    pub fn element_levels(&self) -> impl Iterator<Item = (Uuid, u8)> + '_ {
+        self.all_attributes()
+            .map(|a| (a.uuid, a.distribution))
+            .chain(self.objects.iter().map(|o| (o.uuid, o.distribution)))
+            .chain(self.reports.iter().map(|r| (r.uuid, r.distribution)))
+    }
+
+    /// Calls `f` with the uuid and the level of the event and of every element
+    /// of [`Event::element_levels`], to change them.
+    pub fn each_level_mut(&mut self, mut f: impl FnMut(&Uuid, &mut u8)) {
+        f(&self.uuid, &mut self.distribution);
+        for a in &mut self.attributes {
+            f(&a.uuid, &mut a.distribution);
+        }
+        for o in &mut self.objects {
+            f(&o.uuid, &mut o.distribution);
+            for a in &mut o.attributes {
+                f(&a.uuid, &mut a.distribution);
+            }
+        }
+        for r in &mut self.reports {
+            f(&r.uuid, &mut r.distribution);
+        }
+    }
+
     /// The event without what is local to one node (numeric ids, the owner org,
     /// `locked`, the attribute count, local tags), children in uuid order: the form
     /// two nodes can compare, digest or sign.

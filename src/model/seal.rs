@@ -60,7 +60,7 @@ pub struct Seal {
 /// the levels. What may be sent at which level is the caller's (policy's) call.
 pub fn send_levels(event: &mut Event, sent: impl Fn(&Uuid, u8) -> u8) {
     let mut seal = event.seal.take();
-    let mut note = |uuid: &Uuid, level: &mut u8| {
+    event.each_level_mut(|uuid, level| {
         let out = sent(uuid, *level);
         if out != *level {
             if let Some(seal) = seal.as_mut() {
@@ -68,20 +68,7 @@ pub fn send_levels(event: &mut Event, sent: impl Fn(&Uuid, u8) -> u8) {
             }
             *level = out;
         }
-    };
-    note(&event.uuid, &mut event.distribution);
-    for a in &mut event.attributes {
-        note(&a.uuid, &mut a.distribution);
-    }
-    for o in &mut event.objects {
-        note(&o.uuid, &mut o.distribution);
-        for a in &mut o.attributes {
-            note(&a.uuid, &mut a.distribution);
-        }
-    }
-    for r in &mut event.reports {
-        note(&r.uuid, &mut r.distribution);
-    }
+    });
     event.seal = seal;
 }
 
@@ -100,26 +87,13 @@ pub fn restore_signed_levels(event: &mut Event) -> HashMap<Uuid, u8> {
     if signed.is_empty() {
         return sent;
     }
-    let mut restore = |uuid: &Uuid, level: &mut u8| {
+    event.each_level_mut(|uuid, level| {
         if let Some(s) = signed.get(uuid) {
             if *s != *level {
                 sent.insert(*uuid, *level);
                 *level = *s;
             }
         }
-    };
-    restore(&event.uuid, &mut event.distribution);
-    for a in &mut event.attributes {
-        restore(&a.uuid, &mut a.distribution);
-    }
-    for o in &mut event.objects {
-        restore(&o.uuid, &mut o.distribution);
-        for a in &mut o.attributes {
-            restore(&a.uuid, &mut a.distribution);
-        }
-    }
-    for r in &mut event.reports {
-        restore(&r.uuid, &mut r.distribution);
-    }
+    });
     sent
 }

@@ -329,8 +329,7 @@ fn check_attribute(
     // A file's content (attachments, malware samples): served decoded by
     // `attributes/download`, so it must decode.
     if let Some(d) = attr.data.as_deref().filter(|d| !d.is_empty()) {
-        use base64::Engine as _;
-        if base64::engine::general_purpose::STANDARD.decode(d).is_err() {
+        if !is_base64(d) {
             cx.fail(
                 &el,
                 "data",
@@ -362,6 +361,23 @@ fn check_attribute(
             s.date_sighting = cx.now;
         }
     }
+}
+
+/// Whether `s` is standard, padded base64, checked in 64 KiB pieces so a
+/// large file is never decoded whole (this runs on every write of its event).
+fn is_base64(s: &str) -> bool {
+    use base64::Engine as _;
+    const PIECE: usize = 64 * 1024; // a multiple of 4: pieces are whole quads
+    let mut buf = vec![0u8; PIECE / 4 * 3];
+    let bytes = s.as_bytes();
+    let pieces = bytes.len().div_ceil(PIECE);
+    bytes.chunks(PIECE).enumerate().all(|(i, piece)| {
+        // Padding may only end the whole text.
+        (i + 1 == pieces || !piece.contains(&b'='))
+            && base64::engine::general_purpose::STANDARD
+                .decode_slice(piece, &mut buf)
+                .is_ok()
+    })
 }
 
 fn check_object(cx: &mut Ctx, obj: &mut Object, default_ts: u64, seen_uuids: &mut HashSet<Uuid>) {
@@ -471,6 +487,25 @@ pub fn effective_distribution(own: u8, parent: u8) -> u8 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn base64_is_checked_piece_by_piece_as_a_whole_would_be() {
+        use base64::Engine as _;
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for n in [0, 1, 2, 3, 49_151, 49_152, 49_153, big.len()] {
+            let text = base64::engine::general_purpose::STANDARD.encode(&big[..n]);
+            assert!(super::is_base64(&text), "{n} bytes");
+        }
+        let text = base64::engine::general_purpose::STANDARD.encode(&big[..49_150]);
+        // Padding inside (a first piece ending "=="), a bad character, a
+        // missing pad: all refused, as a whole decode refuses them.
+        let inner = format!("{text}{text}");
+        assert!(inner.len() > 64 * 1024 && text.ends_with('='));
+        assert!(!super::is_base64(&inner));
+        assert!(!super::is_base64("not base64 !"));
+        assert!(!super::is_base64("QUJD\nRA=="));
+        assert!(!super::is_base64("QUI"));
+    }
+
     use super::*;
     use crate::model::parse::parse_event;
 

@@ -246,21 +246,11 @@ pub fn local_state_on_receipt(
         })
     };
     let mut element_distribution = HashMap::new();
-    let mut note = |uuid: Uuid, signed: u8| -> Result<(), Widened> {
+    for (uuid, signed) in event.element_levels() {
         let level = effective(uuid, signed)?;
         if level != signed {
             element_distribution.insert(uuid, level);
         }
-        Ok(())
-    };
-    for a in event.all_attributes() {
-        note(a.uuid, a.distribution)?;
-    }
-    for o in &event.objects {
-        note(o.uuid, o.distribution)?;
-    }
-    for r in &event.reports {
-        note(r.uuid, r.distribution)?;
     }
     Ok(LocalState {
         event_distribution: effective(event.uuid, event.distribution)?,
@@ -1569,18 +1559,8 @@ mod tests {
             out.distribution,
             expect(orig.distribution, local.event_distribution)
         );
-        let signed: HashMap<Uuid, u8> = orig
-            .all_attributes()
-            .map(|a| (a.uuid, a.distribution))
-            .chain(orig.objects.iter().map(|o| (o.uuid, o.distribution)))
-            .chain(orig.reports.iter().map(|r| (r.uuid, r.distribution)))
-            .collect();
-        let got = out
-            .all_attributes()
-            .map(|a| (a.uuid, a.distribution))
-            .chain(out.objects.iter().map(|o| (o.uuid, o.distribution)))
-            .chain(out.reports.iter().map(|r| (r.uuid, r.distribution)));
-        for (u, level) in got {
+        let signed: HashMap<Uuid, u8> = orig.element_levels().collect();
+        for (u, level) in out.element_levels() {
             let s = signed[&u];
             prop_assert_eq!(level, expect(s, local.effective(&u, s)), "{}", u);
         }

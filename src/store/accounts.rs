@@ -101,29 +101,11 @@ impl Store {
         if let Some(o) = self.org(&uuid)? {
             return Ok(o);
         }
-        if name.trim().is_empty() {
-            return Err(StoreError::Refused {
-                field: "Organisation",
-                reason: "Organisation: name: must not be empty".into(),
-            });
-        }
-        if self
-            .orgs()?
-            .iter()
-            .any(|o| o.name.eq_ignore_ascii_case(name.trim()))
-        {
-            return Err(StoreError::Refused {
-                field: "Organisation",
-                reason: format!(
-                    "Organisation: name: an organisation named \"{}\" already exists",
-                    name.trim()
-                ),
-            });
-        }
+        let name = self.free_org_name(name, &uuid)?;
         let rec = OrgRecord {
             id: self.next_id("id:org")?,
             uuid,
-            name: name.trim().to_owned(),
+            name,
             local,
             description: String::new(),
             nationality: String::new(),
@@ -138,8 +120,15 @@ impl Store {
     /// new one (not empty, no other organisation's).
     pub fn update_org(&self, rec: &OrgRecord) -> Result<(), StoreError> {
         let mut rec = rec.clone();
-        rec.name = rec.name.trim().to_owned();
-        if rec.name.is_empty() {
+        rec.name = self.free_org_name(&rec.name, &rec.uuid)?;
+        self.put_json(T::Orgs, rec.uuid.as_bytes(), &rec)
+    }
+
+    /// `name` trimmed, if organisation `uuid` may bear it: not empty, and no
+    /// other organisation's (names compare case-insensitively).
+    fn free_org_name(&self, name: &str, uuid: &Uuid) -> Result<String, StoreError> {
+        let name = name.trim();
+        if name.is_empty() {
             return Err(StoreError::Refused {
                 field: "Organisation",
                 reason: "Organisation: name: must not be empty".into(),
@@ -148,17 +137,16 @@ impl Store {
         if self
             .orgs()?
             .iter()
-            .any(|o| o.uuid != rec.uuid && o.name.eq_ignore_ascii_case(&rec.name))
+            .any(|o| o.uuid != *uuid && o.name.eq_ignore_ascii_case(name))
         {
             return Err(StoreError::Refused {
                 field: "Organisation",
                 reason: format!(
-                    "Organisation: name: an organisation named \"{}\" already exists",
-                    rec.name
+                    "Organisation: name: an organisation named \"{name}\" already exists"
                 ),
             });
         }
-        self.put_json(T::Orgs, rec.uuid.as_bytes(), &rec)
+        Ok(name.to_owned())
     }
 
     pub fn org(&self, uuid: &Uuid) -> Result<Option<OrgRecord>, StoreError> {

@@ -345,15 +345,8 @@ impl Store {
                     if same_version && content_digest(&event)? == old.digest {
                         // The same copy along another path may still bring a
                         // wider level than the first path gave.
-                        if let Some(local) = local {
-                            let known = element_levels(&event).into_keys().collect();
-                            if let Some(l) = self.widen_local(&event, local, &known)? {
-                                let bytes = serde_json::to_vec(&l)
-                                    .map_err(|e| corrupt("local", e.to_string()))?;
-                                tx.w.put(T::Local, event.uuid.as_bytes(), bytes);
-                                tx.commit(durability)?;
-                            }
-                        }
+                        let known = event.element_levels().map(|(u, _)| u).collect();
+                        self.widen_held(tx, &event, local, &known, durability)?;
                         return Ok(Outcome::Unchanged {
                             uuid: event.uuid,
                             id: old.id,
@@ -373,7 +366,10 @@ impl Store {
                         // another path: add what was withheld on the first.
                         let stored = self.assemble_any(&event.uuid, &old)?;
                         let mut filled = super::merge::fill_in(&stored, &event);
+                        let known = stored.element_levels().map(|(u, _)| u).collect();
                         if content_digest(&filled)? == old.digest {
+                            // Nothing new, but perhaps at wider levels.
+                            self.widen_held(tx, &event, local, &known, durability)?;
                             return Ok(Outcome::Unchanged {
                                 uuid: event.uuid,
                                 id: old.id,
@@ -381,11 +377,10 @@ impl Store {
                         }
                         finish(&mut filled)?;
                         let digest = content_digest(&filled)?;
-                        let known = element_levels(&stored).into_keys().collect();
                         let local = match local {
                             Some(l) => Some(
                                 self.widen_local(&event, l, &known)?
-                                    .map_or_else(|| self.union_local(&event.uuid, l), Ok)?,
+                                    .map_or_else(|| l.clone(), |(w, _)| w),
                             ),
                             None => None,
                         };
@@ -496,20 +491,40 @@ impl Store {
         Ok(held)
     }
 
+    /// Stores, in `tx`, the wider levels a copy of a version already held
+    /// brings ([`Store::widen_local`]), when it brings any; the event itself
+    /// is unchanged.
+    fn widen_held(
+        &self,
+        mut tx: Txn<'_>,
+        event: &Event,
+        local: Option<&super::record::LocalRecord>,
+        known: &std::collections::HashSet<Uuid>,
+        durability: Durability,
+    ) -> Result<(), StoreError> {
+        let Some(local) = local else { return Ok(()) };
+        if let Some((l, true)) = self.widen_local(event, local, known)? {
+            let bytes = serde_json::to_vec(&l).map_err(|e| corrupt("local", e.to_string()))?;
+            tx.w.put(T::Local, event.uuid.as_bytes(), bytes);
+            tx.commit(durability)?;
+        }
+        Ok(())
+    }
+
     /// The local record once another copy of the **same** signed version
     /// (`incoming`, with the signed levels; `new`, the state it brings) has
     /// arrived along another path: for each of its elements that was held
     /// already (`known`), the wider of the two effective levels (each path's
     /// peer was entitled to give what it gave, so which copy came first must
     /// not decide); for an element it brings new, its own. Levels here are all
-    /// narrowings of one signed level, so wider is larger. `None` when there
-    /// is no held record or nothing changes.
+    /// narrowings of one signed level, so wider is larger. With whether that
+    /// changes the held record; `None` when there is no held record.
     fn widen_local(
         &self,
         incoming: &Event,
         new: &super::record::LocalRecord,
         known: &std::collections::HashSet<Uuid>,
-    ) -> Result<Option<super::record::LocalRecord>, StoreError> {
+    ) -> Result<Option<(super::record::LocalRecord, bool)>, StoreError> {
         let Some(v) = self.t.local.get(incoming.uuid.as_bytes())? else {
             return Ok(None);
         };
@@ -522,7 +537,7 @@ impl Store {
             .unwrap_or(signed)
             .max(held.event_distribution.unwrap_or(signed));
         out.event_distribution = Some(ev).filter(|d| *d != signed);
-        for (uuid, signed) in element_levels(incoming) {
+        for (uuid, signed) in incoming.element_levels() {
             let brought = new
                 .element_distribution
                 .get(&uuid)
@@ -544,7 +559,11 @@ impl Store {
                 out.element_distribution.insert(uuid, level);
             }
         }
-        Ok((out != held).then_some(out))
+        if out.received_from.is_none() {
+            out.received_from.clone_from(&new.received_from);
+        }
+        let changed = out != held;
+        Ok(Some((out, changed)))
     }
 
     fn header_of(event: &Event) -> Event {
@@ -1035,14 +1054,4 @@ fn same_seal(a: &Event, b: &Event) -> bool {
         (Some(x), Some(y)) => x.signature == y.signature && x.origin_org == y.origin_org,
         _ => false,
     }
-}
-
-/// Every element of `event` (attributes, objects, reports) with its level.
-fn element_levels(event: &Event) -> std::collections::HashMap<Uuid, u8> {
-    event
-        .all_attributes()
-        .map(|a| (a.uuid, a.distribution))
-        .chain(event.objects.iter().map(|o| (o.uuid, o.distribution)))
-        .chain(event.reports.iter().map(|r| (r.uuid, r.distribution)))
-        .collect()
 }
